@@ -1,0 +1,195 @@
+//! `compressor compress`: files (or stdin) in, files (or stdout) out, one report per file.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use compressor_engine::{Compressed, compress};
+use serde::Serialize;
+
+use crate::engine_args::EngineArgs;
+
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// Image files; `-` reads standard input
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output file (one input only); `-` writes standard output. Default: <name>.min.<ext> beside the input
+    #[arg(short, long, conflicts_with_all = ["out_dir", "in_place"])]
+    pub output: Option<PathBuf>,
+    /// Write outputs into this directory, keeping file names
+    #[arg(short = 'd', long, conflicts_with = "in_place")]
+    pub out_dir: Option<PathBuf>,
+    /// Replace each input (atomically) when the result is smaller
+    #[arg(long)]
+    pub in_place: bool,
+    /// One JSON object per file on standard output
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// One line of `--json` output.
+#[derive(Debug, Serialize)]
+struct FileReport<'a> {
+    input: String,
+    output: Option<String>,
+    ms: u128,
+    #[serde(flatten)]
+    result: Option<&'a Compressed>,
+    ratio: Option<f64>,
+    error: Option<ErrorReport>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorReport {
+    code: &'static str,
+    message: String,
+}
+
+/// Runs the command; returns the process exit code (0 all done, 1 some failed).
+pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
+    if args.output.is_some() && args.inputs.len() > 1 {
+        bail!("--output takes exactly one input; use --out-dir for several");
+    }
+    let to_stdout = args.output.as_deref() == Some(Path::new("-"));
+    if to_stdout && args.json {
+        bail!("--json and --output - both write standard output; choose one");
+    }
+    if args.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        bail!("standard input (-) can be read only once");
+    }
+    if args.in_place && args.inputs.iter().any(|p| p.as_os_str() == "-") {
+        bail!("--in-place cannot replace standard input");
+    }
+    let options = args.engine.options();
+    let mut failed = 0;
+    for input in &args.inputs {
+        let started = Instant::now();
+        let outcome = compress_one(input, &args, &options);
+        let ms = started.elapsed().as_millis();
+        let name = input.display().to_string();
+        match &outcome {
+            Ok((result, output)) => eprintln!("{}", human_line(&name, result, output.as_deref(), ms)),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{name}: error: {e:#}");
+            }
+        }
+        if args.json {
+            let report = match &outcome {
+                Ok((result, output)) => FileReport {
+                    input: name,
+                    output: output.as_ref().map(|p| p.display().to_string()),
+                    ms,
+                    result: Some(result),
+                    ratio: Some(result.ratio()),
+                    error: None,
+                },
+                Err(e) => FileReport { input: name, output: None, ms, result: None, ratio: None, error: Some(error_report(e)) },
+            };
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn error_report(e: &anyhow::Error) -> ErrorReport {
+    match e.downcast_ref::<compressor_engine::Error>() {
+        Some(engine) => ErrorReport { code: engine.code(), message: engine.to_string() },
+        None => ErrorReport { code: "io", message: format!("{e:#}") },
+    }
+}
+
+/// Compresses one input and writes its output; returns the result and where it went.
+fn compress_one(input: &Path, args: &CompressArgs, options: &compressor_engine::Options) -> anyhow::Result<(Compressed, Option<PathBuf>)> {
+    let from_stdin = input.as_os_str() == "-";
+    let data = if from_stdin {
+        let mut buf = Vec::new();
+        std::io::stdin().lock().read_to_end(&mut buf).context("reading standard input")?;
+        buf
+    } else {
+        std::fs::read(input).with_context(|| format!("reading {}", input.display()))?
+    };
+    let result = compress(&data, options)?;
+    let destination = output_path(input, args, &result)?;
+    match &destination {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&result.data)?;
+            out.flush()?;
+        }
+        // In place and unchanged: leave the original file (and its timestamps) alone.
+        Some(path) if args.in_place && !result.changed => return Ok((result, Some(path.clone()))),
+        Some(path) => write_atomically(path, &result.data)?,
+    }
+    Ok((result, destination))
+}
+
+/// Where the output goes; `None` means standard output.
+fn output_path(input: &Path, args: &CompressArgs, result: &Compressed) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(output) = &args.output {
+        return Ok((output.as_os_str() != "-").then(|| output.clone()));
+    }
+    if args.in_place {
+        return Ok(Some(input.to_path_buf()));
+    }
+    let from_stdin = input.as_os_str() == "-";
+    if from_stdin && args.out_dir.is_none() {
+        return Ok(None);
+    }
+    let stem = if from_stdin { "stdin".into() } else { input.file_stem().unwrap_or_default().to_string_lossy().into_owned() };
+    Ok(Some(match &args.out_dir {
+        Some(dir) => {
+            let name = if from_stdin {
+                format!("stdin.{}", result.format.extension())
+            } else {
+                input.file_name().unwrap_or_default().to_string_lossy().into_owned()
+            };
+            dir.join(name)
+        }
+        None => input.with_file_name(format!("{stem}.min.{}", result.format.extension())),
+    }))
+}
+
+/// Writes to a temporary file beside the target and renames it over the target, so a crash or a
+/// full disk never leaves a truncated file under the final name.
+fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".compressor-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn human_line(name: &str, r: &Compressed, output: Option<&Path>, ms: u128) -> String {
+    let saved = (1.0 - r.ratio()) * 100.0;
+    let mut line = format!("{name}: {} -> {} ({saved:.1}% saved) {}", human_bytes(r.input_size), human_bytes(r.output_size), r.method);
+    if let Some(score) = r.quality_score {
+        line += &format!(", SSIMULACRA2 {score:.1}");
+    }
+    line += &format!(", {ms} ms");
+    if let Some(output) = output {
+        line += &format!(" -> {}", output.display());
+    }
+    for note in &r.notes {
+        line += &format!("\n  note: {note}");
+    }
+    line
+}
+
+pub fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.2} MiB", n as f64 / f64::from(1 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / f64::from(1 << 10)),
+        n => format!("{n} B"),
+    }
+}

@@ -1,0 +1,129 @@
+//! The compressor engine: bytes in, bytes and a report out.
+//!
+//! ```no_run
+//! let input = std::fs::read("photo.png").unwrap();
+//! let result = compressor_engine::compress(&input, &compressor_engine::Options::default()).unwrap();
+//! println!("{} -> {} bytes", result.input_size, result.output_size);
+//! ```
+//!
+//! Invariants: no file or network I/O, no async, no global state; limits are checked from the
+//! header before any pixel buffer exists; a result is never larger than its input in the same
+//! format; `Mode::Lossless` results are decoded and compared pixel by pixel before they are
+//! returned; panics inside codecs are caught and returned as [`Error::Internal`].
+
+mod error;
+mod format;
+mod jpeg;
+mod metadata;
+mod options;
+mod pixels;
+mod png;
+mod score;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use error::{Error, LimitKind};
+pub use format::{Format, ImageInfo, detect, probe};
+pub use options::{Limits, MetadataPolicy, Mode, Options, Quality};
+
+/// Default quality range for lossy PNG (pngquant-style MIN-MAX).
+pub const DEFAULT_PNG_QUALITY: Quality = png::DEFAULT_QUALITY;
+/// Default quality for lossy JPEG.
+pub const DEFAULT_JPEG_QUALITY: u8 = jpeg::DEFAULT_QUALITY;
+
+/// The result of [`compress`]: the bytes and what happened to them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Compressed {
+    #[serde(skip)]
+    pub data: Vec<u8>,
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub input_size: usize,
+    pub output_size: usize,
+    /// False when the input is returned as it was (nothing smaller was found).
+    pub changed: bool,
+    /// SSIMULACRA2 of the output against the decoded input, for lossy results.
+    pub quality_score: Option<f64>,
+    /// Which path produced the output, for example `png-quantized` or `jpeg-lossless`.
+    pub method: String,
+    /// Fallbacks and decisions worth telling a user about.
+    pub notes: Vec<String>,
+}
+
+impl Compressed {
+    /// Output size over input size (below 1 means smaller).
+    pub fn ratio(&self) -> f64 {
+        if self.input_size == 0 { 1.0 } else { self.output_size as f64 / self.input_size as f64 }
+    }
+}
+
+/// What a format module returns; [`compress`] adds sizes and the never-larger rule.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    data: Vec<u8>,
+    format: Format,
+    width: u32,
+    height: u32,
+    score: Option<f64>,
+    method: String,
+    notes: Vec<String>,
+}
+
+impl Encoded {
+    /// The input itself, with the reasons it was kept.
+    fn unchanged(input: &[u8], info: &ImageInfo, notes: Vec<String>) -> Self {
+        Encoded {
+            data: input.to_vec(),
+            format: info.format,
+            width: info.width,
+            height: info.height,
+            score: None,
+            method: "unchanged".into(),
+            notes,
+        }
+    }
+}
+
+/// Compresses one image held in memory.
+pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
+    options.validate()?;
+    let limit = options.limits.max_input_bytes;
+    if input.len() as u64 > limit {
+        return Err(Error::LimitExceeded { what: LimitKind::InputBytes, value: input.len() as u64, limit });
+    }
+    let info = probe(input)?;
+    format::check_limits(&info, input.len(), &options.limits)?;
+
+    let encoded = catch_unwind(AssertUnwindSafe(|| match info.format {
+        Format::Png => png::compress(input, &info, options),
+        Format::Jpeg => jpeg::compress(input, &info, options),
+        other => Err(Error::unsupported(format!("{other} input is not supported yet"))),
+    }))
+    .unwrap_or_else(|panic| {
+        let detail = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()));
+        Err(Error::internal(format!("codec panicked: {}", detail.unwrap_or_default())))
+    })?;
+
+    // Never larger: in the same format, a result that does not shrink is not worth a change.
+    let encoded = if encoded.format == info.format && encoded.data.len() >= input.len() && encoded.data != input {
+        let mut notes = encoded.notes;
+        notes.push(format!("{} output ({} bytes) was not smaller than the input; input kept", encoded.method, encoded.data.len()));
+        Encoded::unchanged(input, &info, notes)
+    } else {
+        encoded
+    };
+    let changed = encoded.data != input;
+    Ok(Compressed {
+        format: encoded.format,
+        width: encoded.width,
+        height: encoded.height,
+        input_size: input.len(),
+        output_size: encoded.data.len(),
+        changed,
+        quality_score: if changed { encoded.score } else { None },
+        method: if changed { encoded.method } else { "unchanged".into() },
+        notes: encoded.notes,
+        data: encoded.data,
+    })
+}

@@ -1,0 +1,141 @@
+//! What a caller can ask of the engine. Parsing from strings lives here so the CLI, the HTTP API
+//! and batch all accept exactly the same spellings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Change pixels where it pays (palette quantization, DCT re-quantization).
+    #[default]
+    Lossy,
+    /// Keep every pixel; proven by decoding the result and comparing.
+    Lossless,
+}
+
+/// What happens to metadata (EXIF, XMP, ICC profiles, text chunks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetadataPolicy {
+    /// Drop everything that does not change the pixels' meaning.
+    Strip,
+    /// Keep the ICC profile, colour chunks and the orientation; drop EXIF (GPS!), XMP and text.
+    #[default]
+    Safe,
+    /// Keep everything the format can carry.
+    Keep,
+}
+
+/// A quality range in the style of pngquant: `80` or `65-80` (0-100).
+///
+/// For lossy PNG the encoder aims at `max` and gives up (falling back to lossless) below `min`.
+/// Encoders with a single quality knob (JPEG) use `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Quality {
+    pub min: u8,
+    pub max: u8,
+}
+
+impl Quality {
+    pub const fn new(min: u8, max: u8) -> Self {
+        Quality { min, max }
+    }
+}
+
+impl fmt::Display for Quality {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.min == self.max { write!(f, "{}", self.max) } else { write!(f, "{}-{}", self.min, self.max) }
+    }
+}
+
+impl FromStr for Quality {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let invalid = || Error::InvalidOptions { detail: format!("quality {s:?} is not N or MIN-MAX with 0 <= MIN <= MAX <= 100") };
+        let parse = |p: &str| p.trim().parse::<u8>().ok().filter(|v| *v <= 100).ok_or_else(invalid);
+        let (min, max) = match s.split_once('-') {
+            Some((min, max)) => (parse(min)?, parse(max)?),
+            // A single number is a target; like pngquant, accept anything down to 0 rather than fail.
+            None => (0, parse(s)?),
+        };
+        if min > max {
+            return Err(invalid());
+        }
+        Ok(Quality { min, max })
+    }
+}
+
+impl FromStr for Mode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "lossy" => Ok(Mode::Lossy),
+            "lossless" => Ok(Mode::Lossless),
+            _ => Err(Error::InvalidOptions { detail: format!("mode {s:?} is not lossy or lossless") }),
+        }
+    }
+}
+
+impl FromStr for MetadataPolicy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "strip" => Ok(MetadataPolicy::Strip),
+            "safe" => Ok(MetadataPolicy::Safe),
+            "keep" => Ok(MetadataPolicy::Keep),
+            _ => Err(Error::InvalidOptions { detail: format!("metadata {s:?} is not strip, safe or keep") }),
+        }
+    }
+}
+
+/// Checked against the header before any pixel buffer is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    pub max_pixels: u64,
+    pub max_dimension: u32,
+    pub max_input_bytes: u64,
+    pub max_frames: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_pixels: 100_000_000, max_dimension: 65_535, max_input_bytes: 256 * 1024 * 1024, max_frames: 10_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Options {
+    pub mode: Mode,
+    /// `None` means the format's default (PNG `65-80`, JPEG `80`).
+    pub quality: Option<Quality>,
+    pub metadata: MetadataPolicy,
+    /// 1 (fastest) to 6 (smallest). Maps onto oxipng presets and libimagequant speed.
+    pub effort: u8,
+    pub limits: Limits,
+    /// Compute the SSIMULACRA2 score of lossy results (costs about one extra decode).
+    pub score: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { mode: Mode::Lossy, quality: None, metadata: MetadataPolicy::Safe, effort: 2, limits: Limits::default(), score: true }
+    }
+}
+
+impl Options {
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if !(1..=6).contains(&self.effort) {
+            return Err(Error::InvalidOptions { detail: format!("effort {} is not in 1..=6", self.effort) });
+        }
+        if let Some(q) = self.quality
+            && (q.min > q.max || q.max > 100)
+        {
+            return Err(Error::InvalidOptions { detail: format!("quality {q} is not a range within 0-100") });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! PNG: lossless optimisation with oxipng (proven by pixel comparison) and lossy palette
+//! quantization with libimagequant, written out through oxipng's reductions and deflate.
+
+use std::io::Cursor;
+
+use oxipng::{BitDepth, ColorType, RGBA8, RawImage, StripChunks};
+
+use crate::metadata::{PNG_DISPLAY_CHUNKS, PNG_IMAGE_CHUNKS, exif_orientation, orientation_only_exif, png_chunks, write_png};
+use crate::pixels::{Pixels, Samples};
+use crate::{Encoded, Error, Format, ImageInfo, MetadataPolicy, Mode, Options, Quality, score};
+
+/// pngquant's own default, and the issue's.
+pub const DEFAULT_QUALITY: Quality = Quality::new(65, 80);
+
+/// Deflate cannot expand data more than about 1032:1, so a PNG whose raw pixels would need more
+/// than this many times its file size cannot be valid: refuse it before allocating.
+const MAX_DEFLATE_RATIO: u64 = 1100;
+
+pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+    let prepared = apply_metadata_policy(input, options.metadata)?;
+    match options.mode {
+        Mode::Lossless => lossless(input, &prepared, info, options),
+        Mode::Lossy => lossy(input, &prepared, info, options),
+    }
+}
+
+fn lossless(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+    let original = decode(input, options)?;
+    let mut opts = oxipng_options(options);
+    opts.strip = StripChunks::None; // the policy was applied by `apply_metadata_policy`
+    let output = oxipng::optimize_from_memory(prepared, &opts).map_err(|e| Error::corrupt(format!("PNG: {e}")))?;
+    // The guarantee of this mode: decode what we made and compare every pixel with the input.
+    match decode(&output, options) {
+        Ok(decoded) if decoded.same_pixels(&original) => {}
+        _ => {
+            return Ok(Encoded::unchanged(input, info, vec!["lossless result did not decode to identical pixels; input kept".into()]));
+        }
+    }
+    Ok(Encoded {
+        data: output,
+        format: Format::Png,
+        width: info.width,
+        height: info.height,
+        score: None,
+        method: "png-lossless".into(),
+        notes: vec![],
+    })
+}
+
+fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+    let chunks = png_chunks(prepared)?;
+    if chunks.iter().any(|c| &c.name == b"acTL") {
+        let mut out = lossless(input, prepared, info, options)?;
+        out.notes.push("animated PNG: quantization would drop frames, compressed losslessly instead".into());
+        return Ok(out);
+    }
+    let original = decode(input, options)?;
+    let quality = options.quality.unwrap_or(DEFAULT_QUALITY);
+    let (palette, indices, achieved) = match quantize(&original, quality, options.effort)? {
+        Some(q) => q,
+        None => {
+            let mut out = lossless(input, prepared, info, options)?;
+            out.notes.push(format!("quality {quality} not reachable with 256 colours; compressed losslessly instead"));
+            return Ok(out);
+        }
+    };
+    let score = options.score.then(|| score::ssimulacra2(&original, &palette_pixels(&palette, &indices, info))).flatten();
+
+    let mut raw = RawImage::new(info.width, info.height, ColorType::Indexed { palette: palette.clone() }, BitDepth::Eight, indices)
+        .map_err(|e| Error::internal(format!("oxipng raw image: {e}")))?;
+    // Carry the (already policy-filtered) ancillary chunks over to the paletted image.
+    for chunk in chunks.iter().filter(|c| c.name[0].is_ascii_lowercase() && !PNG_IMAGE_CHUNKS.contains(&c.name) && &c.name != b"bKGD") {
+        raw.add_png_chunk(chunk.name, chunk.data.to_vec());
+    }
+    let mut opts = oxipng_options(options);
+    opts.strip = StripChunks::None;
+    opts.optimize_alpha = true; // pixels are already lossy; let oxipng normalise invisible ones
+    let data = raw.create_optimized_png(&opts).map_err(|e| Error::internal(format!("oxipng: {e}")))?;
+    let mut notes = vec![];
+    if let Some(achieved) = achieved {
+        notes.push(format!("libimagequant quality {achieved}, {} colours", palette.len()));
+    }
+    Ok(Encoded { data, format: Format::Png, width: info.width, height: info.height, score, method: "png-quantized".into(), notes })
+}
+
+/// Palette and indices, or `None` when the minimum quality cannot be met (pngquant's exit 99).
+type Quantized = (Vec<RGBA8>, Vec<u8>, Option<u8>);
+
+fn quantize(pixels: &Pixels, quality: Quality, effort: u8) -> Result<Option<Quantized>, Error> {
+    let rgba = pixels.to_rgba8();
+    let bitmap: Vec<imagequant::RGBA> = rgba.chunks_exact(4).map(|p| imagequant::RGBA::new(p[0], p[1], p[2], p[3])).collect();
+    let mut attr = imagequant::new();
+    // pngquant's default speed is 4 (our default effort 2); more effort, slower and better.
+    attr.set_speed(i32::from(6 - effort.min(5))).map_err(|e| Error::internal(format!("imagequant speed: {e}")))?;
+    attr.set_quality(quality.min, quality.max).map_err(|e| Error::internal(format!("imagequant quality: {e}")))?;
+    let mut image = attr
+        .new_image(bitmap, pixels.width as usize, pixels.height as usize, 0.0)
+        .map_err(|e| Error::internal(format!("imagequant image: {e}")))?;
+    let mut result = match attr.quantize(&mut image) {
+        Ok(r) => r,
+        Err(imagequant::Error::QualityTooLow) => return Ok(None),
+        Err(e) => return Err(Error::internal(format!("imagequant: {e}"))),
+    };
+    result.set_dithering_level(1.0).map_err(|e| Error::internal(format!("imagequant dithering: {e}")))?;
+    let (palette, indices) = result.remapped(&mut image).map_err(|e| Error::internal(format!("imagequant remap: {e}")))?;
+    let palette = palette.into_iter().map(|c| RGBA8::new(c.r, c.g, c.b, c.a)).collect();
+    Ok(Some((palette, indices, result.quantization_quality())))
+}
+
+fn palette_pixels(palette: &[RGBA8], indices: &[u8], info: &ImageInfo) -> Pixels {
+    let data = indices.iter().flat_map(|&i| {
+        let c = palette.get(usize::from(i)).copied().unwrap_or_default();
+        [c.r, c.g, c.b, c.a]
+    });
+    Pixels::rgba8(info.width, info.height, data.collect())
+}
+
+fn oxipng_options(options: &Options) -> oxipng::Options {
+    let mut opts = oxipng::Options::from_preset(options.effort);
+    opts.max_decompressed_size = Some(max_raw_bytes(options));
+    opts
+}
+
+fn max_raw_bytes(options: &Options) -> usize {
+    // 8 bytes per pixel (16-bit RGBA) plus one filter byte per row, for the largest allowed image.
+    usize::try_from(options.limits.max_pixels.saturating_mul(8).saturating_add(u64::from(options.limits.max_dimension)))
+        .unwrap_or(usize::MAX)
+}
+
+/// Rewrites the chunk list so that only what the policy allows reaches the optimiser.
+fn apply_metadata_policy(input: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>, Error> {
+    let chunks = png_chunks(input)?;
+    let orientation_exif;
+    let mut kept: Vec<(&[u8; 4], &[u8])> = Vec::with_capacity(chunks.len());
+    for chunk in &chunks {
+        let critical = chunk.name[0].is_ascii_uppercase();
+        let keep = critical
+            || PNG_IMAGE_CHUNKS.contains(&chunk.name)
+            || match policy {
+                MetadataPolicy::Keep => true,
+                MetadataPolicy::Strip => false,
+                MetadataPolicy::Safe => PNG_DISPLAY_CHUNKS.contains(&chunk.name),
+            };
+        if keep {
+            kept.push((&chunk.name, chunk.data));
+        }
+    }
+    // Under `safe`, an eXIf chunk is replaced by one that holds only the orientation.
+    if policy == MetadataPolicy::Safe
+        && let Some(o) = chunks.iter().find(|c| &c.name == b"eXIf").and_then(|c| exif_orientation(c.data)).filter(|&o| o != 1)
+    {
+        orientation_exif = orientation_only_exif(o);
+        let idat = kept.iter().position(|(n, _)| *n == b"IDAT").unwrap_or(kept.len());
+        kept.insert(idat, (b"eXIf", &orientation_exif));
+    }
+    Ok(write_png(kept))
+}
+
+/// Decodes the default image to RGBA, 8- or 16-bit as stored.
+pub(crate) fn decode(data: &[u8], options: &Options) -> Result<Pixels, Error> {
+    let info = crate::format::probe(data)?;
+    crate::format::check_limits(&info, data.len(), &options.limits)?;
+    let raw_estimate = u64::from(info.width) * u64::from(info.height);
+    if raw_estimate / 8 > (data.len() as u64).saturating_mul(MAX_DEFLATE_RATIO) {
+        return Err(Error::corrupt(format!(
+            "PNG declares {}x{} pixels, more than its {} bytes can hold",
+            info.width,
+            info.height,
+            data.len()
+        )));
+    }
+    let limits = png::Limits { bytes: max_raw_bytes(options) };
+    let mut decoder = png::Decoder::new_with_limits(Cursor::new(data), limits);
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().map_err(png_error)?;
+    let size = reader.output_buffer_size().ok_or_else(|| Error::corrupt("PNG output size overflows"))?;
+    let mut buf = vec![0; size];
+    let frame = reader.next_frame(&mut buf).map_err(png_error)?;
+    buf.truncate(frame.buffer_size());
+    let (width, height) = (frame.width, frame.height);
+    let channels = frame.color_type.samples();
+    let samples = match frame.bit_depth {
+        png::BitDepth::Sixteen => {
+            let wide: Vec<u16> = buf.chunks_exact(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect();
+            Samples::Rgba16(to_rgba(&wide, channels, u16::MAX))
+        }
+        png::BitDepth::Eight => Samples::Rgba8(to_rgba(&buf, channels, u8::MAX)),
+        other => return Err(Error::internal(format!("PNG decoder left {other:?}-bit samples after expansion"))),
+    };
+    Ok(Pixels { width, height, samples })
+}
+
+fn to_rgba<T: Copy>(samples: &[T], channels: usize, opaque: T) -> Vec<T> {
+    match channels {
+        4 => samples.to_vec(),
+        3 => samples.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], opaque]).collect(),
+        2 => samples.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+        _ => samples.iter().flat_map(|&g| [g, g, g, opaque]).collect(),
+    }
+}
+
+fn png_error(e: png::DecodingError) -> Error {
+    match e {
+        png::DecodingError::LimitsExceeded => Error::corrupt("PNG needs more memory than the limits allow"),
+        other => Error::corrupt(format!("PNG: {other}")),
+    }
+}

@@ -82,18 +82,19 @@ pub fn probe(data: &[u8]) -> Result<ImageInfo, Error> {
         Format::WebP => webp_dimensions(data)?,
         Format::Avif => return Err(Error::unsupported("AVIF input cannot be decoded by this build (AVIF is an output format only)")),
     };
-    if width == 0 || height == 0 {
-        return Err(Error::corrupt(format!("{format} header declares a {width}x{height} image")));
-    }
     Ok(ImageInfo { format, width, height })
 }
 
-/// Refuses inputs whose size or declared dimensions exceed the limits.
-pub(crate) fn check_limits(info: &ImageInfo, input_len: usize, limits: &Limits) -> Result<(), Error> {
+/// Refuses inputs whose size or declared dimensions exceed the limits, or that declare no pixels.
+pub(crate) fn check_header(info: &ImageInfo, input_len: usize, limits: &Limits) -> Result<(), Error> {
     let over = |what, value: u64, limit: u64| if value > limit { Err(Error::LimitExceeded { what, value, limit }) } else { Ok(()) };
     over(LimitKind::InputBytes, input_len as u64, limits.max_input_bytes)?;
     over(LimitKind::Dimension, u64::from(info.width.max(info.height)), u64::from(limits.max_dimension))?;
-    over(LimitKind::Pixels, u64::from(info.width) * u64::from(info.height), limits.max_pixels)
+    over(LimitKind::Pixels, u64::from(info.width) * u64::from(info.height), limits.max_pixels)?;
+    if info.width == 0 || info.height == 0 {
+        return Err(Error::corrupt(format!("{} header declares a {}x{} image", info.format, info.width, info.height)));
+    }
+    Ok(())
 }
 
 fn describe_unknown(data: &[u8]) -> String {

@@ -93,7 +93,7 @@ pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
         return Err(Error::LimitExceeded { what: LimitKind::InputBytes, value: input.len() as u64, limit });
     }
     let info = probe(input)?;
-    format::check_limits(&info, input.len(), &options.limits)?;
+    format::check_header(&info, input.len(), &options.limits)?;
 
     let encoded = catch_unwind(AssertUnwindSafe(|| match info.format {
         Format::Png => png::compress(input, &info, options),

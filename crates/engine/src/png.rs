@@ -159,7 +159,7 @@ fn apply_metadata_policy(input: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>
 /// Decodes the default image to RGBA, 8- or 16-bit as stored.
 pub(crate) fn decode(data: &[u8], options: &Options) -> Result<Pixels, Error> {
     let info = crate::format::probe(data)?;
-    crate::format::check_limits(&info, data.len(), &options.limits)?;
+    crate::format::check_header(&info, data.len(), &options.limits)?;
     let raw_estimate = u64::from(info.width) * u64::from(info.height);
     if raw_estimate / 8 > (data.len() as u64).saturating_mul(MAX_DEFLATE_RATIO) {
         return Err(Error::corrupt(format!(

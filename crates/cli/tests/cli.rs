@@ -1,0 +1,146 @@
+//! The `compressor compress` command, run as a real process on files it writes itself.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn compressor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_compressor"))
+}
+
+/// A noisy gradient PNG with alpha, stored with fast deflate so there is something to gain.
+fn write_png(path: &Path, w: u32, h: u32) -> Vec<u8> {
+    let mut rgba = Vec::new();
+    let mut seed = 12345u32;
+    for y in 0..h {
+        for x in 0..w {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let n = (seed >> 16) as u8 % 3;
+            rgba.extend_from_slice(&[(x * 255 / w) as u8 + n, (y * 255 / h) as u8, n * 8, 255 - (x * 100 / w) as u8]);
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_compression(png::Compression::Fast);
+        enc.write_header().unwrap().write_image_data(&rgba).unwrap();
+    }
+    std::fs::write(path, &out).unwrap();
+    out
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run compressor")
+}
+
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect()
+}
+
+#[test]
+fn writes_a_min_file_beside_the_input_and_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("shot.png");
+    let original = write_png(&input, 120, 80);
+    let out = run(compressor().arg("compress").arg(&input).arg("--json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let min = dir.path().join("shot.min.png");
+    let written = std::fs::read(&min).unwrap();
+    assert!(written.len() < original.len());
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!(r["output"], min.display().to_string());
+    assert_eq!(r["input_size"], original.len());
+    assert_eq!(r["output_size"], written.len());
+    assert_eq!(r["format"], "png");
+    assert_eq!(r["changed"], true);
+    assert!(r["quality_score"].as_f64().is_some(), "{r}");
+    assert!(r["error"].is_null());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("% saved"), "human summary on stderr: {stderr}");
+}
+
+#[test]
+fn reads_stdin_and_writes_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.png");
+    let original = write_png(&input, 64, 64);
+    let out = run(compressor().args(["compress", "-", "-o", "-", "--mode", "lossless"]).stdin(std::fs::File::open(&input).unwrap()));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.starts_with(b"\x89PNG"));
+    assert!(out.stdout.len() < original.len());
+}
+
+#[test]
+fn a_failing_file_does_not_stop_the_others_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.png");
+    write_png(&good, 50, 50);
+    let bad = dir.path().join("bad.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR broken").unwrap();
+    let missing = dir.path().join("missing.png");
+    let out = run(compressor().arg("compress").args([&bad, &missing, &good]).arg("--json"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(dir.path().join("good.min.png").exists());
+    assert!(!dir.path().join("bad.min.png").exists(), "no output for a failed file");
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 3);
+    assert_eq!(reports[0]["error"]["code"], "corrupt_image");
+    assert_eq!(reports[1]["error"]["code"], "io");
+    assert!(reports[2]["error"].is_null());
+    // Nothing half-written is left behind.
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".compressor-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.png");
+    write_png(&a, 8, 8);
+    assert_eq!(run(compressor().args(["compress", "--mode", "fast"]).arg(&a)).status.code(), Some(2));
+    assert_eq!(run(compressor().args(["compress", "-q", "90-10"]).arg(&a)).status.code(), Some(2));
+    assert_eq!(run(compressor().args(["compress", "-o", "x.png"]).arg(&a).arg(&a)).status.code(), Some(2));
+    assert_eq!(run(compressor().arg("compress")).status.code(), Some(2));
+}
+
+#[test]
+fn in_place_replaces_only_when_smaller_and_out_dir_keeps_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("p.png");
+    let original = write_png(&input, 90, 60);
+    let out = run(compressor().args(["compress", "--in-place", "-m", "lossless"]).arg(&input));
+    assert!(out.status.success());
+    let once = std::fs::read(&input).unwrap();
+    assert!(once.len() < original.len());
+    // Second run: nothing smaller exists, the file is left as it is.
+    let modified = std::fs::metadata(&input).unwrap().modified().unwrap();
+    assert!(run(compressor().args(["compress", "--in-place", "-m", "lossless"]).arg(&input)).status.success());
+    assert_eq!(std::fs::read(&input).unwrap(), once);
+    assert_eq!(std::fs::metadata(&input).unwrap().modified().unwrap(), modified);
+
+    let outdir = dir.path().join("out");
+    assert!(run(compressor().arg("compress").arg("-d").arg(&outdir).arg(&input)).status.success());
+    assert!(outdir.join("p.png").exists());
+}
+
+#[test]
+fn compresses_a_real_screenshot_when_the_corpus_is_available() {
+    let Some(corpus) = std::env::var_os("COMPRESSOR_CORPUS").map(PathBuf::from) else {
+        eprintln!("COMPRESSOR_CORPUS is not set: skipping");
+        return;
+    };
+    let input = corpus.join("png_real/screenshot/image-png__lorem_ipsum_screenshot.png");
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(compressor().arg("compress").arg(&input).arg("-o").arg(dir.path().join("o.png")).arg("--json").stdout(Stdio::piped()));
+    assert!(out.status.success());
+    let r = &json_lines(&out)[0];
+    let ratio = r["ratio"].as_f64().unwrap();
+    // The old pngquant pipeline's promise for screenshots: 70-85 % smaller.
+    assert!(ratio < 0.30, "lossy screenshot only {:.0}% smaller", (1.0 - ratio) * 100.0);
+}

@@ -1,0 +1,79 @@
+//! JPEG behaviour on the corpus photos: lossless transcoding keeps every pixel, metadata policy.
+
+mod common;
+
+use common::{corpus, files, jpeg_icc, jpeg_orientation, jpeg_samples};
+use compressor_engine::{Error, Format, MetadataPolicy, Mode, Options, compress};
+
+#[test]
+fn lossless_jpeg_keeps_pixels_orientation_and_icc() {
+    let Some(corpus) = corpus() else { return };
+    let photos = files(&corpus.join("photos_jpeg"), &["jpg", "jpeg"]);
+    assert!(photos.len() > 50, "expected the JPEG photos, found {}", photos.len());
+    let (mut changed, mut with_orientation, mut with_icc) = (0, 0, 0);
+    for path in &photos {
+        let input = std::fs::read(path).unwrap();
+        let result = match compress(&input, &Options { mode: Mode::Lossless, ..Options::default() }) {
+            Ok(r) => r,
+            // 12-bit and other exotic files libjpeg cannot read are refused, not mangled.
+            Err(Error::Corrupt { .. } | Error::UnsupportedFormat { .. }) => continue,
+            Err(e) => panic!("{}: {e}", path.display()),
+        };
+        assert_eq!(result.format, Format::Jpeg);
+        assert!(result.output_size <= input.len(), "{}: grew", path.display());
+        assert_eq!(jpeg_samples(&result.data), jpeg_samples(&input), "{}: pixels changed", path.display());
+        changed += usize::from(result.changed);
+        // `safe` keeps the orientation and the ICC profile.
+        let orientation = jpeg_orientation(&input).filter(|&o| o != 1);
+        if orientation.is_some() {
+            with_orientation += 1;
+            assert_eq!(jpeg_orientation(&result.data), orientation, "{}: orientation lost", path.display());
+        }
+        if !jpeg_icc(&input).is_empty() {
+            with_icc += 1;
+            assert_eq!(jpeg_icc(&result.data), jpeg_icc(&input), "{}: ICC profile changed", path.display());
+        }
+    }
+    assert!(changed * 2 > photos.len(), "only {changed} of {} photos got smaller", photos.len());
+    assert!(with_orientation >= 10 && with_icc >= 3, "corpus lacks orientation ({with_orientation}) or ICC ({with_icc}) cases");
+}
+
+#[test]
+fn safe_metadata_drops_exif_and_xmp_but_strip_drops_everything() {
+    let Some(corpus) = corpus() else { return };
+    let input = std::fs::read(corpus.join("photos_jpeg/libavif__dog_exif_extended_xmp_icc.jpg")).unwrap();
+    let has = |d: &[u8], prefix: &[u8]| common::jpeg_segments(d).iter().any(|(_, p)| p.starts_with(prefix));
+    assert!(has(&input, b"http://ns.adobe.com/xap/1.0/\0") && has(&input, b"Exif\0\0"), "test image lost its metadata");
+
+    let safe = compress(&input, &Options { mode: Mode::Lossless, ..Options::default() }).unwrap();
+    assert!(!has(&safe.data, b"http://ns.adobe.com/xap/1.0/\0"), "XMP survived safe");
+    let exif = common::jpeg_segments(&safe.data).into_iter().find(|(_, p)| p.starts_with(b"Exif\0\0"));
+    assert!(exif.is_none_or(|(_, p)| p.len() < 64), "full EXIF survived safe");
+    assert!(!jpeg_icc(&safe.data).is_empty());
+
+    let strip = compress(&input, &Options { mode: Mode::Lossless, metadata: MetadataPolicy::Strip, ..Options::default() }).unwrap();
+    assert!(jpeg_icc(&strip.data).is_empty() && !has(&strip.data, b"Exif\0\0"));
+
+    let keep = compress(&input, &Options { mode: Mode::Lossless, metadata: MetadataPolicy::Keep, ..Options::default() }).unwrap();
+    assert!(has(&keep.data, b"http://ns.adobe.com/xap/1.0/\0") && has(&keep.data, b"Exif\0\0"));
+}
+
+#[test]
+fn lossy_jpeg_photos_are_smaller_with_a_score() {
+    let Some(corpus) = corpus() else { return };
+    let photos: Vec<_> = files(&corpus.join("photos_jpeg"), &["jpg"])
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains("flower"))
+        .collect();
+    assert!(!photos.is_empty());
+    for path in &photos {
+        let input = std::fs::read(path).unwrap();
+        let result = compress(&input, &Options::default()).unwrap();
+        assert!(result.output_size < input.len(), "{}", path.display());
+        if result.method.starts_with("jpeg-q") {
+            // Quality 80 from q85 sources: visibly close to the source.
+            let score = result.quality_score.expect("lossy JPEG carries a score");
+            assert!(score > 60.0, "{}: SSIMULACRA2 {score:.1}", path.display());
+        }
+    }
+}

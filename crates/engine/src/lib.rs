@@ -24,7 +24,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use error::{Error, LimitKind};
 pub use format::{Format, ImageInfo, detect, probe};
-pub use options::{Limits, MetadataPolicy, Mode, Options, Quality};
+pub use options::{Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality};
 
 /// Default quality range for lossy PNG (pngquant-style MIN-MAX).
 pub const DEFAULT_PNG_QUALITY: Quality = png::DEFAULT_QUALITY;

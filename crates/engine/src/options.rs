@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Error;
+use crate::{Error, Format};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,6 +92,34 @@ impl FromStr for MetadataPolicy {
     }
 }
 
+/// The format of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// The input's own format.
+    #[default]
+    Keep,
+    /// Try several formats (see [`Options::auto_formats`]) and keep the smallest that meets the quality target.
+    Auto,
+    To(Format),
+}
+
+impl FromStr for OutputFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "keep" => OutputFormat::Keep,
+            "auto" => OutputFormat::Auto,
+            "png" => OutputFormat::To(Format::Png),
+            "jpeg" | "jpg" => OutputFormat::To(Format::Jpeg),
+            "webp" => OutputFormat::To(Format::WebP),
+            "avif" => OutputFormat::To(Format::Avif),
+            "gif" => OutputFormat::To(Format::Gif),
+            _ => return Err(Error::InvalidOptions { detail: format!("format {s:?} is not keep, auto, png, jpeg, webp, avif or gif") }),
+        })
+    }
+}
+
 /// Checked against the header before any pixel buffer is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Limits {
@@ -118,11 +146,35 @@ pub struct Options {
     pub limits: Limits,
     /// Compute the SSIMULACRA2 score of lossy results (costs about one extra decode).
     pub score: bool,
+    pub format: OutputFormat,
+    /// Candidates for [`OutputFormat::Auto`]; empty means WebP, AVIF and the input's format.
+    pub auto_formats: Vec<Format>,
+    /// Smallest output whose SSIMULACRA2 is at least this (searches the quality setting).
+    pub target_quality: Option<f64>,
+    /// Best-quality output no larger than this many bytes.
+    pub max_bytes: Option<u64>,
+    /// Colour that transparent pixels are flattened onto for formats without alpha (JPEG).
+    pub background: [u8; 3],
+    /// Allow animated input into a still-only format by keeping the first frame.
+    pub first_frame: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { mode: Mode::Lossy, quality: None, metadata: MetadataPolicy::Safe, effort: 2, limits: Limits::default(), score: true }
+        Options {
+            mode: Mode::Lossy,
+            quality: None,
+            metadata: MetadataPolicy::Safe,
+            effort: 2,
+            limits: Limits::default(),
+            score: true,
+            format: OutputFormat::Keep,
+            auto_formats: Vec::new(),
+            target_quality: None,
+            max_bytes: None,
+            background: [255, 255, 255],
+            first_frame: false,
+        }
     }
 }
 

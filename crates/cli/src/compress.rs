@@ -62,6 +62,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     if args.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read only once");
     }
+    if args.in_place && args.engine.format != compressor_engine::OutputFormat::Keep {
+        bail!("--in-place cannot change the format (the file name would lie); use --out-dir");
+    }
     if args.in_place && args.inputs.iter().any(|p| p.as_os_str() == "-") {
         bail!("--in-place cannot replace standard input");
     }
@@ -179,6 +182,10 @@ fn human_line(name: &str, r: &Compressed, output: Option<&Path>, ms: u128) -> St
     line += &format!(", {ms} ms");
     if let Some(output) = output {
         line += &format!(" -> {}", output.display());
+    }
+    for c in &r.candidates {
+        let score = c.quality_score.map_or("n/a".into(), |s| format!("{s:.1}"));
+        line += &format!("\n  candidate {}: {} (score {score}, {})", c.format, human_bytes(c.size), c.method);
     }
     for note in &r.notes {
         line += &format!("\n  note: {note}");

@@ -1,7 +1,7 @@
 //! Engine options as command-line flags, shared by every subcommand that compresses.
 
 use clap::Args;
-use compressor_engine::{Limits, MetadataPolicy, Mode, Options, Quality};
+use compressor_engine::{Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality};
 
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
@@ -20,6 +20,21 @@ pub struct EngineArgs {
     /// Refuse images with more pixels than this (checked from the header, before decoding)
     #[arg(long, default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,
+    /// Output format: keep, png, jpeg, webp, avif, gif, or auto (smallest of WebP, AVIF and the input's format)
+    #[arg(short, long, default_value = "keep", value_parser = parse::<OutputFormat>)]
+    pub format: OutputFormat,
+    /// Smallest output whose SSIMULACRA2 score is at least this (e.g. 80; 90 is visually lossless)
+    #[arg(long, value_parser = parse_score)]
+    pub target_quality: Option<f64>,
+    /// Best-quality output no larger than this many bytes
+    #[arg(long)]
+    pub max_bytes: Option<u64>,
+    /// Colour that transparency is flattened onto for JPEG output, as RRGGBB
+    #[arg(long, default_value = "ffffff", value_parser = parse_colour)]
+    pub background: [u8; 3],
+    /// Allow animated input into still-only formats by keeping the first frame
+    #[arg(long)]
+    pub first_frame: bool,
 }
 
 impl EngineArgs {
@@ -30,6 +45,11 @@ impl EngineArgs {
             metadata: self.metadata,
             effort: self.effort,
             limits: Limits { max_pixels: self.max_pixels, ..Limits::default() },
+            format: self.format,
+            target_quality: self.target_quality,
+            max_bytes: self.max_bytes,
+            background: self.background,
+            first_frame: self.first_frame,
             ..Options::default()
         }
     }
@@ -38,4 +58,17 @@ impl EngineArgs {
 /// Uses the engine's own parsers so the CLI, HTTP API and batch accept the same spellings.
 fn parse<T: std::str::FromStr<Err = compressor_engine::Error>>(s: &str) -> Result<T, String> {
     s.parse().map_err(|e: compressor_engine::Error| e.to_string())
+}
+
+fn parse_score(s: &str) -> Result<f64, String> {
+    s.parse::<f64>().ok().filter(|v| (0.0..=100.0).contains(v)).ok_or_else(|| format!("{s:?} is not a score between 0 and 100"))
+}
+
+fn parse_colour(s: &str) -> Result<[u8; 3], String> {
+    let hex = s.trim_start_matches('#');
+    let channel = |i: usize| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok());
+    match (hex.len(), channel(0), channel(2), channel(4)) {
+        (6, Some(r), Some(g), Some(b)) => Ok([r, g, b]),
+        _ => Err(format!("{s:?} is not a colour like ffffff")),
+    }
 }

@@ -10,6 +10,7 @@ use std::{mem, ptr};
 
 use mozjpeg_sys as sys;
 
+use crate::image::Image;
 use crate::metadata::{exif_orientation, orientation_only_exif};
 use crate::pixels::Pixels;
 use crate::{Encoded, Error, Format, ImageInfo, MetadataPolicy, Mode, Options, score};
@@ -97,6 +98,7 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
             score: None,
             method: "jpeg-lossless".into(),
             notes,
+            candidates: Vec::new(),
         },
         None => Encoded::unchanged(input, info, vec!["optimised coefficients did not decode to identical pixels; input kept".into()]),
     };
@@ -130,6 +132,7 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
         score,
         method: format!("jpeg-q{quality}"),
         notes: vec![],
+        candidates: Vec::new(),
     })
 }
 
@@ -154,6 +157,44 @@ fn markers_to_keep(header: &Header<'_>, policy: MetadataPolicy) -> Vec<(u8, Vec<
         }
     }
     out
+}
+
+/// Decodes to an [`Image`] with its ICC profile and orientation, for conversions.
+pub(crate) fn decode_image(input: &[u8]) -> Result<Image, Error> {
+    let header = read_header(input)?;
+    let Decoded::Pixels(pixels) = decode(input)? else {
+        return Err(Error::unsupported("CMYK JPEG cannot be converted (no colour management); optimise it as JPEG instead"));
+    };
+    let mut image = Image::still(pixels);
+    let icc: Vec<u8> = header
+        .markers
+        .iter()
+        .filter(|(m, p)| *m == APP2 && p.starts_with(ICC_PREFIX) && p.len() > 14)
+        .flat_map(|(_, p)| p[14..].to_vec())
+        .collect();
+    image.icc = (!icc.is_empty()).then_some(icc);
+    image.orientation = header
+        .markers
+        .iter()
+        .find_map(|(m, p)| (*m == APP1 && p.starts_with(EXIF_PREFIX)).then(|| exif_orientation(&p[EXIF_PREFIX.len()..])).flatten())
+        .unwrap_or(1);
+    Ok(image)
+}
+
+/// Encodes decoded pixels (opaque: flatten first) at a quality, with the ICC profile if any.
+pub(crate) fn encode_image(image: &Image, quality: u8, options: &Options) -> Result<Vec<u8>, Error> {
+    let mut markers = Vec::new();
+    if let Some(icc) = image.icc.as_ref().filter(|_| options.metadata != MetadataPolicy::Strip) {
+        // ICC profiles are split over APP2 segments of at most 65519 bytes, numbered from 1.
+        let parts: Vec<&[u8]> = icc.chunks(65519 - ICC_PREFIX.len() - 2).collect();
+        for (i, part) in parts.iter().enumerate() {
+            markers.push((APP2, [ICC_PREFIX, &[(i + 1) as u8, parts.len() as u8], part].concat()));
+        }
+    }
+    if image.orientation > 1 && options.metadata != MetadataPolicy::Strip {
+        markers.insert(0, (APP1, [EXIF_PREFIX, &orientation_only_exif(image.orientation)].concat()));
+    }
+    encode(image.first(), quality, &markers)
 }
 
 #[derive(Debug, PartialEq)]

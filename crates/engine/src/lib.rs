@@ -11,14 +11,19 @@
 //! format; `Mode::Lossless` results are decoded and compared pixel by pixel before they are
 //! returned; panics inside codecs are caught and returned as [`Error::Internal`].
 
+mod avif;
 mod error;
 mod format;
+mod gif;
+mod image;
 mod jpeg;
 mod metadata;
 mod options;
+mod pipeline;
 mod pixels;
 mod png;
 mod score;
+mod webp;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -30,6 +35,10 @@ pub use options::{Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality};
 pub const DEFAULT_PNG_QUALITY: Quality = png::DEFAULT_QUALITY;
 /// Default quality for lossy JPEG.
 pub const DEFAULT_JPEG_QUALITY: u8 = jpeg::DEFAULT_QUALITY;
+/// Default quality for lossy WebP.
+pub const DEFAULT_WEBP_QUALITY: u8 = pipeline::DEFAULT_WEBP_QUALITY;
+/// Default quality for AVIF.
+pub const DEFAULT_AVIF_QUALITY: u8 = pipeline::DEFAULT_AVIF_QUALITY;
 
 /// The result of [`compress`]: the bytes and what happened to them.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -49,6 +58,17 @@ pub struct Compressed {
     pub method: String,
     /// Fallbacks and decisions worth telling a user about.
     pub notes: Vec<String>,
+    /// Every format tried by `format=auto` (or a search), smallest first.
+    pub candidates: Vec<CandidateReport>,
+}
+
+/// One output tried by `auto`: its format, size and score.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CandidateReport {
+    pub format: Format,
+    pub size: usize,
+    pub quality_score: Option<f64>,
+    pub method: String,
 }
 
 impl Compressed {
@@ -68,6 +88,40 @@ pub(crate) struct Encoded {
     score: Option<f64>,
     method: String,
     notes: Vec<String>,
+    candidates: Vec<CandidateReport>,
+}
+
+/// One encoding tried by the pipeline.
+#[derive(Debug)]
+pub(crate) struct Candidate {
+    format: Format,
+    width: u32,
+    height: u32,
+    data: Vec<u8>,
+    score: Option<f64>,
+    method: String,
+    /// Exact pixels (no quality setting was involved).
+    lossless: bool,
+    notes: Vec<String>,
+}
+
+impl Candidate {
+    fn report(&self) -> CandidateReport {
+        CandidateReport { format: self.format, size: self.data.len(), quality_score: self.score, method: self.method.clone() }
+    }
+
+    fn into_encoded(self) -> Encoded {
+        Encoded {
+            data: self.data,
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            score: self.score,
+            method: self.method,
+            notes: self.notes,
+            candidates: Vec::new(),
+        }
+    }
 }
 
 impl Encoded {
@@ -81,6 +135,7 @@ impl Encoded {
             score: None,
             method: "unchanged".into(),
             notes,
+            candidates: Vec::new(),
         }
     }
 }
@@ -95,12 +150,7 @@ pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
     let info = probe(input)?;
     format::check_header(&info, input.len(), &options.limits)?;
 
-    let encoded = catch_unwind(AssertUnwindSafe(|| match info.format {
-        Format::Png => png::compress(input, &info, options),
-        Format::Jpeg => jpeg::compress(input, &info, options),
-        other => Err(Error::unsupported(format!("{other} input is not supported yet"))),
-    }))
-    .unwrap_or_else(|panic| {
+    let encoded = catch_unwind(AssertUnwindSafe(|| pipeline::run(input, &info, options))).unwrap_or_else(|panic| {
         let detail = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()));
         Err(Error::internal(format!("codec panicked: {}", detail.unwrap_or_default())))
     })?;
@@ -109,7 +159,7 @@ pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
     let encoded = if encoded.format == info.format && encoded.data.len() >= input.len() && encoded.data != input {
         let mut notes = encoded.notes;
         notes.push(format!("{} output ({} bytes) was not smaller than the input; input kept", encoded.method, encoded.data.len()));
-        Encoded::unchanged(input, &info, notes)
+        Encoded { candidates: encoded.candidates, ..Encoded::unchanged(input, &info, notes) }
     } else {
         encoded
     };
@@ -124,6 +174,7 @@ pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
         quality_score: if changed { encoded.score } else { None },
         method: if changed { encoded.method } else { "unchanged".into() },
         notes: encoded.notes,
+        candidates: encoded.candidates,
         data: encoded.data,
     })
 }

@@ -5,6 +5,7 @@ use std::io::Cursor;
 
 use oxipng::{BitDepth, ColorType, RGBA8, RawImage, StripChunks};
 
+use crate::image::Image;
 use crate::metadata::{PNG_DISPLAY_CHUNKS, PNG_IMAGE_CHUNKS, exif_orientation, orientation_only_exif, png_chunks, write_png};
 use crate::pixels::{Pixels, Samples};
 use crate::{Encoded, Error, Format, ImageInfo, MetadataPolicy, Mode, Options, Quality, score};
@@ -44,6 +45,7 @@ fn lossless(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) 
         score: None,
         method: "png-lossless".into(),
         notes: vec![],
+        candidates: Vec::new(),
     })
 }
 
@@ -66,21 +68,89 @@ fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> 
     };
     let score = options.score.then(|| score::ssimulacra2(&original, &palette_pixels(&palette, &indices, info))).flatten();
 
-    let mut raw = RawImage::new(info.width, info.height, ColorType::Indexed { palette: palette.clone() }, BitDepth::Eight, indices)
-        .map_err(|e| Error::internal(format!("oxipng raw image: {e}")))?;
     // Carry the (already policy-filtered) ancillary chunks over to the paletted image.
-    for chunk in chunks.iter().filter(|c| c.name[0].is_ascii_lowercase() && !PNG_IMAGE_CHUNKS.contains(&c.name) && &c.name != b"bKGD") {
-        raw.add_png_chunk(chunk.name, chunk.data.to_vec());
-    }
-    let mut opts = oxipng_options(options);
-    opts.strip = StripChunks::None;
-    opts.optimize_alpha = true; // pixels are already lossy; let oxipng normalise invisible ones
-    let data = raw.create_optimized_png(&opts).map_err(|e| Error::internal(format!("oxipng: {e}")))?;
+    let extra: Vec<([u8; 4], Vec<u8>)> = chunks
+        .iter()
+        .filter(|c| c.name[0].is_ascii_lowercase() && !PNG_IMAGE_CHUNKS.contains(&c.name) && &c.name != b"bKGD")
+        .map(|c| (c.name, c.data.to_vec()))
+        .collect();
+    let data = write_paletted(info.width, info.height, &palette, indices, &extra, None, options)?;
     let mut notes = vec![];
     if let Some(achieved) = achieved {
         notes.push(format!("libimagequant quality {achieved}, {} colours", palette.len()));
     }
-    Ok(Encoded { data, format: Format::Png, width: info.width, height: info.height, score, method: "png-quantized".into(), notes })
+    Ok(Encoded {
+        data,
+        format: Format::Png,
+        width: info.width,
+        height: info.height,
+        score,
+        method: "png-quantized".into(),
+        notes,
+        candidates: vec![],
+    })
+}
+
+/// Writes palette + indices through oxipng's reductions and deflate.
+fn write_paletted(
+    width: u32,
+    height: u32,
+    palette: &[RGBA8],
+    indices: Vec<u8>,
+    chunks: &[([u8; 4], Vec<u8>)],
+    icc: Option<&[u8]>,
+    options: &Options,
+) -> Result<Vec<u8>, Error> {
+    let mut raw = RawImage::new(width, height, ColorType::Indexed { palette: palette.to_vec() }, BitDepth::Eight, indices)
+        .map_err(|e| Error::internal(format!("oxipng raw image: {e}")))?;
+    for (name, data) in chunks {
+        raw.add_png_chunk(*name, data.clone());
+    }
+    if let Some(icc) = icc {
+        raw.add_icc_profile(icc);
+    }
+    let mut opts = oxipng_options(options);
+    opts.strip = StripChunks::None;
+    opts.optimize_alpha = true; // pixels are already lossy; let oxipng normalise invisible ones
+    raw.create_optimized_png(&opts).map_err(|e| Error::internal(format!("oxipng: {e}")))
+}
+
+/// Encodes decoded pixels (from any format) as an optimised PNG, losslessly.
+pub(crate) fn encode_lossless(image: &Image, options: &Options) -> Result<Vec<u8>, Error> {
+    let pixels = image.first();
+    let (bit_depth, data) = match &pixels.samples {
+        Samples::Rgba8(v) => (BitDepth::Eight, v.clone()),
+        Samples::Rgba16(v) => (BitDepth::Sixteen, v.iter().flat_map(|s| s.to_be_bytes()).collect()),
+    };
+    let mut raw = RawImage::new(pixels.width, pixels.height, ColorType::RGBA, bit_depth, data)
+        .map_err(|e| Error::internal(format!("oxipng raw image: {e}")))?;
+    if let Some(icc) = image.icc.as_ref().filter(|_| options.metadata != MetadataPolicy::Strip) {
+        raw.add_icc_profile(icc);
+    }
+    raw.create_optimized_png(&oxipng_options(options)).map_err(|e| Error::internal(format!("oxipng: {e}")))
+}
+
+/// Encodes decoded pixels as a quantized (paletted) PNG at libimagequant quality `0-quality`.
+pub(crate) fn encode_quantized(image: &Image, quality: u8, options: &Options) -> Result<Vec<u8>, Error> {
+    let pixels = image.first();
+    let (palette, indices, _) = quantize(pixels, Quality::new(0, quality), options.effort)?
+        .ok_or_else(|| Error::internal("quantization failed at minimum quality 0"))?;
+    let icc = image.icc.as_deref().filter(|_| options.metadata != MetadataPolicy::Strip);
+    write_paletted(pixels.width, pixels.height, &palette, indices, &[], icc, options)
+}
+
+/// The default image of a PNG with its ICC profile and orientation, for conversions.
+pub(crate) fn decode_image(data: &[u8], options: &Options) -> Result<Image, Error> {
+    let chunks = png_chunks(data)?;
+    if chunks.iter().any(|c| &c.name == b"acTL") && !options.first_frame {
+        return Err(Error::unsupported("animated PNG can only be converted with --first-frame (its other frames would be dropped)"));
+    }
+    let mut image = Image::still(decode(data, options)?);
+    image.orientation = chunks.iter().find(|c| &c.name == b"eXIf").and_then(|c| exif_orientation(c.data)).unwrap_or(1);
+    let mut decoder = png::Decoder::new(Cursor::new(data));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    image.icc = decoder.read_info().ok().and_then(|r| r.info().icc_profile.as_ref().map(|p| p.to_vec()));
+    Ok(image)
 }
 
 /// Palette and indices, or `None` when the minimum quality cannot be met (pngquant's exit 99).

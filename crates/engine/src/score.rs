@@ -30,6 +30,32 @@ pub(crate) fn ssimulacra2(reference: &Pixels, distorted: &Pixels) -> Option<f64>
     Some(scores.iter().sum::<f64>() / scores.len() as f64)
 }
 
+/// For images scored by tiles: the tiles stitched into one small image, so that searches can
+/// encode and score just what the final score will look at. `None` for small images.
+pub(crate) fn proxy(pixels: &Pixels) -> Option<Pixels> {
+    let (w, h) = (pixels.width, pixels.height);
+    if u64::from(w) * u64::from(h) <= FULL_SCORE_PIXELS {
+        return None;
+    }
+    let rgba = pixels.to_rgba8();
+    let tiles = tiles(w, h);
+    let (tw, th) = (tiles[0].2, tiles[0].3);
+    let columns = if w >= 2 * TILE { 2 } else { 1 };
+    let rows = tiles.len() as u32 / columns;
+    let (pw, ph) = (tw * columns, th * rows);
+    let mut out = vec![0u8; (pw * ph * 4) as usize];
+    for (i, &(x, y, _, _)) in tiles.iter().enumerate() {
+        let tile = crop(&rgba, w, x, y, tw, th);
+        let (ox, oy) = ((i as u32 % columns) * tw, (i as u32 / columns) * th);
+        for row in 0..th {
+            let dst = (((oy + row) * pw + ox) * 4) as usize;
+            let src = (row * tw * 4) as usize;
+            out[dst..dst + (tw * 4) as usize].copy_from_slice(&tile[src..src + (tw * 4) as usize]);
+        }
+    }
+    Some(Pixels::rgba8(pw, ph, out))
+}
+
 /// Above this many pixels the score is estimated from tiles.
 const FULL_SCORE_PIXELS: u64 = 1 << 20;
 const TILE: u32 = 384;

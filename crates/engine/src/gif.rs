@@ -1,0 +1,305 @@
+//! GIF: decoding (composited frames, timing, loop count) and encoding with optimised frame
+//! rectangles: each frame stores only the area that changed, with unchanged pixels transparent so
+//! LZW compresses them to almost nothing, and one global palette when all frames fit in it.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use gif::{DisposalMethod, Repeat};
+
+use crate::image::{Frame, Image};
+use crate::pixels::Pixels;
+use crate::{Error, LimitKind, Limits};
+
+/// Decodes every frame onto a full canvas, applying each frame's disposal.
+pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    let max_frame_bytes = limits.max_pixels.min(u64::from(u16::MAX) * u64::from(u16::MAX));
+    opts.set_memory_limit(gif::MemoryLimit::Bytes(std::num::NonZeroU64::new(max_frame_bytes.max(1)).unwrap()));
+    let mut dec = opts.read_info(Cursor::new(data)).map_err(gif_error)?;
+    let (w, h) = (usize::from(dec.width()), usize::from(dec.height()));
+    if w == 0 || h == 0 {
+        return Err(Error::corrupt(format!("GIF declares a {w}x{h} canvas")));
+    }
+    let global = dec.global_palette().map(<[u8]>::to_vec);
+    let loop_count = match dec.repeat() {
+        Repeat::Infinite => 0,
+        Repeat::Finite(n) => u32::from(n) + 1,
+    };
+    let mut canvas = vec![0u8; w * h * 4];
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut buffer = Vec::new();
+    while let Some(info) = dec.next_frame_info().map_err(gif_error)? {
+        let (fw, fh) = (usize::from(info.width), usize::from(info.height));
+        let (left, top) = (usize::from(info.left), usize::from(info.top));
+        let (transparent, dispose, delay) = (info.transparent, info.dispose, info.delay);
+        let palette = info.palette.clone().or_else(|| global.clone()).ok_or_else(|| Error::corrupt("GIF frame has no colour table"))?;
+        // A frame rectangle may claim far more than the canvas (a known decompression bomb).
+        let frame_pixels = (fw * fh) as u64;
+        if frame_pixels > limits.max_pixels {
+            return Err(Error::LimitExceeded { what: LimitKind::Pixels, value: frame_pixels, limit: limits.max_pixels });
+        }
+        // Every decoded frame costs a full canvas: bound frames × canvas by the pixel limit.
+        let total = (frames.len() as u64 + 1) * (w * h) as u64;
+        if total > limits.max_pixels {
+            return Err(Error::LimitExceeded { what: LimitKind::Pixels, value: total, limit: limits.max_pixels });
+        }
+        if frames.len() as u64 >= u64::from(limits.max_frames) {
+            return Err(Error::LimitExceeded {
+                what: LimitKind::Frames,
+                value: frames.len() as u64 + 1,
+                limit: u64::from(limits.max_frames),
+            });
+        }
+        buffer.resize(fw * fh, 0);
+        dec.read_into_buffer(&mut buffer).map_err(gif_error)?;
+        let saved = (dispose == DisposalMethod::Previous).then(|| canvas.clone());
+        for y in 0..fh.min(h.saturating_sub(top)) {
+            for x in 0..fw.min(w.saturating_sub(left)) {
+                let index = buffer[y * fw + x];
+                if Some(index) == transparent {
+                    continue;
+                }
+                let c = usize::from(index) * 3;
+                let Some(rgb) = palette.get(c..c + 3) else { continue }; // out-of-palette index: leave the pixel
+                let at = ((top + y) * w + left + x) * 4;
+                canvas[at..at + 4].copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+            }
+        }
+        frames.push(Frame { pixels: Pixels::rgba8(w as u32, h as u32, canvas.clone()), delay_ms: u32::from(delay) * 10 });
+        match dispose {
+            DisposalMethod::Background => {
+                for y in top..(top + fh).min(h) {
+                    for x in left..(left + fw).min(w) {
+                        canvas[(y * w + x) * 4..(y * w + x) * 4 + 4].fill(0);
+                    }
+                }
+            }
+            DisposalMethod::Previous => canvas = saved.unwrap_or(canvas),
+            _ => {}
+        }
+    }
+    if frames.is_empty() {
+        return Err(Error::corrupt("GIF has no frames"));
+    }
+    let mut image = Image::still(frames[0].pixels.clone());
+    image.frames = frames;
+    image.loop_count = loop_count;
+    Ok(image)
+}
+
+fn gif_error(e: gif::DecodingError) -> Error {
+    Error::corrupt(format!("GIF: {e}"))
+}
+
+/// An RGBA colour with transparency collapsed: every alpha below 128 is the one transparent colour.
+fn key(p: &[u8]) -> [u8; 4] {
+    if p[3] < 128 { [0, 0, 0, 0] } else { [p[0], p[1], p[2], 255] }
+}
+
+/// One frame as it will be written: a rectangle of colours, `None` meaning "leave the pixel".
+struct Patch {
+    left: usize,
+    top: usize,
+    width: usize,
+    height: usize,
+    pixels: Vec<Option<[u8; 4]>>,
+    delay_ms: u32,
+    /// Clear this frame's rectangle before the next frame (needed when pixels turn transparent).
+    clear_after: bool,
+}
+
+impl Patch {
+    /// Grows the rectangle to the whole canvas, the new pixels left as they are.
+    fn expand_to_canvas(&mut self, w: usize, h: usize) {
+        let mut pixels = vec![None; w * h];
+        for y in 0..self.height {
+            for x in 0..self.width {
+                pixels[(self.top + y) * w + self.left + x] = self.pixels[y * self.width + x];
+            }
+        }
+        (self.left, self.top, self.width, self.height, self.pixels) = (0, 0, w, h, pixels);
+    }
+}
+
+/// Encodes frames exactly (no colour changes). Fails with `None` when a frame needs more than
+/// 256 colours, in which case the caller quantizes first.
+pub(crate) fn encode_exact(image: &Image) -> Result<Option<Vec<u8>>, Error> {
+    let (w, h) = (image.width as usize, image.height as usize);
+    if w > usize::from(u16::MAX) || h > usize::from(u16::MAX) {
+        return Err(Error::unsupported("GIF canvases are at most 65535 pixels wide and high"));
+    }
+    let canvases: Vec<Vec<[u8; 4]>> = image.frames.iter().map(|f| f.pixels.to_rgba8().chunks_exact(4).map(key).collect()).collect();
+    let mut patches: Vec<Patch> = Vec::with_capacity(canvases.len());
+    // What a viewer shows before each frame is drawn.
+    let mut shown = vec![[0u8; 4]; w * h];
+    for (i, canvas) in canvases.iter().enumerate() {
+        // A pixel that must become transparent can only be produced by clearing: clear the
+        // previous frame's rectangle, or when that is not enough, the whole canvas.
+        let needs_clear = |shown: &[[u8; 4]]| canvas.iter().zip(shown).any(|(c, s)| c[3] == 0 && s[3] != 0);
+        if i > 0 && needs_clear(&shown) {
+            let prev = patches.last_mut().unwrap();
+            prev.clear_after = true;
+            let mut cleared = shown.clone();
+            for y in prev.top..prev.top + prev.height {
+                cleared[y * w + prev.left..y * w + prev.left + prev.width].fill([0; 4]);
+            }
+            if needs_clear(&cleared) {
+                prev.expand_to_canvas(w, h);
+                cleared.fill([0; 4]);
+            }
+            shown = cleared;
+        }
+        let (left, top, right, bottom) = changed_bounds(canvas, &shown, w, h).unwrap_or((0, 0, 1, 1));
+        let mut pixels = Vec::with_capacity((right - left) * (bottom - top));
+        for y in top..bottom {
+            for x in left..right {
+                let (c, s) = (canvas[y * w + x], shown[y * w + x]);
+                pixels.push(if c == s { None } else { Some(c) });
+            }
+        }
+        patches.push(Patch {
+            left,
+            top,
+            width: right - left,
+            height: bottom - top,
+            pixels,
+            delay_ms: image.frames[i].delay_ms,
+            clear_after: false,
+        });
+        shown.clone_from(canvas);
+    }
+    write(image, &patches, w, h)
+}
+
+/// Smallest rectangle holding every pixel where `canvas` differs from `shown`.
+fn changed_bounds(canvas: &[[u8; 4]], shown: &[[u8; 4]], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
+    let (mut left, mut top, mut right, mut bottom) = (w, h, 0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            if canvas[y * w + x] != shown[y * w + x] {
+                left = left.min(x);
+                right = right.max(x + 1);
+                top = top.min(y);
+                bottom = bottom.max(y + 1);
+            }
+        }
+    }
+    (right > left).then_some((left, top, right, bottom))
+}
+
+fn write(image: &Image, patches: &[Patch], w: usize, h: usize) -> Result<Option<Vec<u8>>, Error> {
+    // One global palette when every colour of every frame fits (plus the transparent entry).
+    let mut all: Vec<[u8; 4]> = Vec::new();
+    let mut seen: HashMap<[u8; 4], u8> = HashMap::new();
+    let mut global_fits = true;
+    for patch in patches {
+        for c in patch.pixels.iter().flatten() {
+            if !seen.contains_key(c) {
+                if all.len() >= 255 {
+                    global_fits = false;
+                    break;
+                }
+                seen.insert(*c, all.len() as u8);
+                all.push(*c);
+            }
+        }
+    }
+    let to_palette = |colours: &[[u8; 4]]| -> Vec<u8> {
+        let mut p: Vec<u8> = colours.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
+        p.extend_from_slice(&[0, 0, 0]); // the transparent entry comes last
+        p
+    };
+    let global_palette = if global_fits { to_palette(&all) } else { Vec::new() };
+    let mut out = Vec::new();
+    {
+        let mut enc = gif::Encoder::new(&mut out, w as u16, h as u16, &global_palette).map_err(encode_error)?;
+        match image.loop_count {
+            0 if image.is_animated() => enc.set_repeat(Repeat::Infinite).map_err(encode_error)?,
+            0 | 1 => {}
+            n => enc.set_repeat(Repeat::Finite((n - 1).min(u32::from(u16::MAX)) as u16)).map_err(encode_error)?,
+        }
+        for patch in patches {
+            let (palette_index, local): (HashMap<[u8; 4], u8>, Option<Vec<u8>>) = if global_fits {
+                (seen.clone(), None)
+            } else {
+                let mut colours: Vec<[u8; 4]> = Vec::new();
+                let mut index = HashMap::new();
+                for c in patch.pixels.iter().flatten() {
+                    if !index.contains_key(c) {
+                        if colours.len() >= 255 {
+                            return Ok(None); // more than 255 colours in one frame: not exact in GIF
+                        }
+                        index.insert(*c, colours.len() as u8);
+                        colours.push(*c);
+                    }
+                }
+                let palette = to_palette(&colours);
+                (index, Some(palette))
+            };
+            let transparent_index = palette_index.len() as u8;
+            let indices: Vec<u8> = patch.pixels.iter().map(|p| p.map_or(transparent_index, |c| palette_index[&c])).collect();
+            let mut frame = gif::Frame {
+                left: patch.left as u16,
+                top: patch.top as u16,
+                width: patch.width as u16,
+                height: patch.height as u16,
+                delay: ((patch.delay_ms + 5) / 10).min(u32::from(u16::MAX)) as u16,
+                dispose: if patch.clear_after { DisposalMethod::Background } else { DisposalMethod::Keep },
+                transparent: Some(transparent_index),
+                buffer: std::borrow::Cow::Owned(indices),
+                ..gif::Frame::default()
+            };
+            frame.palette = local;
+            enc.write_frame(&frame).map_err(encode_error)?;
+        }
+    }
+    Ok(Some(out))
+}
+
+fn encode_error(e: gif::EncodingError) -> Error {
+    Error::internal(format!("GIF encoder: {e}"))
+}
+
+/// Quantizes all frames to one shared palette of at most 255 colours (one entry stays free for
+/// transparency) with libimagequant at quality `0-quality`. Animations are dithered lightly:
+/// dither noise differs from frame to frame and would defeat the unchanged-pixel optimisation.
+pub(crate) fn quantize(image: &Image, quality: u8, effort: u8) -> Result<Image, Error> {
+    let internal = |e: imagequant::Error| Error::internal(format!("imagequant: {e}"));
+    let mut attr = imagequant::new();
+    attr.set_max_colors(255).map_err(internal)?;
+    attr.set_quality(0, quality).map_err(internal)?;
+    attr.set_speed(i32::from(6 - effort.min(5))).map_err(internal)?;
+    let bitmaps: Vec<Vec<imagequant::RGBA>> = image
+        .frames
+        .iter()
+        .map(|f| {
+            f.pixels
+                .to_rgba8()
+                .chunks_exact(4)
+                .map(|p| if p[3] < 128 { imagequant::RGBA::new(0, 0, 0, 0) } else { imagequant::RGBA::new(p[0], p[1], p[2], 255) })
+                .collect()
+        })
+        .collect();
+    let (w, h) = (image.width as usize, image.height as usize);
+    let mut histogram = imagequant::Histogram::new(&attr);
+    let mut images = Vec::with_capacity(bitmaps.len());
+    for bitmap in &bitmaps {
+        let mut img = attr.new_image_borrowed(bitmap, w, h, 0.0).map_err(internal)?;
+        histogram.add_image(&attr, &mut img).map_err(internal)?;
+        images.push(img);
+    }
+    let mut result = histogram.quantize(&attr).map_err(internal)?;
+    result.set_dithering_level(if image.is_animated() { 0.5 } else { 1.0 }).map_err(internal)?;
+    let mut out = image.clone();
+    for (frame, img) in out.frames.iter_mut().zip(images.iter_mut()) {
+        let (palette, indices) = result.remapped(img).map_err(internal)?;
+        let rgba = indices.iter().flat_map(|&i| {
+            let c = palette[usize::from(i)];
+            [c.r, c.g, c.b, c.a]
+        });
+        frame.pixels = Pixels::rgba8(image.width, image.height, rgba.collect());
+    }
+    Ok(out)
+}

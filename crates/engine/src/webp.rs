@@ -1,0 +1,237 @@
+//! WebP through libwebp: still and animated decoding (composited by libwebp's animation
+//! decoder), lossy and lossless encoding, animation with timing and loop count, ICC via the muxer.
+
+use std::os::raw::c_int;
+use std::ptr;
+
+use libwebp_sys as sys;
+
+use crate::image::{Frame, Image};
+use crate::pixels::Pixels;
+use crate::{Error, LimitKind, Limits};
+
+/// Reads the ICC profile chunk and the animation flag from the RIFF container.
+fn riff_chunks(data: &[u8]) -> (Option<Vec<u8>>, bool) {
+    let (mut icc, mut animated) = (None, false);
+    let mut pos = 12;
+    while let Some(header) = data.get(pos..pos + 8) {
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let body = data.get(pos + 8..(pos + 8).saturating_add(len)).unwrap_or_default();
+        match &header[0..4] {
+            b"ICCP" => icc = Some(body.to_vec()),
+            b"ANIM" => animated = true,
+            _ => {}
+        }
+        pos = pos.saturating_add(8 + len + (len & 1));
+    }
+    (icc, animated)
+}
+
+pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
+    let (icc, animated) = riff_chunks(data);
+    let mut image = if animated { decode_animation(data, limits)? } else { decode_still(data)? };
+    image.icc = icc;
+    Ok(image)
+}
+
+fn decode_still(data: &[u8]) -> Result<Image, Error> {
+    let (mut w, mut h) = (0, 0);
+    let buf = unsafe { sys::WebPDecodeRGBA(data.as_ptr(), data.len(), &mut w, &mut h) };
+    if buf.is_null() {
+        return Err(Error::corrupt("WebP: libwebp could not decode the image"));
+    }
+    let rgba = unsafe { std::slice::from_raw_parts(buf, w as usize * h as usize * 4).to_vec() };
+    unsafe { sys::WebPFree(buf.cast()) };
+    Ok(Image::still(Pixels::rgba8(w as u32, h as u32, rgba)))
+}
+
+/// Frees the animation decoder however decoding ends.
+struct AnimDecoder(*mut sys::WebPAnimDecoder);
+impl Drop for AnimDecoder {
+    fn drop(&mut self) {
+        unsafe { sys::WebPAnimDecoderDelete(self.0) }
+    }
+}
+
+fn decode_animation(data: &[u8], limits: &Limits) -> Result<Image, Error> {
+    let mut options: sys::WebPAnimDecoderOptions = unsafe { std::mem::zeroed() };
+    if unsafe { sys::WebPAnimDecoderOptionsInit(&mut options) } == 0 {
+        return Err(Error::internal("WebP animation decoder options"));
+    }
+    options.color_mode = sys::WEBP_CSP_MODE::MODE_RGBA;
+    options.use_threads = 0;
+    let webp_data = sys::WebPData { bytes: data.as_ptr(), size: data.len() };
+    let decoder = AnimDecoder(unsafe { sys::WebPAnimDecoderNew(&webp_data, &options) });
+    if decoder.0.is_null() {
+        return Err(Error::corrupt("WebP: invalid animation"));
+    }
+    let mut info: sys::WebPAnimInfo = unsafe { std::mem::zeroed() };
+    if unsafe { sys::WebPAnimDecoderGetInfo(decoder.0, &mut info) } == 0 {
+        return Err(Error::corrupt("WebP: invalid animation header"));
+    }
+    let (w, h) = (info.canvas_width, info.canvas_height);
+    if info.frame_count > limits.max_frames {
+        return Err(Error::LimitExceeded {
+            what: LimitKind::Frames,
+            value: u64::from(info.frame_count),
+            limit: u64::from(limits.max_frames),
+        });
+    }
+    let total = u64::from(info.frame_count) * u64::from(w) * u64::from(h);
+    if total > limits.max_pixels {
+        return Err(Error::LimitExceeded { what: LimitKind::Pixels, value: total, limit: limits.max_pixels });
+    }
+    let mut frames = Vec::with_capacity(info.frame_count as usize);
+    let mut previous_end = 0;
+    while unsafe { sys::WebPAnimDecoderHasMoreFrames(decoder.0) } != 0 {
+        let (mut buf, mut end): (*mut u8, c_int) = (ptr::null_mut(), 0);
+        if unsafe { sys::WebPAnimDecoderGetNext(decoder.0, &mut buf, &mut end) } == 0 {
+            return Err(Error::corrupt(format!("WebP: frame {} cannot be decoded", frames.len() + 1)));
+        }
+        let rgba = unsafe { std::slice::from_raw_parts(buf, w as usize * h as usize * 4).to_vec() };
+        frames.push(Frame { pixels: Pixels::rgba8(w, h, rgba), delay_ms: (end - previous_end).max(0) as u32 });
+        previous_end = end;
+    }
+    if frames.is_empty() {
+        return Err(Error::corrupt("WebP animation has no frames"));
+    }
+    let mut image = Image::still(frames[0].pixels.clone());
+    image.frames = frames;
+    image.loop_count = info.loop_count;
+    Ok(image)
+}
+
+/// Encoder settings: `quality` 0-100 for lossy, or lossless; `effort` 1-6 maps to libwebp's method.
+pub(crate) struct Settings {
+    pub lossless: bool,
+    pub quality: u8,
+    pub effort: u8,
+}
+
+fn config(s: &Settings) -> Result<sys::WebPConfig, Error> {
+    let mut config = sys::WebPConfig::new().map_err(|()| Error::internal("WebP config"))?;
+    config.lossless = c_int::from(s.lossless);
+    config.quality = if s.lossless { 75.0 } else { f32::from(s.quality) };
+    config.method = c_int::from(s.effort.clamp(1, 6)); // libwebp: 0 fast .. 6 slow
+    if s.lossless {
+        config.exact = 1; // keep the colour of transparent pixels: lossless means every sample
+    }
+    config.thread_level = 0;
+    if unsafe { sys::WebPValidateConfig(&config) } == 0 {
+        return Err(Error::internal("WebP config is invalid"));
+    }
+    Ok(config)
+}
+
+/// Frees a picture however encoding ends.
+struct Picture(sys::WebPPicture);
+impl Drop for Picture {
+    fn drop(&mut self) {
+        unsafe { sys::WebPPictureFree(&mut self.0) }
+    }
+}
+
+fn picture(pixels: &Pixels, lossless: bool) -> Result<Picture, Error> {
+    let mut pic = Picture(sys::WebPPicture::new().map_err(|()| Error::internal("WebP picture"))?);
+    pic.0.use_argb = c_int::from(lossless);
+    pic.0.width = pixels.width as c_int;
+    pic.0.height = pixels.height as c_int;
+    let rgba = pixels.to_rgba8();
+    if unsafe { sys::WebPPictureImportRGBA(&mut pic.0, rgba.as_ptr(), pixels.width as c_int * 4) } == 0 {
+        return Err(Error::internal("WebP: out of memory importing pixels"));
+    }
+    Ok(pic)
+}
+
+pub(crate) fn encode(image: &Image, settings: &Settings) -> Result<Vec<u8>, Error> {
+    if image.width > 16383 || image.height > 16383 {
+        return Err(Error::unsupported(format!("WebP images are at most 16383x16383, this one is {}x{}", image.width, image.height)));
+    }
+    let config = config(settings)?;
+    let data = if image.is_animated() { encode_animation(image, &config)? } else { encode_still(image.first(), &config)? };
+    match &image.icc {
+        Some(icc) => set_icc(&data, icc),
+        None => Ok(data),
+    }
+}
+
+fn encode_still(pixels: &Pixels, config: &sys::WebPConfig) -> Result<Vec<u8>, Error> {
+    let mut pic = picture(pixels, config.lossless != 0)?;
+    let mut writer: sys::WebPMemoryWriter = unsafe { std::mem::zeroed() };
+    unsafe { sys::WebPMemoryWriterInit(&mut writer) };
+    pic.0.writer = Some(sys::WebPMemoryWrite);
+    pic.0.custom_ptr = (&mut writer as *mut sys::WebPMemoryWriter).cast();
+    let ok = unsafe { sys::WebPEncode(config, &mut pic.0) };
+    let out = unsafe { std::slice::from_raw_parts(writer.mem, writer.size).to_vec() };
+    unsafe { sys::WebPMemoryWriterClear(&mut writer) };
+    if ok == 0 {
+        return Err(Error::internal(format!("WebP encoder failed: {:?}", pic.0.error_code)));
+    }
+    Ok(out)
+}
+
+struct AnimEncoder(*mut sys::WebPAnimEncoder);
+impl Drop for AnimEncoder {
+    fn drop(&mut self) {
+        unsafe { sys::WebPAnimEncoderDelete(self.0) }
+    }
+}
+
+fn encode_animation(image: &Image, config: &sys::WebPConfig) -> Result<Vec<u8>, Error> {
+    let mut options: sys::WebPAnimEncoderOptions = unsafe { std::mem::zeroed() };
+    if unsafe { sys::WebPAnimEncoderOptionsInitInternal(&mut options, sys::WebPGetMuxABIVersion()) } == 0 {
+        return Err(Error::internal("WebP animation options"));
+    }
+    options.anim_params.loop_count = image.loop_count as c_int;
+    options.allow_mixed = c_int::from(config.lossless == 0);
+    let encoder = AnimEncoder(unsafe {
+        sys::WebPAnimEncoderNewInternal(image.width as c_int, image.height as c_int, &options, sys::WebPGetMuxABIVersion())
+    });
+    if encoder.0.is_null() {
+        return Err(Error::internal("WebP animation encoder"));
+    }
+    let mut timestamp: c_int = 0;
+    for frame in &image.frames {
+        let mut pic = picture(&frame.pixels, config.lossless != 0)?;
+        if unsafe { sys::WebPAnimEncoderAdd(encoder.0, &mut pic.0, timestamp, config) } == 0 {
+            return Err(Error::internal("WebP animation encoder rejected a frame"));
+        }
+        timestamp = timestamp.saturating_add(frame.delay_ms.min(i32::MAX as u32) as c_int);
+    }
+    // The final call with no picture sets the last frame's duration.
+    unsafe { sys::WebPAnimEncoderAdd(encoder.0, ptr::null_mut(), timestamp, ptr::null()) };
+    let mut out = sys::WebPData::default();
+    if unsafe { sys::WebPAnimEncoderAssemble(encoder.0, &mut out) } == 0 {
+        return Err(Error::internal("WebP animation could not be assembled"));
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(out.bytes, out.size).to_vec() };
+    unsafe { sys::WebPDataClear(&mut out) };
+    Ok(bytes)
+}
+
+struct Mux(*mut sys::WebPMux);
+impl Drop for Mux {
+    fn drop(&mut self) {
+        unsafe { sys::WebPMuxDelete(self.0) }
+    }
+}
+
+/// Adds an ICCP chunk (the muxer also sets the VP8X flag for it).
+fn set_icc(webp: &[u8], icc: &[u8]) -> Result<Vec<u8>, Error> {
+    let data = sys::WebPData { bytes: webp.as_ptr(), size: webp.len() };
+    let mux = Mux(unsafe { sys::WebPMuxCreateInternal(&data, 1, sys::WebPGetMuxABIVersion()) });
+    if mux.0.is_null() {
+        return Err(Error::internal("WebP muxer could not read the encoded image"));
+    }
+    let chunk = sys::WebPData { bytes: icc.as_ptr(), size: icc.len() };
+    if unsafe { sys::WebPMuxSetChunk(mux.0, c"ICCP".as_ptr(), &chunk, 1) } != sys::WebPMuxError::WEBP_MUX_OK {
+        return Err(Error::internal("WebP muxer refused the ICC profile"));
+    }
+    let mut out = sys::WebPData::default();
+    if unsafe { sys::WebPMuxAssemble(mux.0, &mut out) } != sys::WebPMuxError::WEBP_MUX_OK {
+        return Err(Error::internal("WebP muxer could not assemble the file"));
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(out.bytes, out.size).to_vec() };
+    unsafe { sys::WebPDataClear(&mut out) };
+    Ok(bytes)
+}

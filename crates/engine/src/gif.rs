@@ -105,6 +105,8 @@ struct Patch {
     width: usize,
     height: usize,
     pixels: Vec<Option<[u8; 4]>>,
+    /// The exact canvas colours of the rectangle, for frames that cannot spare a transparent entry.
+    exact: Vec<[u8; 4]>,
     delay_ms: u32,
     /// Clear this frame's rectangle before the next frame (needed when pixels turn transparent).
     clear_after: bool,
@@ -112,14 +114,16 @@ struct Patch {
 
 impl Patch {
     /// Grows the rectangle to the whole canvas, the new pixels left as they are.
-    fn expand_to_canvas(&mut self, w: usize, h: usize) {
+    fn expand_to_canvas(&mut self, w: usize, h: usize, shown_before: &[[u8; 4]]) {
         let mut pixels = vec![None; w * h];
+        let mut exact = shown_before.to_vec();
         for y in 0..self.height {
             for x in 0..self.width {
                 pixels[(self.top + y) * w + self.left + x] = self.pixels[y * self.width + x];
+                exact[(self.top + y) * w + self.left + x] = self.exact[y * self.width + x];
             }
         }
-        (self.left, self.top, self.width, self.height, self.pixels) = (0, 0, w, h, pixels);
+        (self.left, self.top, self.width, self.height, self.pixels, self.exact) = (0, 0, w, h, pixels, exact);
     }
 }
 
@@ -134,6 +138,8 @@ pub(crate) fn encode_exact(image: &Image) -> Result<Option<Vec<u8>>, Error> {
     let mut patches: Vec<Patch> = Vec::with_capacity(canvases.len());
     // What a viewer shows before each frame is drawn.
     let mut shown = vec![[0u8; 4]; w * h];
+    // What was shown before the previous frame was drawn (to fill a patch grown to the canvas).
+    let mut shown_before_previous = shown.clone();
     for (i, canvas) in canvases.iter().enumerate() {
         // A pixel that must become transparent can only be produced by clearing: clear the
         // previous frame's rectangle, or when that is not enough, the whole canvas.
@@ -146,29 +152,24 @@ pub(crate) fn encode_exact(image: &Image) -> Result<Option<Vec<u8>>, Error> {
                 cleared[y * w + prev.left..y * w + prev.left + prev.width].fill([0; 4]);
             }
             if needs_clear(&cleared) {
-                prev.expand_to_canvas(w, h);
+                prev.expand_to_canvas(w, h, &shown_before_previous);
                 cleared.fill([0; 4]);
             }
             shown = cleared;
         }
         let (left, top, right, bottom) = changed_bounds(canvas, &shown, w, h).unwrap_or((0, 0, 1, 1));
         let mut pixels = Vec::with_capacity((right - left) * (bottom - top));
+        let mut exact = Vec::with_capacity((right - left) * (bottom - top));
         for y in top..bottom {
             for x in left..right {
                 let (c, s) = (canvas[y * w + x], shown[y * w + x]);
                 pixels.push(if c == s { None } else { Some(c) });
+                exact.push(c);
             }
         }
-        patches.push(Patch {
-            left,
-            top,
-            width: right - left,
-            height: bottom - top,
-            pixels,
-            delay_ms: image.frames[i].delay_ms,
-            clear_after: false,
-        });
-        shown.clone_from(canvas);
+        let (width, height, delay_ms) = (right - left, bottom - top, image.frames[i].delay_ms);
+        patches.push(Patch { left, top, width, height, pixels, exact, delay_ms, clear_after: false });
+        shown_before_previous = std::mem::replace(&mut shown, canvas.clone());
     }
     write(image, &patches, w, h)
 }
@@ -191,27 +192,13 @@ fn changed_bounds(canvas: &[[u8; 4]], shown: &[[u8; 4]], w: usize, h: usize) -> 
 
 fn write(image: &Image, patches: &[Patch], w: usize, h: usize) -> Result<Option<Vec<u8>>, Error> {
     // One global palette when every colour of every frame fits (plus the transparent entry).
-    let mut all: Vec<[u8; 4]> = Vec::new();
-    let mut seen: HashMap<[u8; 4], u8> = HashMap::new();
-    let mut global_fits = true;
-    for patch in patches {
-        for c in patch.pixels.iter().flatten() {
-            if !seen.contains_key(c) {
-                if all.len() >= 255 {
-                    global_fits = false;
-                    break;
-                }
-                seen.insert(*c, all.len() as u8);
-                all.push(*c);
-            }
-        }
-    }
+    let global = palette_of(patches.iter().flat_map(|p| p.pixels.iter().flatten()), 255);
     let to_palette = |colours: &[[u8; 4]]| -> Vec<u8> {
         let mut p: Vec<u8> = colours.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
         p.extend_from_slice(&[0, 0, 0]); // the transparent entry comes last
         p
     };
-    let global_palette = if global_fits { to_palette(&all) } else { Vec::new() };
+    let global_palette = global.as_ref().map_or_else(Vec::new, |(colours, _)| to_palette(colours));
     let mut out = Vec::new();
     {
         let mut enc = gif::Encoder::new(&mut out, w as u16, h as u16, &global_palette).map_err(encode_error)?;
@@ -221,25 +208,21 @@ fn write(image: &Image, patches: &[Patch], w: usize, h: usize) -> Result<Option<
             n => enc.set_repeat(Repeat::Finite((n - 1).min(u32::from(u16::MAX)) as u16)).map_err(encode_error)?,
         }
         for patch in patches {
-            let (palette_index, local): (HashMap<[u8; 4], u8>, Option<Vec<u8>>) = if global_fits {
-                (seen.clone(), None)
+            let (indices, transparent, local) = if let Some((colours, index)) = &global {
+                let transparent = colours.len() as u8;
+                (patch.pixels.iter().map(|p| p.map_or(transparent, |c| index[&c])).collect(), Some(transparent), None)
+            } else if let Some((colours, index)) = palette_of(patch.pixels.iter().flatten(), 255) {
+                // Unchanged pixels as a transparent entry after the frame's own colours.
+                let transparent = colours.len() as u8;
+                (patch.pixels.iter().map(|p| p.map_or(transparent, |c| index[&c])).collect(), Some(transparent), Some(to_palette(&colours)))
+            } else if let Some((colours, index)) = palette_of(patch.exact.iter(), 256) {
+                // A frame using all 256 colours has no entry to spare: store its exact colours.
+                let transparent = index.get(&[0, 0, 0, 0]).copied();
+                let palette: Vec<u8> = colours.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
+                (patch.exact.iter().map(|c| index[c]).collect(), transparent, Some(palette))
             } else {
-                let mut colours: Vec<[u8; 4]> = Vec::new();
-                let mut index = HashMap::new();
-                for c in patch.pixels.iter().flatten() {
-                    if !index.contains_key(c) {
-                        if colours.len() >= 255 {
-                            return Ok(None); // more than 255 colours in one frame: not exact in GIF
-                        }
-                        index.insert(*c, colours.len() as u8);
-                        colours.push(*c);
-                    }
-                }
-                let palette = to_palette(&colours);
-                (index, Some(palette))
+                return Ok(None); // more than 256 colours in one frame: not exact in GIF
             };
-            let transparent_index = palette_index.len() as u8;
-            let indices: Vec<u8> = patch.pixels.iter().map(|p| p.map_or(transparent_index, |c| palette_index[&c])).collect();
             let mut frame = gif::Frame {
                 left: patch.left as u16,
                 top: patch.top as u16,
@@ -247,7 +230,7 @@ fn write(image: &Image, patches: &[Patch], w: usize, h: usize) -> Result<Option<
                 height: patch.height as u16,
                 delay: ((patch.delay_ms + 5) / 10).min(u32::from(u16::MAX)) as u16,
                 dispose: if patch.clear_after { DisposalMethod::Background } else { DisposalMethod::Keep },
-                transparent: Some(transparent_index),
+                transparent,
                 buffer: std::borrow::Cow::Owned(indices),
                 ..gif::Frame::default()
             };
@@ -256,6 +239,22 @@ fn write(image: &Image, patches: &[Patch], w: usize, h: usize) -> Result<Option<
         }
     }
     Ok(Some(out))
+}
+
+/// The distinct colours (at most `max`) in order of appearance, with their indices.
+fn palette_of<'a>(colours: impl Iterator<Item = &'a [u8; 4]>, max: usize) -> Option<(Vec<[u8; 4]>, HashMap<[u8; 4], u8>)> {
+    let mut list = Vec::new();
+    let mut index = HashMap::new();
+    for c in colours {
+        if !index.contains_key(c) {
+            if list.len() >= max {
+                return None;
+            }
+            index.insert(*c, list.len() as u8);
+            list.push(*c);
+        }
+    }
+    Some((list, index))
 }
 
 fn encode_error(e: gif::EncodingError) -> Error {

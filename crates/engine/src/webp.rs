@@ -170,43 +170,70 @@ fn encode_still(pixels: &Pixels, config: &sys::WebPConfig) -> Result<Vec<u8>, Er
     Ok(out)
 }
 
-struct AnimEncoder(*mut sys::WebPAnimEncoder);
-impl Drop for AnimEncoder {
-    fn drop(&mut self) {
-        unsafe { sys::WebPAnimEncoderDelete(self.0) }
-    }
-}
-
+/// Assembles the animation frame by frame with the muxer, so every input frame stays a frame
+/// with its own duration (libwebp's animation encoder would merge identical frames). Each frame
+/// stores only the rectangle that changed, replacing those pixels exactly (no blending).
 fn encode_animation(image: &Image, config: &sys::WebPConfig) -> Result<Vec<u8>, Error> {
-    let mut options: sys::WebPAnimEncoderOptions = unsafe { std::mem::zeroed() };
-    if unsafe { sys::WebPAnimEncoderOptionsInitInternal(&mut options, sys::WebPGetMuxABIVersion()) } == 0 {
-        return Err(Error::internal("WebP animation options"));
+    let mux = Mux(sys::WebPMuxNew());
+    if mux.0.is_null() {
+        return Err(Error::internal("WebP muxer"));
     }
-    options.anim_params.loop_count = image.loop_count as c_int;
-    options.allow_mixed = c_int::from(config.lossless == 0);
-    let encoder = AnimEncoder(unsafe {
-        sys::WebPAnimEncoderNewInternal(image.width as c_int, image.height as c_int, &options, sys::WebPGetMuxABIVersion())
-    });
-    if encoder.0.is_null() {
-        return Err(Error::internal("WebP animation encoder"));
-    }
-    let mut timestamp: c_int = 0;
+    let params = sys::WebPMuxAnimParams { bgcolor: 0, loop_count: image.loop_count.min(65535) as c_int };
+    let ok = |e: sys::WebPMuxError, what: &str| {
+        if e == sys::WebPMuxError::WEBP_MUX_OK { Ok(()) } else { Err(Error::internal(format!("WebP muxer: {what}: {e:?}"))) }
+    };
+    ok(unsafe { sys::WebPMuxSetAnimationParams(mux.0, &params) }, "animation parameters")?;
+    let (w, h) = (image.width as usize, image.height as usize);
+    let mut shown = vec![0u8; w * h * 4];
     for frame in &image.frames {
-        let mut pic = picture(&frame.pixels, config.lossless != 0)?;
-        if unsafe { sys::WebPAnimEncoderAdd(encoder.0, &mut pic.0, timestamp, config) } == 0 {
-            return Err(Error::internal("WebP animation encoder rejected a frame"));
+        let canvas = frame.pixels.to_rgba8();
+        let (mut left, mut top, right, bottom) = changed_rect(&canvas, &shown, w, h);
+        // Frame offsets are stored halved: round the rectangle's corner down to even.
+        left &= !1;
+        top &= !1;
+        let (fw, fh) = (right - left, bottom - top);
+        let mut patch = Vec::with_capacity(fw * fh * 4);
+        for y in top..bottom {
+            patch.extend_from_slice(&canvas[(y * w + left) * 4..(y * w + right) * 4]);
         }
-        timestamp = timestamp.saturating_add(frame.delay_ms.min(i32::MAX as u32) as c_int);
+        let bitstream = encode_still(&Pixels::rgba8(fw as u32, fh as u32, patch), config)?;
+        let info = sys::WebPMuxFrameInfo {
+            bitstream: sys::WebPData { bytes: bitstream.as_ptr(), size: bitstream.len() },
+            x_offset: left as c_int,
+            y_offset: top as c_int,
+            duration: frame.delay_ms.min(0xFF_FFFF) as c_int,
+            id: sys::WebPChunkId::WEBP_CHUNK_ANMF,
+            dispose_method: sys::WebPMuxAnimDispose::WEBP_MUX_DISPOSE_NONE,
+            blend_method: sys::WebPMuxAnimBlend::WEBP_MUX_NO_BLEND,
+            pad: [0],
+        };
+        ok(unsafe { sys::WebPMuxPushFrame(mux.0, &info, 1) }, "frame")?;
+        shown.copy_from_slice(&canvas);
     }
-    // The final call with no picture sets the last frame's duration.
-    unsafe { sys::WebPAnimEncoderAdd(encoder.0, ptr::null_mut(), timestamp, ptr::null()) };
+    ok(unsafe { sys::WebPMuxSetCanvasSize(mux.0, w as c_int, h as c_int) }, "canvas size")?;
     let mut out = sys::WebPData::default();
-    if unsafe { sys::WebPAnimEncoderAssemble(encoder.0, &mut out) } == 0 {
-        return Err(Error::internal("WebP animation could not be assembled"));
-    }
+    ok(unsafe { sys::WebPMuxAssemble(mux.0, &mut out) }, "assemble")?;
     let bytes = unsafe { std::slice::from_raw_parts(out.bytes, out.size).to_vec() };
     unsafe { sys::WebPDataClear(&mut out) };
     Ok(bytes)
+}
+
+/// Bounds (left, top, right, bottom) of the pixels that differ; at least one pixel.
+fn changed_rect(canvas: &[u8], shown: &[u8], w: usize, h: usize) -> (usize, usize, usize, usize) {
+    let (mut left, mut top, mut right, mut bottom) = (w, h, 0, 0);
+    for y in 0..h {
+        let row = y * w * 4;
+        for x in 0..w {
+            let at = row + x * 4;
+            if canvas[at..at + 4] != shown[at..at + 4] {
+                left = left.min(x);
+                right = right.max(x + 1);
+                top = top.min(y);
+                bottom = bottom.max(y + 1);
+            }
+        }
+    }
+    if right == 0 { (0, 0, 1, 1) } else { (left, top, right, bottom) }
 }
 
 struct Mux(*mut sys::WebPMux);

@@ -241,8 +241,11 @@ fn write(image: &Image, patches: &[Patch], w: usize, h: usize) -> Result<Option<
     Ok(Some(out))
 }
 
+/// Distinct colours in order of appearance, and each colour's index among them.
+type Palette = (Vec<[u8; 4]>, HashMap<[u8; 4], u8>);
+
 /// The distinct colours (at most `max`) in order of appearance, with their indices.
-fn palette_of<'a>(colours: impl Iterator<Item = &'a [u8; 4]>, max: usize) -> Option<(Vec<[u8; 4]>, HashMap<[u8; 4], u8>)> {
+fn palette_of<'a>(colours: impl Iterator<Item = &'a [u8; 4]>, max: usize) -> Option<Palette> {
     let mut list = Vec::new();
     let mut index = HashMap::new();
     for c in colours {

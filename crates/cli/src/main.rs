@@ -1,5 +1,6 @@
 //! The `compressor` command: argument parsing only; the work is in the engine and server crates.
 
+mod batch;
 mod compress;
 mod engine_args;
 
@@ -20,6 +21,13 @@ enum Command {
     Compress(compress::CompressArgs),
     /// Run the HTTP service
     Serve(compressor_server::ServeArgs),
+    /// Compress every image under a folder or s3:// / gs:// prefix into another (parallel, resumable, sharded)
+    Batch {
+        #[command(flatten)]
+        batch: compressor_batch::BatchArgs,
+        #[command(flatten)]
+        engine: engine_args::EngineArgs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -27,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compress(args) => compress::run(args),
         Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
+        Command::Batch { batch, engine } => batch::run(batch, engine.options()),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

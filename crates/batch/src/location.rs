@@ -1,0 +1,109 @@
+//! Where images are read from and written to: a local folder, `s3://bucket/prefix` or
+//! `gs://bucket/prefix`, all behind `object_store` so the pipeline has one code path.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+
+/// A store and a prefix inside it.
+#[derive(Clone)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    /// As the user wrote it, for messages.
+    pub display: String,
+    pub is_local: bool,
+    /// For local locations, the folder on disk.
+    pub local_root: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+impl Location {
+    /// Parses a location. Credentials and endpoints come from the usual environment variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_APPLICATION_CREDENTIALS`, …).
+    pub fn parse(spec: &str, create_local: bool) -> anyhow::Result<Self> {
+        if let Some(rest) = spec.strip_prefix("s3://") {
+            let (bucket, prefix) = split_bucket(rest)?;
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            // S3-compatible servers on plain HTTP (MinIO, moto, a local test server) need this.
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).unwrap_or_default();
+            if endpoint.starts_with("http://") {
+                builder = builder.with_config(AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp), "true");
+            }
+            if !endpoint.is_empty() {
+                builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+            }
+            let store = builder.build().with_context(|| format!("configuring S3 for {spec}"))?;
+            return Ok(Location {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+                display: spec.into(),
+                is_local: false,
+                local_root: None,
+            });
+        }
+        if let Some(rest) = spec.strip_prefix("gs://") {
+            let (bucket, prefix) = split_bucket(rest)?;
+            let store = GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .with_context(|| format!("configuring GCS for {spec}"))?;
+            return Ok(Location {
+                store: Arc::new(store),
+                prefix: Path::from(prefix),
+                display: spec.into(),
+                is_local: false,
+                local_root: None,
+            });
+        }
+        if spec.contains("://") {
+            bail!("{spec}: only local folders, s3:// and gs:// are supported");
+        }
+        let dir = std::path::PathBuf::from(spec);
+        if create_local {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {spec}"))?;
+        }
+        let root = dir.canonicalize().with_context(|| format!("{spec} is not a readable folder"))?;
+        if !root.is_dir() {
+            bail!("{spec} is not a folder");
+        }
+        let store = LocalFileSystem::new_with_prefix(&root).with_context(|| format!("opening {spec}"))?;
+        Ok(Location { store: Arc::new(store), prefix: Path::default(), display: spec.into(), is_local: true, local_root: Some(root) })
+    }
+
+    /// The key of `relative` (slash-separated, already sanitised) under this location.
+    pub fn child(&self, relative: &str) -> Path {
+        relative.split('/').fold(self.prefix.clone(), |p, part| p.child(part))
+    }
+
+    /// `key` relative to the prefix, or `None` if it is not under it.
+    pub fn relative(&self, key: &Path) -> Option<String> {
+        let parts: Vec<_> = key.prefix_match(&self.prefix)?.map(|p| p.as_ref().to_owned()).collect();
+        (!parts.is_empty()).then(|| parts.join("/"))
+    }
+}
+
+fn split_bucket(rest: &str) -> anyhow::Result<(&str, &str)> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        bail!("missing bucket name");
+    }
+    Ok((bucket, prefix.trim_matches('/')))
+}
+
+/// Refuses relative keys that could leave the destination (`..`, absolute, empty segments).
+pub fn sanitise(relative: &str) -> Option<String> {
+    let parts: Vec<&str> = relative.split('/').collect();
+    let safe = !relative.starts_with('/') && parts.iter().all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains('\\'));
+    safe.then(|| relative.to_owned())
+}

@@ -1,0 +1,137 @@
+//! Progress records, one JSON line per finished key, so a killed run can resume.
+//!
+//! On a local disk the manifest is one append-only file, flushed after every record: a `kill -9`
+//! loses at most the images in flight. Object stores cannot append, so there the manifest is a
+//! folder of segment objects written every few seconds (a kill loses at most those seconds of
+//! records; their images are redone and their outputs rewritten whole, never duplicated).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Compressed and written.
+    Done,
+    /// Nothing smaller was found; the input was copied as it is.
+    Unchanged,
+    Failed,
+    /// An output was already there (from a run whose record was lost, or from elsewhere).
+    Existing,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub key: String,
+    pub source_size: u64,
+    /// ETag, or the modification time where the store has no ETag.
+    pub source_version: String,
+    pub status: Status,
+    pub output_key: Option<String>,
+    pub output_size: Option<u64>,
+    pub error: Option<String>,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+impl Record {
+    pub fn now() -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    }
+}
+
+/// What earlier runs recorded, per key: the last record and how many times the key failed.
+#[derive(Debug, Default)]
+pub struct History {
+    pub last: HashMap<String, Record>,
+    pub failures: HashMap<String, u32>,
+}
+
+impl History {
+    fn add(&mut self, line: &str) {
+        // A line cut short by a kill is ignored: its key is simply redone.
+        let Ok(record) = serde_json::from_str::<Record>(line) else { return };
+        if record.status == Status::Failed {
+            *self.failures.entry(record.key.clone()).or_default() += 1;
+        }
+        self.last.insert(record.key.clone(), record);
+    }
+}
+
+pub enum Manifest {
+    Local { file: std::fs::File },
+    Remote { store: Arc<dyn ObjectStore>, folder: Path, pending: Vec<u8>, run: String, segment: u64, flushed: Instant },
+}
+
+const REMOTE_FLUSH_EVERY: Duration = Duration::from_secs(3);
+
+impl Manifest {
+    /// Opens (creating) the manifest and reads what earlier runs recorded.
+    pub async fn open_local(path: &std::path::Path) -> anyhow::Result<(Self, History)> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut history = History::default();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            text.lines().for_each(|l| history.add(l));
+        }
+        let file =
+            std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok((Manifest::Local { file }, history))
+    }
+
+    pub async fn open_remote(store: Arc<dyn ObjectStore>, folder: Path) -> anyhow::Result<(Self, History)> {
+        let mut history = History::default();
+        let mut segments: Vec<Path> =
+            store.list(Some(&folder)).map_ok(|m| m.location).try_collect().await.context("listing the manifest")?;
+        segments.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+        for segment in segments {
+            let bytes = store.get(&segment).await?.bytes().await?;
+            String::from_utf8_lossy(&bytes).lines().for_each(|l| history.add(l));
+        }
+        let run = format!("{:016x}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+        Ok((Manifest::Remote { store, folder, pending: Vec::new(), run, segment: 0, flushed: Instant::now() }, history))
+    }
+
+    pub async fn record(&mut self, record: &Record) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        match self {
+            Manifest::Local { file } => {
+                // One write per line: a kill leaves at worst one partial last line.
+                file.write_all(&line).context("writing the manifest")?;
+                file.flush()?;
+            }
+            Manifest::Remote { pending, flushed, .. } => {
+                pending.extend_from_slice(&line);
+                if flushed.elapsed() >= REMOTE_FLUSH_EVERY {
+                    self.flush().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        match self {
+            Manifest::Local { file } => file.sync_data().context("syncing the manifest")?,
+            Manifest::Remote { store, folder, pending, run, segment, flushed } => {
+                if !pending.is_empty() {
+                    let path = folder.child(format!("{run}-{segment:06}.jsonl"));
+                    store.put(&path, PutPayload::from(std::mem::take(pending))).await.context("writing a manifest segment")?;
+                    *segment += 1;
+                }
+                *flushed = Instant::now();
+            }
+        }
+        Ok(())
+    }
+}

@@ -134,12 +134,18 @@ pub async fn run(args: BatchArgs, options: Options) -> anyhow::Result<Report> {
     let started = Instant::now();
     let (index, count) = shard(&args)?;
     let src = Location::parse(&args.src, false)?;
-    let dst = Location::parse(&args.dst, !args.dry_run)?;
+    // A dry run creates nothing, not even the destination folder.
+    let dst_missing = args.dry_run && !args.dst.contains("://") && !std::path::Path::new(&args.dst).exists();
+    let dst = if dst_missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run)? };
     let include = globs(&args.include, Some(IMAGE_EXTENSIONS))?;
     let exclude = globs(&args.exclude, None)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let manifest_name = format!("manifest-{index}-of-{count}");
     let (manifest, history) = match (&args.manifest, &dst.local_root) {
+        _ if dst_missing => (Manifest::Disabled, History::default()),
+        (None, Some(root)) if args.dry_run => {
+            (Manifest::Disabled, Manifest::read_only(&root.join(".compressor").join(format!("{manifest_name}.jsonl"))))
+        }
         (Some(m), _) if m.contains("://") => {
             let folder = Location::parse(m, false)?;
             Manifest::open_remote(folder.store, folder.prefix).await?

@@ -1,0 +1,363 @@
+//! `compressor batch` as a real process: local trees, a real S3-compatible server (moto),
+//! resume after SIGKILL, shards, and bounded memory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn compressor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_compressor"))
+}
+
+/// A small, distinct PNG (a gradient seeded by `n`) stored with fast deflate.
+fn png(n: u32, size: u32) -> Vec<u8> {
+    let mut rgba = Vec::with_capacity((size * size * 4) as usize);
+    for y in 0..size {
+        for x in 0..size {
+            rgba.extend_from_slice(&[(x * 3 + n) as u8, (y * 5 + n * 7) as u8, ((x ^ y) + n) as u8, 255]);
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, size, size);
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_compression(png::Compression::Fast);
+        enc.write_header().unwrap().write_image_data(&rgba).unwrap();
+    }
+    out
+}
+
+/// `count` generated PNGs spread over nested folders.
+fn generated_tree(root: &Path, count: u32, size: u32) -> BTreeSet<String> {
+    (0..count)
+        .map(|n| {
+            let key = format!("d{}/e{}/img{n:05}.png", n % 7, n % 3);
+            let path = root.join(&key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, png(n, size)).unwrap();
+            key
+        })
+        .collect()
+}
+
+/// Relative paths of the files under `root`, except our bookkeeping.
+fn tree(root: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.starts_with(".compressor") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(rel);
+            }
+        }
+    }
+    out
+}
+
+fn json_report(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("report JSON: {e}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn manifest_records(dst: &Path) -> Vec<serde_json::Value> {
+    let dir = dst.join(".compressor");
+    let mut records = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        // A last line cut by SIGKILL is not a record.
+        records.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+    }
+    records
+}
+
+#[test]
+fn a_mixed_real_tree_is_mirrored_and_bad_files_do_not_stop_the_run() {
+    let Some(corpus) = std::env::var_os("COMPRESSOR_CORPUS").map(PathBuf::from) else {
+        eprintln!("COMPRESSOR_CORPUS is not set: skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let files = [
+        ("png_real/screenshot/rich__hello_world.png", "shots/hello.png"),
+        ("png_real/icon_alpha", "icons"),
+        ("photos_jpeg/libjpeg-turbo__testorig.jpg", "photos/2024/test.jpg"),
+        ("other/gif/wuffs__muybridge.gif", "anim/horse.gif"),
+        ("other/webp/pillow__hopper.webp", "web/hopper.webp"),
+        ("bad/png/image-png__x_issue_230.1.png", "broken/one.png"),
+        ("bad/jpeg", "broken/jpegs"),
+    ];
+    for (from, to) in files {
+        let from = corpus.join(from);
+        let to = src.join(to);
+        std::fs::create_dir_all(if from.is_dir() { to.clone() } else { to.parent().unwrap().to_path_buf() }).unwrap();
+        if from.is_dir() {
+            for e in std::fs::read_dir(&from).unwrap().take(6) {
+                let p = e.unwrap().path();
+                std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+            }
+        } else {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+    std::fs::write(src.join("README.txt"), "not an image").unwrap();
+    let out = compressor().arg("batch").arg(&src).arg(&dst).args(["--json", "--jobs", "2"]).output().unwrap();
+    let report = json_report(&out);
+    assert_eq!(out.status.code(), Some(1), "bad files make the exit status 1: {}", String::from_utf8_lossy(&out.stderr));
+    let failed = report["failed"].as_u64().unwrap();
+    assert!(failed >= 2, "{report}");
+    let failures: Vec<&str> = report["failures"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap()).collect();
+    assert!(failures.iter().all(|k| k.starts_with("broken/")), "{failures:?}");
+    // Every image that did not fail is mirrored at the same relative path (libjpeg repairs some
+    // damaged JPEGs, so not every file under broken/ fails); the .txt file is not an image.
+    let inputs: BTreeSet<String> = tree(&src).into_iter().filter(|k| !failures.contains(&k.as_str()) && !k.ends_with(".txt")).collect();
+    let outputs = tree(&dst);
+    for key in &inputs {
+        assert!(outputs.contains(key), "{key} missing from the output tree {outputs:?}");
+    }
+    assert!(!outputs.contains("README.txt"));
+    assert_eq!(report["compressed"].as_u64().unwrap() + report["unchanged"].as_u64().unwrap(), inputs.len() as u64);
+}
+
+#[test]
+fn resume_after_sigkill_finishes_every_image_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let keys = generated_tree(&src, 60, 96);
+    // Kill at different points of the run, several times, then let one run finish.
+    for delay_ms in [150, 400, 700, 1000] {
+        let mut child: Child = compressor().arg("batch").arg(&src).arg(&dst).args(["--jobs", "2"]).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+    }
+    let killed_records = manifest_records(&dst);
+    let out = compressor().arg("batch").arg(&src).arg(&dst).args(["--jobs", "2", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = json_report(&out);
+    let final_records = manifest_records(&dst);
+
+    // Every output present exactly once (no temp files left), and decodable PNG.
+    let outputs = tree(&dst);
+    assert_eq!(outputs, keys, "outputs must mirror inputs exactly");
+    for key in &outputs {
+        let data = std::fs::read(dst.join(key)).unwrap();
+        let mut reader = png::Decoder::new(std::io::Cursor::new(data)).read_info().unwrap_or_else(|e| panic!("{key}: {e}"));
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut buf).unwrap_or_else(|e| panic!("{key} truncated: {e}"));
+    }
+    // Keys recorded as done before the last run were not compressed again by it.
+    let done_before: BTreeSet<String> =
+        killed_records.iter().filter(|r| r["status"] == "done").map(|r| r["key"].as_str().unwrap().to_owned()).collect();
+    let done_by_last: Vec<String> = final_records[killed_records.len()..]
+        .iter()
+        .filter(|r| r["status"] == "done")
+        .map(|r| r["key"].as_str().unwrap().to_owned())
+        .collect();
+    for key in &done_by_last {
+        assert!(!done_before.contains(key), "{key} was compressed again after being recorded done");
+    }
+    assert_eq!(
+        report["skipped"].as_u64().unwrap() as usize + done_by_last.len() + report["unchanged"].as_u64().unwrap() as usize,
+        keys.len()
+    );
+    assert!(!done_before.is_empty(), "the killed runs recorded nothing; the kill points are too early to test resuming");
+}
+
+#[test]
+fn shards_together_cover_every_key_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let keys = generated_tree(&src, 40, 24);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            compressor()
+                .arg("batch")
+                .arg(&src)
+                .arg(&dst)
+                .args(["--json", "--jobs", "1", "--shard", &format!("{i}/3")])
+                .stderr(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+    }
+    for record in manifest_records(&dst) {
+        *seen.entry(record["key"].as_str().unwrap().to_owned()).or_default() += 1;
+    }
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), keys);
+    assert!(seen.values().all(|&n| n == 1), "a key was processed by two shards: {seen:?}");
+    // The scheduler's environment variables select the same shard as the flag.
+    let shard_one = std::fs::read_to_string(dst.join(".compressor/manifest-1-of-3.jsonl")).unwrap().lines().count() as u64;
+    let out = compressor()
+        .arg("batch")
+        .arg(&src)
+        .arg(dir.path().join("env"))
+        .args(["--json", "--dry-run"])
+        .env("BATCH_TASK_INDEX", "1")
+        .env("BATCH_TASK_COUNT", "3")
+        .output()
+        .unwrap();
+    assert_eq!(json_report(&out)["planned"].as_u64().unwrap(), shard_one);
+}
+
+#[test]
+fn dry_run_lists_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    generated_tree(&src, 5, 16);
+    let out = compressor().arg("batch").arg(&src).arg(&dst).args(["--dry-run", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let report = json_report(&out);
+    assert_eq!(report["planned"], 5);
+    assert!(report["bytes_in"].as_u64().unwrap() > 0);
+    assert!(!dst.exists() || tree(&dst).is_empty());
+}
+
+/// Peak RSS of a child in KiB, from wait4's rusage.
+fn peak_rss_kib(mut cmd: Command) -> (i64, std::process::ExitStatus) {
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid);
+    std::mem::forget(child);
+    use std::os::unix::process::ExitStatusExt;
+    (usage.ru_maxrss, std::process::ExitStatus::from_raw(status))
+}
+
+#[test]
+fn memory_stays_bounded_as_the_folder_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    let large = dir.path().join("large");
+    generated_tree(&small, 200, 128);
+    generated_tree(&large, 1600, 128); // 8x the images
+    let run = |src: &Path, dst: &str| {
+        let mut cmd = compressor();
+        cmd.arg("batch").arg(src).arg(dir.path().join(dst)).args(["--jobs", "2", "--effort", "1", "-m", "lossless"]);
+        peak_rss_kib(cmd)
+    };
+    let started = Instant::now();
+    let (rss_small, s1) = run(&small, "out-small");
+    let (rss_large, s2) = run(&large, "out-large");
+    assert!(s1.success() && s2.success());
+    eprintln!("peak RSS: {rss_small} KiB for 200 images, {rss_large} KiB for 1600 ({:?})", started.elapsed());
+    // Holding every image would grow memory ~8x; a streaming pipeline stays flat.
+    assert!(rss_large < rss_small * 3 / 2 + 8 * 1024, "peak RSS grew from {rss_small} KiB to {rss_large} KiB");
+}
+
+/// A moto S3 server on a free loopback port, stopped on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Option<Moto> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = match Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("moto_server is not installed (pip install 'moto[server]'): skipping");
+            return None;
+        }
+        Err(e) => panic!("moto_server is required in CI: {e}"),
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let moto = Moto { child, endpoint };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(moto)
+}
+
+fn s3(cmd: &mut Command, moto: &Moto) {
+    cmd.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint);
+}
+
+fn create_bucket(moto: &Moto, bucket: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async { reqwest::Client::new().put(format!("{}/{bucket}", moto.endpoint)).send().await.unwrap().status() });
+    assert!(status.is_success(), "creating bucket {bucket}: {status}");
+}
+
+fn list_bucket(moto: &Moto, bucket: &str, prefix: &str) -> BTreeSet<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let xml = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/{bucket}?list-type=2&prefix={prefix}", moto.endpoint))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split("</Key>").next())
+        .map(|k| k.strip_prefix(prefix).unwrap_or(k).to_owned())
+        .filter(|k| !k.starts_with(".compressor"))
+        .collect()
+}
+
+#[test]
+fn local_to_s3_and_s3_to_s3_on_a_real_s3_server() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "photos");
+    create_bucket(&moto, "optimised");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let keys = generated_tree(&src, 12, 48);
+
+    let mut up = compressor();
+    up.arg("batch").arg(&src).arg("s3://photos/2024/").args(["--json"]);
+    s3(&mut up, &moto);
+    let out = up.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(list_bucket(&moto, "photos", "2024/"), keys);
+
+    let mut across = compressor();
+    across.args(["batch", "s3://photos/2024", "s3://optimised/web", "--json", "-m", "lossless"]);
+    s3(&mut across, &moto);
+    let out = across.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_report(&out)["seen"], 12);
+    assert_eq!(list_bucket(&moto, "optimised", "web/"), keys);
+    // Run again: the manifest in the bucket makes everything a skip.
+    let mut again = compressor();
+    again.args(["batch", "s3://photos/2024", "s3://optimised/web", "--json", "-m", "lossless"]);
+    s3(&mut again, &moto);
+    let out = again.output().unwrap();
+    assert_eq!(json_report(&out)["skipped"], 12, "{}", String::from_utf8_lossy(&out.stderr));
+}

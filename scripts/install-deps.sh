@@ -19,6 +19,6 @@ if ((${#missing[@]})); then
 fi
 
 # The batch tests talk to a real S3-compatible server: moto's standalone server.
-if ! command -v moto_server >/dev/null 2>&1; then
+if ! python3 -c "import moto.server" >/dev/null 2>&1; then
   python3 -m pip install --quiet "moto[server]==5.2.5"
 fi

@@ -28,6 +28,16 @@ enum Command {
         #[command(flatten)]
         engine: engine_args::EngineArgs,
     },
+    /// Send real uploads to a running service and report latency percentiles and status codes
+    Loadtest(compressor_loadtest::LoadArgs),
+}
+
+/// Exit status 0 when every threshold passed, 1 when one was missed.
+fn loadtest(args: compressor_loadtest::LoadArgs) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (summary, _) = runtime.block_on(compressor_loadtest::run(&args))?;
+    eprintln!("{}", summary.text());
+    Ok(if summary.passed { 0 } else { 1 })
 }
 
 fn main() -> ExitCode {
@@ -36,6 +46,7 @@ fn main() -> ExitCode {
         Command::Compress(args) => compress::run(args),
         Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
         Command::Batch { batch, engine } => batch::run(batch, engine.options()),
+        Command::Loadtest(args) => loadtest(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -80,16 +80,20 @@ pub(crate) struct Plane<'a> {
 }
 
 impl Plane<'_> {
-    /// The sample at (x, y), which the caller keeps inside the plane (clamped if not).
+    /// Maps row `y` (clamped into the plane) through `f` into `out`, one value per sample.
     #[inline]
-    pub(crate) fn get(&self, x: usize, y: usize) -> u16 {
-        let x = x.min(self.width - 1);
-        let y = y.min(self.height - 1);
+    pub(crate) fn map_row(&self, y: usize, out: &mut [f32], f: impl Fn(u16) -> f32) {
+        let start = y.min(self.height - 1) * self.stride;
         if self.high {
-            let i = y * self.stride + 2 * x;
-            u16::from_ne_bytes([self.data[i], self.data[i + 1]])
+            let row = &self.data[start..start + 2 * self.width];
+            for (o, b) in out.iter_mut().zip(row.chunks_exact(2)) {
+                *o = f(u16::from_ne_bytes([b[0], b[1]]));
+            }
         } else {
-            u16::from(self.data[y * self.stride + x])
+            let row = &self.data[start..start + self.width];
+            for (o, &b) in out.iter_mut().zip(row) {
+                *o = f(u16::from(b));
+            }
         }
     }
 }

@@ -110,11 +110,39 @@ fn chroma_taps(len: usize, shift: u32, chroma_len: usize) -> Vec<(usize, usize, 
 pub(crate) fn alpha_plane(frame: &Frame) -> Result<Vec<u8>, AvifError> {
     let y = frame.plane(0).ok_or_else(|| AvifError::Corrupt("alpha image has no samples".into()))?;
     let table = luma_table(frame.bit_depth, frame.full_range);
-    let mut out = Vec::with_capacity(y.width * y.height);
-    for row in 0..y.height {
-        out.extend((0..y.width).map(|x| to_u8(lookup(&table, y.get(x, row)))));
+    let mut out = vec![0u8; y.width * y.height];
+    let mut row = vec![0f32; y.width];
+    for (r, o) in out.chunks_exact_mut(y.width).enumerate() {
+        y.map_row(r, &mut row, |v| lookup(&table, v));
+        o.iter_mut().zip(&row).for_each(|(o, &v)| *o = to_u8(v));
     }
     Ok(out)
+}
+
+/// Fills `out` with chroma row values at full width: the rows `cy0` and `cy1` of `plane` (weights
+/// `wy` and `1 - wy`), each interpolated horizontally by `taps`. `scratch` holds one chroma row.
+fn upsample_row(
+    plane: &Plane<'_>,
+    table: &[f32],
+    taps: &[(usize, usize, f32)],
+    (cy0, cy1, wy): (usize, usize, f32),
+    scratch: &mut [f32],
+    below: &mut [f32],
+    out: &mut [f32],
+) {
+    let horizontal = |row: usize, scratch: &mut [f32], out: &mut [f32]| {
+        plane.map_row(row, scratch, |v| lookup(table, v));
+        for (o, &(c0, c1, wx)) in out.iter_mut().zip(taps) {
+            *o = wx * scratch[c0] + (1.0 - wx) * scratch[c1];
+        }
+    };
+    horizontal(cy0, scratch, out);
+    if wy < 1.0 {
+        horizontal(cy1, scratch, below);
+        for (o, &b) in out.iter_mut().zip(below.iter()) {
+            *o = wy * *o + (1.0 - wy) * b;
+        }
+    }
 }
 
 /// Converts the colour frame (and optional 8-bit alpha of the same size) to RGBA.
@@ -126,7 +154,6 @@ pub(crate) fn to_rgba(frame: &Frame, matrix: Matrix, alpha: Option<&[u8]>, premu
     }
     let y_plane = frame.plane(0).ok_or_else(|| AvifError::Corrupt("colour image has no samples".into()))?;
     let luma = luma_table(frame.bit_depth, frame.full_range);
-    let mut rgba = vec![0u8; len];
 
     let chroma: Option<(Plane<'_>, Plane<'_>)> = match frame.layout {
         Layout::Monochrome => None,
@@ -135,73 +162,53 @@ pub(crate) fn to_rgba(frame: &Frame, matrix: Matrix, alpha: Option<&[u8]>, premu
             frame.plane(2).ok_or_else(|| AvifError::Corrupt("missing V plane".into()))?,
         )),
     };
-    if matrix == Matrix::Identity && chroma.is_some() && frame.layout != Layout::I444 {
-        return Err(AvifError::Corrupt("identity (RGB) matrix with subsampled chroma".into()));
-    }
+    let matrix = match (&chroma, matrix) {
+        // Grey: zero chroma through any Y'CbCr matrix gives R = G = B = Y.
+        (None, _) => Matrix::YCbCr { kr: 0.299, kb: 0.114 },
+        (Some(_), Matrix::Identity) if frame.layout != Layout::I444 => {
+            return Err(AvifError::Corrupt("identity (RGB) matrix with subsampled chroma".into()));
+        }
+        (Some(_), m) => m,
+    };
+    // Identity stores G, B, R in full-size planes, each with the luma range.
+    let chroma_tab = if matrix == Matrix::Identity { luma.clone() } else { chroma_table(frame.bit_depth, frame.full_range) };
+    let (sx, sy) = frame.layout.shifts();
+    let (cw, ch) = chroma.as_ref().map_or((1, 1), |(u, _)| (u.width, u.height));
+    let x_taps = chroma_taps(w, sx, cw);
+    let y_taps = chroma_taps(h, sy, ch);
 
-    let monochrome = chroma.is_none();
-    match chroma {
-        None => {
-            for y in 0..h {
-                for x in 0..w {
-                    let v = to_u8(lookup(&luma, y_plane.get(x, y)));
-                    rgba[(y * w + x) * 4..][..3].copy_from_slice(&[v, v, v]);
+    let mut rgba = vec![0u8; len];
+    let (mut y_row, mut u_row, mut v_row, mut below) = (vec![0f32; w], vec![0f32; w], vec![0f32; w], vec![0f32; w]);
+    let mut scratch = vec![0f32; cw];
+    for (y, (out, taps)) in rgba.chunks_exact_mut(w * 4).zip(&y_taps).enumerate() {
+        y_plane.map_row(y, &mut y_row, |v| lookup(&luma, v));
+        if let Some((u_plane, v_plane)) = &chroma {
+            upsample_row(u_plane, &chroma_tab, &x_taps, *taps, &mut scratch, &mut below, &mut u_row);
+            upsample_row(v_plane, &chroma_tab, &x_taps, *taps, &mut scratch, &mut below, &mut v_row);
+        }
+        let alpha_row = alpha.map(|a| &a[y * w..(y + 1) * w]);
+        for (x, px) in out.chunks_exact_mut(4).enumerate() {
+            let (yv, u, v) = (y_row[x], u_row[x], v_row[x]);
+            let (mut r, mut g, mut b) = match matrix {
+                Matrix::Identity => (v, yv, u),
+                Matrix::YCgCo => {
+                    let t = yv - u;
+                    (t + v, yv + u, t - v)
                 }
-            }
-        }
-        Some((u_plane, v_plane)) => {
-            // Identity stores G, B, R in full-width planes, each with the luma range.
-            let chroma_tab = if matrix == Matrix::Identity { luma.clone() } else { chroma_table(frame.bit_depth, frame.full_range) };
-            let (sx, sy) = frame.layout.shifts();
-            let xt = chroma_taps(w, sx, u_plane.width);
-            let yt = chroma_taps(h, sy, u_plane.height);
-            for (y, &(cy0, cy1, wy)) in yt.iter().enumerate() {
-                for (x, &(cx0, cx1, wx)) in xt.iter().enumerate() {
-                    let sample = |p: &Plane<'_>| {
-                        let top = wx * lookup(&chroma_tab, p.get(cx0, cy0)) + (1.0 - wx) * lookup(&chroma_tab, p.get(cx1, cy0));
-                        if wy == 1.0 {
-                            return top;
-                        }
-                        let bottom = wx * lookup(&chroma_tab, p.get(cx0, cy1)) + (1.0 - wx) * lookup(&chroma_tab, p.get(cx1, cy1));
-                        wy * top + (1.0 - wy) * bottom
-                    };
-                    let yv = lookup(&luma, y_plane.get(x, y));
-                    let (u, v) = (sample(&u_plane), sample(&v_plane));
-                    let (r, g, b) = match matrix {
-                        Matrix::Identity => (v, yv, u),
-                        Matrix::YCgCo => {
-                            let t = yv - u;
-                            (t + v, yv + u, t - v)
-                        }
-                        Matrix::YCbCr { kr, kb } => {
-                            let r = yv + 2.0 * (1.0 - kr) * v;
-                            let b = yv + 2.0 * (1.0 - kb) * u;
-                            let g = (yv - kr * r - kb * b) / (1.0 - kr - kb);
-                            (r, g, b)
-                        }
-                    };
-                    let px = &mut rgba[(y * w + x) * 4..][..3];
-                    match alpha {
-                        Some(a) if premultiplied => {
-                            let a = f32::from(a[y * w + x]) / 255.0;
-                            if a > 0.0 {
-                                px.copy_from_slice(&[to_u8(r / a), to_u8(g / a), to_u8(b / a)]);
-                            } // fully transparent: colour stays 0
-                        }
-                        _ => px.copy_from_slice(&[to_u8(r), to_u8(g), to_u8(b)]),
-                    }
+                Matrix::YCbCr { kr, kb } => {
+                    let r = yv + 2.0 * (1.0 - kr) * v;
+                    let b = yv + 2.0 * (1.0 - kb) * u;
+                    (r, (yv - kr * r - kb * b) / (1.0 - kr - kb), b)
                 }
+            };
+            let a = alpha_row.map_or(255, |row| row[x]);
+            if premultiplied && a < 255 {
+                // Un-premultiply; fully transparent pixels keep colour 0.
+                let k = if a == 0 { 0.0 } else { 255.0 / f32::from(a) };
+                (r, g, b) = (r * k, g * k, b * k);
             }
+            px.copy_from_slice(&[to_u8(r), to_u8(g), to_u8(b), a]);
         }
-    }
-    // Alpha last. Monochrome premultiplied images: un-premultiply the grey value here.
-    for (i, px) in rgba.chunks_exact_mut(4).enumerate() {
-        let a = alpha.map_or(255, |a| a[i]);
-        if premultiplied && monochrome {
-            let g = if a == 0 { 0 } else { ((u32::from(px[0]) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8 };
-            px[..3].copy_from_slice(&[g, g, g]);
-        }
-        px[3] = a;
     }
     Ok(rgba)
 }

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   nasm            # mozjpeg's SIMD and rav1e (AVIF) are assembled with nasm
   pkg-config
+  libdav1d-dev    # AV1 decoder for AVIF input (compressor-avif links the system dav1d via pkg-config)
 )
 
 missing=()

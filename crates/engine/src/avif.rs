@@ -1,9 +1,10 @@
-//! AVIF encoding with ravif (rav1e). Decoding is not available in this build.
+//! AVIF: encoding with ravif (rav1e), decoding with `compressor-avif` (the system dav1d).
 
 use ravif::{Encoder, Img, RGBA8};
 
 use crate::image::Image;
-use crate::{Error, Mode};
+use crate::pixels::Pixels;
+use crate::{Error, LimitKind, Limits, Mode};
 
 /// rav1e speed for an effort. Measured on a 12-megapixel photo, one core, quality 70:
 /// speed 10 takes 3.0 s (591 KB), speed 9 7.6 s (536 KB), speeds 7-8 16 s (528 KB). The default
@@ -31,4 +32,27 @@ pub(crate) fn encode(image: &Image, quality: u8, effort: u8, mode: Mode) -> Resu
         .encode_rgba(Img::new(&pixels[..], image.width as usize, image.height as usize))
         .map_err(|e| Error::internal(format!("AVIF encoder: {e}")))?;
     Ok(encoded.avif_file)
+}
+
+/// Width and height from the `ispe` property, without decoding.
+pub(crate) fn dimensions(data: &[u8]) -> Result<(u32, u32), Error> {
+    compressor_avif::dimensions(data).map_err(|e| avif_error(e, u64::MAX))
+}
+
+/// The still (primary) image as RGBA, with its ICC profile.
+pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
+    let decoded = compressor_avif::decode(data, limits.max_pixels).map_err(|e| avif_error(e, limits.max_pixels))?;
+    let mut image = Image::still(Pixels::rgba8(decoded.width, decoded.height, decoded.rgba));
+    image.icc = decoded.icc;
+    Ok(image)
+}
+
+fn avif_error(e: compressor_avif::AvifError, max_pixels: u64) -> Error {
+    match e {
+        compressor_avif::AvifError::Unsupported(detail) => Error::unsupported(format!("AVIF: {detail}")),
+        compressor_avif::AvifError::Corrupt(detail) => Error::corrupt(format!("AVIF: {detail}")),
+        compressor_avif::AvifError::TooLarge { width, height } => {
+            Error::LimitExceeded { what: LimitKind::Pixels, value: u64::from(width) * u64::from(height), limit: max_pixels }
+        }
+    }
 }

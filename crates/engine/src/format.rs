@@ -80,7 +80,7 @@ pub fn probe(data: &[u8]) -> Result<ImageInfo, Error> {
         Format::Jpeg => crate::jpeg::read_header(data).map(|h| (h.width, h.height))?,
         Format::Gif => gif_dimensions(data)?,
         Format::WebP => webp_dimensions(data)?,
-        Format::Avif => return Err(Error::unsupported("AVIF input cannot be decoded by this build (AVIF is an output format only)")),
+        Format::Avif => crate::avif::dimensions(data)?,
     };
     Ok(ImageInfo { format, width, height })
 }

@@ -104,7 +104,14 @@ fn optimise_same_format(input: &[u8], info: &ImageInfo, options: &Options) -> Re
             }
             Ok(candidate.into_encoded())
         }
-        Format::Avif => Err(Error::unsupported("AVIF input cannot be decoded by this build")),
+        // AVIF is lossy only: re-encode at the quality asked for; lossless mode keeps the input.
+        Format::Avif if options.mode == Mode::Lossless => {
+            Ok(Encoded::unchanged(input, info, vec!["AVIF cannot be re-encoded losslessly by this build; input kept".into()]))
+        }
+        Format::Avif => {
+            let source = decode(input, info, options)?;
+            Ok(encode_for_goal(&source, info.format, options)?.into_encoded())
+        }
     }
 }
 
@@ -114,7 +121,7 @@ pub(crate) fn decode(input: &[u8], info: &ImageInfo, options: &Options) -> Resul
         Format::Jpeg => jpeg::decode_image(input),
         Format::Gif => gif::decode(input, &options.limits),
         Format::WebP => webp::decode(input, &options.limits),
-        Format::Avif => Err(Error::unsupported("AVIF input cannot be decoded by this build")),
+        Format::Avif => avif::decode(input, &options.limits),
     }
 }
 

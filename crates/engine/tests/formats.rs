@@ -258,6 +258,28 @@ fn max_bytes_fits_every_format_with_the_best_quality_tried() {
 }
 
 #[test]
+fn avif_input_decodes_and_converts_and_avif_output_scores() {
+    let Some(corpus) = corpus() else { return };
+    let input = read(&corpus.join("other/avif/libavif__io_kodim03_yuv420_8bpc.avif"));
+    let info = probe(&input).unwrap();
+    let png = compress(&input, &Options { mode: Mode::Lossless, ..to(Format::Png) }).unwrap();
+    let (w, h, _) = png_rgba16(&png.data);
+    assert_eq!((w, h), (info.width, info.height));
+    // AVIF output is decoded again to score it, so a target quality works for AVIF too.
+    let photo = read(&corpus.join("photos_jpeg/exif-orientation__Landscape_2.jpg"));
+    let avif = compress(&photo, &Options { target_quality: Some(75.0), ..to(Format::Avif) }).unwrap();
+    assert_eq!(avif.format, Format::Avif);
+    assert!(avif.quality_score.is_some_and(|s| s >= 75.0), "{:?}", avif.quality_score);
+    for path in files(&corpus.join("other/avif"), &["avif"]) {
+        match compress(&read(&path), &Options { score: false, ..to(Format::WebP) }) {
+            Ok(out) => assert_eq!(out.format, Format::WebP),
+            Err(Error::UnsupportedFormat { .. } | Error::Corrupt { .. }) => {}
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+    }
+}
+
+#[test]
 fn auto_picks_the_smallest_candidate_and_reports_them_all() {
     let Some(corpus) = corpus() else { return };
     let input = read(&corpus.join("photos_jpeg/libjxl__flower_flower.png.im_q85_420_progr.jpg"));

@@ -1,8 +1,173 @@
-//! HTTP service around the engine (filled in by the service work).
+//! The HTTP service around the engine (`compressor serve`).
+//!
+//! [`serve`] is the blocking entry point of the command line. Tests and embedders use [`App`]:
+//! `App::new(config)` builds the router and its state, [`App::run`] serves it on a listener until a
+//! shutdown future completes, then drains.
+//!
+//! Invariant: handlers never run codecs on the async threads; the engine runs in the bounded
+//! [`pool`] on blocking threads.
 
-#[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+mod config;
+mod error;
+mod guard;
+mod metrics;
+mod openapi;
+mod pool;
+mod routes;
 
-pub fn serve(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not implemented yet")
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use config::{Config, RateLimit, ServeArgs, parse_duration, parse_rate};
+pub use error::{ApiError, ErrorBody};
+
+/// What every handler and middleware shares.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Shared>);
+
+pub(crate) struct Shared {
+    config: Config,
+    pool: pool::Pool,
+    metrics: metrics::Metrics,
+    limiter: Option<guard::RateLimiter>,
+    /// Set when shutdown starts: readiness answers 503 from then on.
+    draining: AtomicBool,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The service, ready to be served.
+pub struct App {
+    router: Router,
+    state: AppState,
+}
+
+impl App {
+    pub fn new(config: Config) -> App {
+        App::build(config, None)
+    }
+
+    /// The service with extra routes behind the same layers (tests use it to check what the
+    /// layers do with, for example, a handler that panics).
+    #[doc(hidden)]
+    pub fn with_extra_routes(config: Config, extra: Router) -> App {
+        App::build(config, Some(extra.with_state(())))
+    }
+
+    fn build(config: Config, extra: Option<Router<AppState>>) -> App {
+        let metrics = metrics::Metrics::new();
+        let state = AppState(Arc::new(Shared {
+            pool: pool::Pool::new(config.workers, config.queue, metrics.clone()),
+            limiter: config.rate_limit.map(guard::RateLimiter::new),
+            metrics,
+            draining: AtomicBool::new(false),
+            config,
+        }));
+        let router = routes::router(state.clone(), extra);
+        App { router, state }
+    }
+
+    /// The router with all layers, for driving the service without a socket.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves on `listener` until `shutdown` completes; then readiness turns 503, no new
+    /// connections are accepted and in-flight requests get up to the configured grace period to
+    /// finish. Returns `Ok(())` after a graceful (or grace-expired) stop.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let grace = state.config.shutdown_grace;
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            state.draining.store(true, Ordering::SeqCst);
+            tracing::info!("shutting down: draining in-flight requests (grace {grace:?})");
+            let _ = started_tx.send(());
+        };
+        let server = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(signal);
+        let grace_expired = async move {
+            if started_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result,
+            () = grace_expired => {
+                tracing::warn!("shutdown grace of {grace:?} expired; unfinished requests are abandoned");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `compressor serve`: logs, binds, serves until SIGTERM or Ctrl-C, drains, returns.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_format);
+    let config = Config::from_args(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+        tracing::info!(
+            address = %listener.local_addr()?,
+            workers = config.workers,
+            queue = config.queue,
+            max_body_bytes = config.max_body_bytes,
+            api_keys = config.api_keys.len(),
+            rate_limit = ?config.rate_limit,
+            "compressor listening"
+        );
+        App::new(config).run(listener, shutdown_signal()).await.context("serving")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    });
+    // Work abandoned after the grace period may still hold blocking threads; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `try_init` fails only if a subscriber is already set (embedding); that one is kept.
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
 }

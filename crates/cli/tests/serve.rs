@@ -1,0 +1,76 @@
+//! `compressor serve` as a process: it logs where it listens, answers, and exits 0 on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn get(address: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_answers_and_exits_0_on_sigterm() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compressor"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+
+    // The first log line says where it listens (port 0 picks a free one).
+    let first = lines.next().expect("a log line").unwrap();
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON ({e}): {first}"));
+    assert_eq!(event["fields"]["message"], "compressor listening", "{first}");
+    let address = event["fields"]["address"].as_str().unwrap().to_owned();
+
+    let health = get(&address, "/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.ends_with("\r\n\r\nOK"), "{health}");
+    let ready = get(&address, "/readyz");
+    assert!(ready.contains(r#"{"status":"ready"}"#), "{ready}");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still running 10 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("SIGTERM received")), "{rest:?}");
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+}
+
+#[test]
+fn serve_refuses_bad_settings_with_status_2() {
+    for (args, env, message) in [
+        (&["serve", "--workers", "0"][..], None, "workers must be at least 1"),
+        (&["serve", "--rate-limit", "ten/s"][..], None, "count must be a positive integer"),
+        (&["serve", "--cors-origins", "example.com"][..], None, "is not `*` or an origin"),
+        (&["serve"][..], Some(("COMPRESSOR_REQUEST_TIMEOUT", "soon")), "not a duration"),
+        (&["serve", "--api-keys-file", "/nonexistent/keys"][..], None, "reading API keys file"),
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_compressor"));
+        command.args(args).args(["--listen", "127.0.0.1:0"]);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}

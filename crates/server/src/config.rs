@@ -1,0 +1,185 @@
+//! Settings of the service: command-line flags (each with its `COMPRESSOR_*` environment variable)
+//! and the checked [`Config`] the rest of the crate reads.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// `compressor serve` flags. Every flag can also be set through the environment variable named
+/// beside it; a flag given on the command line wins.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on
+    #[arg(long, env = "COMPRESSOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Origins allowed to call the API from a browser (comma list; `*` allows any). Empty: no CORS headers
+    #[arg(long, env = "COMPRESSOR_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_origins: Vec<String>,
+    /// API keys (comma list). When any key is configured, compress routes need one
+    #[arg(long, env = "COMPRESSOR_API_KEYS", value_delimiter = ',', default_value = "", hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// File with one API key per line (blank lines and lines starting with `#` are ignored)
+    #[arg(long, env = "COMPRESSOR_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+    /// Largest request body in bytes (default 50 MiB)
+    #[arg(long, env = "COMPRESSOR_MAX_BODY_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest image in pixels, checked from the header before decoding
+    #[arg(long, env = "COMPRESSOR_MAX_PIXELS", default_value_t = compressor_engine::Limits::default().max_pixels)]
+    pub max_pixels: u64,
+    /// Images compressed at once (default: number of CPUs)
+    #[arg(long, env = "COMPRESSOR_WORKERS")]
+    pub workers: Option<usize>,
+    /// Compress requests allowed to wait for a worker; beyond WORKERS + QUEUE requests answer 503 at once
+    #[arg(long, env = "COMPRESSOR_QUEUE", default_value_t = 32)]
+    pub queue: usize,
+    /// Longest time for a whole request, upload and queueing included (`90s`, `500ms`, `2m`); 504 after it
+    #[arg(long, env = "COMPRESSOR_REQUEST_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Token bucket per API key (or per client IP without keys), like `10/s` or `600/min`. Unset: no limit
+    #[arg(long, env = "COMPRESSOR_RATE_LIMIT", value_parser = parse_rate)]
+    pub rate_limit: Option<RateLimit>,
+    /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C
+    #[arg(long, env = "COMPRESSOR_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+    /// Log format: `text` or `json` (the level comes from RUST_LOG, default `info`)
+    #[arg(long, env = "COMPRESSOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// `count` requests per `per`, as a token bucket holding at most `count` tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: Duration,
+}
+
+/// The checked settings the service runs with. Tests build it directly (see [`Config::default`]).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cors_origins: Vec<String>,
+    pub api_keys: HashSet<String>,
+    pub max_body_bytes: usize,
+    pub max_pixels: u64,
+    pub workers: usize,
+    pub queue: usize,
+    pub request_timeout: Duration,
+    pub rate_limit: Option<RateLimit>,
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cors_origins: Vec::new(),
+            api_keys: HashSet::new(),
+            max_body_bytes: 50 * 1024 * 1024,
+            max_pixels: compressor_engine::Limits::default().max_pixels,
+            workers: default_workers(),
+            queue: 32,
+            request_timeout: Duration::from_secs(60),
+            rate_limit: None,
+            shutdown_grace: Duration::from_secs(25),
+        }
+    }
+}
+
+impl Config {
+    /// Checks the flags and reads the keys file.
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Config> {
+        let mut api_keys: HashSet<String> = args.api_keys.iter().map(|k| k.trim()).filter(|k| !k.is_empty()).map(str::to_owned).collect();
+        if let Some(path) = &args.api_keys_file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading API keys file {}", path.display()))?;
+            api_keys.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_owned));
+            if api_keys.is_empty() {
+                bail!("API keys file {} holds no keys", path.display());
+            }
+        }
+        let cors_origins: Vec<String> = args.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+        for origin in &cors_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                bail!("CORS origin {origin:?} is not `*` or an origin like https://example.com");
+            }
+        }
+        let workers = args.workers.unwrap_or_else(default_workers);
+        if workers == 0 {
+            bail!("workers must be at least 1");
+        }
+        if args.max_body_bytes == 0 {
+            bail!("max body bytes must be at least 1");
+        }
+        Ok(Config {
+            cors_origins,
+            api_keys,
+            max_body_bytes: args.max_body_bytes,
+            max_pixels: args.max_pixels,
+            workers,
+            queue: args.queue,
+            request_timeout: args.request_timeout,
+            rate_limit: args.rate_limit,
+            shutdown_grace: args.shutdown_grace,
+        })
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// `250ms`, `30s`, `5m` / `5min`, `1h`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 30s, 5m or 1h"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" | "sec" | "secs" => value,
+        "m" | "min" | "mins" => value * 60.0,
+        "h" | "hour" | "hours" => value * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(format!("{s:?} must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// `10/s`, `600/min`, `1000/h`, or with a count of units, `5/10s`.
+pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
+    let (count, per) = s.split_once('/').ok_or_else(|| format!("rate limit {s:?} is not like 10/s or 600/min"))?;
+    let count: u32 =
+        count.trim().parse().ok().filter(|c| *c > 0).ok_or_else(|| format!("rate limit {s:?}: count must be a positive integer"))?;
+    let per = per.trim();
+    let per = if per.starts_with(|c: char| c.is_ascii_digit()) { parse_duration(per)? } else { parse_duration(&format!("1{per}"))? };
+    Ok(RateLimit { count, per })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("10/s"), Ok(RateLimit { count: 10, per: Duration::from_secs(1) }));
+        assert_eq!(parse_rate("600/min"), Ok(RateLimit { count: 600, per: Duration::from_secs(60) }));
+        assert_eq!(parse_rate("5/10s"), Ok(RateLimit { count: 5, per: Duration::from_secs(10) }));
+        assert!(parse_rate("0/s").is_err());
+        assert!(parse_rate("ten/s").is_err());
+        assert!(parse_rate("10").is_err());
+    }
+}

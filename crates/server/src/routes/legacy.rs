@@ -1,0 +1,169 @@
+//! `POST /compress-image`: the route of the Go server this service replaces. Its clients (a web site
+//! and k6 scripts) depend on the exact field, parameter and header names used here.
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use compressor_engine::{Limits, Mode, Options, Quality};
+use serde::Serialize;
+
+use super::upload::{self, Outcome};
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+pub const ROUTE: &str = "/compress-image";
+
+/// The multipart form of the old server. Other fields (the old k6 script sends `strategy=bimg`) are
+/// ignored; only the query parameter chooses the strategy.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyForm {
+    /// The image; the first `image_files` part is used
+    #[schema(value_type = String, format = Binary)]
+    image_files: Vec<u8>,
+}
+
+/// The PNG bytes of the answer.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct PngBytes(Vec<u8>);
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LegacyParams {
+    /// `pngquant` (default; lossy, quality 60-80) or `stdlib` (lossless)
+    #[param(example = "pngquant")]
+    pub strategy: Option<String>,
+}
+
+/// The `X-Compression-Metadata` header, field for field as the old server wrote it.
+#[derive(Debug, Serialize)]
+pub struct Metadata {
+    pub status: &'static str,
+    pub message: &'static str,
+    pub data: MetadataData,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MetadataData {
+    pub compressed_image_metadata: ImageMetadata,
+    /// original size / compressed size
+    pub size_difference: f64,
+    pub original_size: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageMetadata {
+    pub filename: String,
+    /// Compressed size in bytes
+    pub image_size: usize,
+}
+
+/// Compress an image (compatibility route of the old Go server).
+///
+/// Multipart field `image_files` (the first file is used; other fields are ignored). The answer is
+/// the compressed image with `X-Compression-Metadata` describing it. The format is recognised by
+/// content, not by the file name; a non-PNG upload is compressed in its own format.
+#[utoipa::path(
+    post,
+    path = "/compress-image",
+    tag = "legacy",
+    params(LegacyParams),
+    request_body(content = LegacyForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The compressed image",
+            headers(
+                ("X-Compression-Metadata" = String, description = r#"JSON: {"status":"success","message":"Image compressed successfully","data":{"compressed_image_metadata":{"Filename":"…","ImageSize":<bytes>},"size_difference":<original/compressed>,"original_size":<bytes>}}"#),
+                ("Content-Disposition" = String, description = "attachment; filename=<upload name, sanitised>"),
+            ),
+            content((PngBytes = "image/png"))),
+        (status = 400, description = "Unknown strategy or no image_files field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key (only when keys are configured)", body = ErrorBody),
+        (status = 413, description = "Body or image too large", body = ErrorBody),
+        (status = 415, description = "Not an image format the engine reads", body = ErrorBody),
+        (status = 422, description = "Corrupt image", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+        (status = 503, description = "Overloaded", body = ErrorBody),
+        (status = 504, description = "Timeout", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("api_key" = [])),
+)]
+pub async fn compress_image(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let strategy = strategy(request.uri())?;
+    let admission = state.pool.try_admit()?;
+    let upload = upload::read_multipart(request, "image_files", state.config.max_body_bytes).await?;
+
+    let options = Options {
+        mode: strategy,
+        quality: (strategy == Mode::Lossy).then_some(Quality::new(60, 80)),
+        limits: Limits { max_pixels: state.config.max_pixels, max_input_bytes: state.config.max_body_bytes as u64, ..Limits::default() },
+        ..Options::default()
+    };
+    let Outcome { result, .. } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
+
+    let filename =
+        upload.filename.as_deref().and_then(upload::sanitize_filename).unwrap_or_else(|| format!("image.{}", result.format.extension()));
+    let metadata = Metadata {
+        status: "success",
+        message: "Image compressed successfully",
+        data: MetadataData {
+            compressed_image_metadata: ImageMetadata { filename: filename.clone(), image_size: result.output_size },
+            size_difference: if result.output_size == 0 { 0.0 } else { result.input_size as f64 / result.output_size as f64 },
+            original_size: result.input_size,
+        },
+    };
+    let metadata = serde_json::to_string(&metadata).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let header_value = |s: String| HeaderValue::from_str(&s).map_err(|e| ApiError::Internal(e.to_string()));
+
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(result.format.mime_type()));
+    headers.insert(header::CONTENT_DISPOSITION, header_value(format!("attachment; filename={filename}"))?);
+    headers.insert("x-compression-metadata", header_value(metadata)?);
+    Ok((headers, result.data).into_response())
+}
+
+/// `strategy` from the query: `pngquant` (default) is lossy, `stdlib` lossless; other values are refused.
+fn strategy(uri: &Uri) -> Result<Mode, ApiError> {
+    let params = axum::extract::Query::<LegacyParams>::try_from_uri(uri).map_err(|e| ApiError::bad_request(e.body_text()))?;
+    match params.0.strategy.as_deref().unwrap_or("pngquant") {
+        "pngquant" | "" => Ok(Mode::Lossy),
+        "stdlib" => Ok(Mode::Lossless),
+        other => Err(ApiError::BadRequest {
+            code: "invalid_strategy",
+            message: format!("strategy {other:?} is not pngquant (lossy) or stdlib (lossless)"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategies() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert_eq!(strategy(&uri("/compress-image")).unwrap(), Mode::Lossy);
+        assert_eq!(strategy(&uri("/compress-image?strategy=pngquant")).unwrap(), Mode::Lossy);
+        assert_eq!(strategy(&uri("/compress-image?strategy=stdlib&x=1")).unwrap(), Mode::Lossless);
+        assert_eq!(strategy(&uri("/compress-image?strategy=bimg")).unwrap_err().code(), "invalid_strategy");
+    }
+
+    #[test]
+    fn metadata_field_names() {
+        let m = Metadata {
+            status: "success",
+            message: "Image compressed successfully",
+            data: MetadataData {
+                compressed_image_metadata: ImageMetadata { filename: "a.png".into(), image_size: 10 },
+                size_difference: 2.0,
+                original_size: 20,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"status":"success","message":"Image compressed successfully","data":{"compressed_image_metadata":{"Filename":"a.png","ImageSize":10},"size_difference":2.0,"original_size":20}}"#
+        );
+    }
+}

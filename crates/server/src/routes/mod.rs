@@ -1,0 +1,151 @@
+//! The routes and the layers around them.
+
+pub mod health;
+pub mod legacy;
+mod upload;
+pub mod v1;
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, json_error};
+use crate::{AppState, guard, metrics, openapi};
+
+/// Result headers a browser script may read.
+const EXPOSED_HEADERS: [&str; 11] = [
+    "x-original-size",
+    "x-compressed-size",
+    "x-compression-ratio",
+    "x-quality-score",
+    "x-processing-ms",
+    "x-compression-metadata",
+    "retry-after",
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "x-request-id",
+];
+
+/// Every route with its handler, and the OpenAPI document built from the same annotations.
+fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let compress = OpenApiRouter::new()
+        .routes(routes!(v1::compress))
+        .routes(routes!(legacy::compress_image))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::check));
+    let open = OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .routes(routes!(health::openapi));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(compress).merge(open).split_for_parts()
+}
+
+/// The whole service: routes plus the cross-cutting layers, outermost last:
+/// request id → trace → request id on the response → CORS → metrics → JSON bodies for bare
+/// errors → timeout → catch panic → body limit → routes.
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
+    let (mut routes, doc) = routes(&state);
+    if let Some(extra) = extra {
+        routes = routes.merge(extra);
+    }
+    let doc = health::OpenApiJson(Arc::new(doc.to_pretty_json().expect("the OpenAPI document serialises")));
+    let config = &state.config;
+
+    let cors = (!config.cors_origins.is_empty()).then(|| {
+        let origins = if config.cors_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            AllowOrigin::list(config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        };
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::ACCEPT,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
+            .max_age(Duration::from_secs(600))
+    });
+
+    routes
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::Extension(doc))
+        .layer(tower::util::option_layer(cors))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!("{} {}", request.method(), request.uri().path()))
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()));
+    ApiError::Internal(format!("the request handler panicked: {}", detail.unwrap_or_default())).into_response()
+}
+
+/// Gives the bare error responses of layers and of axum itself (413 from the body limit, 504 from
+/// the timeout, 405 from method routing) the same JSON body as every other error.
+async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let replacement = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
+            code: "too_large",
+            message: format!("the request body is larger than the {} byte limit", state.config.max_body_bytes),
+        }
+        .into_response(),
+        StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout(state.config.request_timeout.as_millis()).into_response(),
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::Internal("unexpected failure".into()).into_response(),
+        StatusCode::METHOD_NOT_ALLOWED => json_error(status, "method_not_allowed", "this route does not answer that method"),
+        other => {
+            let reason = other.canonical_reason().unwrap_or("error");
+            json_error(other, &reason.to_ascii_lowercase().replace([' ', '-'], "_"), reason)
+        }
+    };
+    let (fresh, body) = replacement.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.extend(fresh.headers);
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,149 @@
+//! Reading an uploaded image (raw body or one multipart field) and running the engine on it.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use compressor_engine::{Compressed, Options};
+use http_body_util::BodyExt;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::pool::Admission;
+
+/// The image bytes of a request and the file name it came with (multipart only).
+pub struct Upload {
+    pub data: Bytes,
+    pub filename: Option<String>,
+}
+
+pub fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
+}
+
+/// The whole body. The body-limit layer makes a longer body fail; that failure is a 413.
+pub async fn read_raw(body: Body, max_bytes: usize) -> Result<Upload, ApiError> {
+    let data = body.collect().await.map_err(|e| body_error(&e, max_bytes))?.to_bytes();
+    Ok(Upload { data, filename: None })
+}
+
+/// The first field named `field` (which must be a file or at least hold bytes); every other
+/// field is read past and ignored, as the old server did.
+pub async fn read_multipart(request: Request, field: &str, max_bytes: usize) -> Result<Upload, ApiError> {
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::BadRequest { code: "invalid_multipart", message: e.body_text() })?;
+    let mut upload = None;
+    loop {
+        let next = multipart.next_field().await.map_err(|e| multipart_error(e, max_bytes))?;
+        let Some(part) = next else { break };
+        if upload.is_some() || part.name() != Some(field) {
+            continue;
+        }
+        let filename = part.file_name().map(str::to_owned);
+        let data = part.bytes().await.map_err(|e| multipart_error(e, max_bytes))?;
+        upload = Some(Upload { data, filename });
+    }
+    upload.ok_or_else(|| ApiError::BadRequest {
+        code: "missing_file",
+        message: format!("the multipart form has no field named {field:?} holding the image"),
+    })
+}
+
+fn too_large(max_bytes: usize) -> ApiError {
+    ApiError::TooLarge { code: "too_large", message: format!("the request body is larger than the {max_bytes} byte limit") }
+}
+
+fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> ApiError {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return too_large(max_bytes);
+        }
+        source = e.source();
+    }
+    ApiError::BadRequest { code: "bad_body", message: format!("reading the request body failed: {error}") }
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError, max_bytes: usize) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(max_bytes)
+    } else {
+        ApiError::BadRequest { code: "invalid_multipart", message: error.body_text() }
+    }
+}
+
+/// What the engine returned and how long it took on its worker.
+pub struct Outcome {
+    pub result: Compressed,
+    pub processing_ms: u64,
+}
+
+/// Runs the engine on a worker thread and records bytes and ratio for `route`.
+pub async fn compress(
+    state: &AppState,
+    route: &'static str,
+    admission: Admission,
+    data: Bytes,
+    options: Options,
+) -> Result<Outcome, ApiError> {
+    state.metrics.bytes_in(route, data.len());
+    let (result, processing_ms) = state
+        .pool
+        .run(admission, move || {
+            let started = Instant::now();
+            let result = compressor_engine::compress(&data, &options);
+            (result, started.elapsed().as_millis() as u64)
+        })
+        .await?;
+    let result = result?;
+    state.metrics.bytes_out(route, result.output_size);
+    state.metrics.compression_ratio(&result.format.to_string(), result.ratio());
+    Ok(Outcome { result, processing_ms })
+}
+
+/// A file name safe to put in a header and on a disk: the last path component, with anything but
+/// ASCII letters, digits, `.`, `-` and `_` replaced by `_`, no leading dots, at most 200 bytes.
+pub fn sanitize_filename(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    let cleaned = cleaned.trim_start_matches('.');
+    let cleaned: String = cleaned.chars().take(200).collect();
+    (!cleaned.is_empty() && cleaned.chars().any(|c| c.is_ascii_alphanumeric())).then_some(cleaned)
+}
+
+/// `stem.ext` for an output: the upload's stem (sanitised) or `image`, with the output's extension.
+pub fn output_filename(upload_name: Option<&str>, extension: &str) -> String {
+    let stem = upload_name
+        .and_then(sanitize_filename)
+        .map(|n| match n.rsplit_once('.') {
+            Some((stem, _)) if !stem.is_empty() => stem.to_owned(),
+            _ => n,
+        })
+        .unwrap_or_else(|| "image".into());
+    format!("{stem}.{extension}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_made_safe() {
+        assert_eq!(sanitize_filename("shot.png").as_deref(), Some("shot.png"));
+        assert_eq!(sanitize_filename("../../etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(sanitize_filename("C:\\Users\\me\\my photo.PNG").as_deref(), Some("my_photo.PNG"));
+        assert_eq!(sanitize_filename("a\"b;\r\nc.png").as_deref(), Some("a_b___c.png"));
+        assert_eq!(sanitize_filename("..").as_deref(), None);
+        assert_eq!(sanitize_filename("").as_deref(), None);
+        assert_eq!(sanitize_filename(".hidden.png").as_deref(), Some("hidden.png"));
+        assert_eq!(sanitize_filename("ünï.png").as_deref(), Some("_n_.png"));
+        assert_eq!(output_filename(Some("holiday.jpeg"), "webp"), "holiday.webp");
+        assert_eq!(output_filename(None, "png"), "image.png");
+        assert_eq!(output_filename(Some("/"), "png"), "image.png");
+    }
+}

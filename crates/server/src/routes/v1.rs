@@ -1,0 +1,294 @@
+//! `POST /v1/compress`: the public API.
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use compressor_engine::{Format, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality};
+use serde::{Deserialize, Serialize};
+
+use super::upload::{self, Outcome};
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+pub const ROUTE: &str = "/v1/compress";
+
+/// Query parameters; the same spellings as the command line's flags.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CompressParams {
+    /// `lossy` (default) or `lossless`
+    #[param(example = "lossy")]
+    pub mode: Option<String>,
+    /// 0-100 as `N` or `MIN-MAX` (PNG default 65-80, JPEG default 80)
+    #[param(example = "65-80")]
+    pub quality: Option<String>,
+    /// `keep` (default), `png`, `jpeg`, `webp`, `avif`, `gif` or `auto` (candidates from the `Accept` header)
+    #[param(example = "keep")]
+    pub format: Option<String>,
+    /// `strip`, `safe` (default: keep ICC profile and orientation, drop EXIF/GPS, XMP, text) or `keep`
+    #[param(example = "safe")]
+    pub metadata: Option<String>,
+    /// 1 (fastest) to 6 (smallest); default 2
+    #[param(minimum = 1, maximum = 6)]
+    pub effort: Option<u8>,
+    /// Smallest output whose SSIMULACRA2 score is at least this (0-100)
+    #[param(minimum = 0, maximum = 100)]
+    pub target_quality: Option<f64>,
+    /// Best-quality output no larger than this many bytes
+    #[param(minimum = 1)]
+    pub max_bytes: Option<u64>,
+}
+
+/// The report returned instead of the bytes when the request asks for `Accept: application/json`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CompressReport {
+    /// Output format: png, jpeg, webp, avif or gif
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    /// Upload size in bytes
+    pub original_size: usize,
+    /// Output size in bytes
+    pub compressed_size: usize,
+    /// compressed_size / original_size
+    pub compression_ratio: f64,
+    /// SSIMULACRA2 of a lossy output against the input (90+ visually lossless); null when lossless or unchanged
+    pub quality_score: Option<f64>,
+    /// Time the engine took, in milliseconds
+    pub processing_ms: u64,
+    /// False when nothing smaller was found and the input is returned as it was
+    pub changed: bool,
+    /// Which path produced the output, for example `png-quantized`
+    pub method: String,
+    /// Fallbacks and decisions worth telling a user about
+    pub notes: Vec<String>,
+    /// A safe file name for the output
+    pub filename: String,
+    /// The output bytes, base64 (standard alphabet, padded)
+    pub data_base64: String,
+}
+
+/// The multipart form accepted by `POST /v1/compress`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct CompressForm {
+    /// The image file
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Raw image bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct ImageBytes(Vec<u8>);
+
+/// Compress one image.
+///
+/// The image is the raw request body (any `Content-Type`; the format is recognised by content) or the
+/// `file` field of a `multipart/form-data` form. The answer is the compressed image, or a JSON report
+/// holding it in base64 when the request says `Accept: application/json`.
+#[utoipa::path(
+    post,
+    path = "/v1/compress",
+    tag = "compress",
+    params(CompressParams),
+    request_body(
+        description = "The image, raw or as the `file` field of a multipart form",
+        content(
+            (ImageBytes = "application/octet-stream"),
+            (CompressForm = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The compressed image (or the JSON report with `Accept: application/json`)",
+            headers(
+                ("X-Original-Size" = u64, description = "Upload size in bytes"),
+                ("X-Compressed-Size" = u64, description = "Output size in bytes"),
+                ("X-Compression-Ratio" = f64, description = "Output size / upload size"),
+                ("X-Quality-Score" = f64, description = "SSIMULACRA2 of a lossy output (absent when lossless)"),
+                ("X-Processing-Ms" = u64, description = "Engine time in milliseconds"),
+                ("Content-Disposition" = String, description = "attachment with a safe file name"),
+            ),
+            content(
+                (ImageBytes = "image/png"),
+                (ImageBytes = "image/jpeg"),
+                (ImageBytes = "image/webp"),
+                (ImageBytes = "image/avif"),
+                (ImageBytes = "image/gif"),
+                (CompressReport = "application/json"),
+            )),
+        (status = 400, description = "Bad query parameter or form", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key (only when keys are configured)", body = ErrorBody),
+        (status = 413, description = "Body larger than the limit, or an image header declaring too many pixels", body = ErrorBody),
+        (status = 415, description = "Not an image format the engine reads", body = ErrorBody),
+        (status = 422, description = "Corrupt image, or no output within max_bytes", body = ErrorBody),
+        (status = 429, description = "Rate limited; see Retry-After and X-RateLimit-*", body = ErrorBody),
+        (status = 503, description = "All workers busy and queue full; see Retry-After", body = ErrorBody),
+        (status = 504, description = "Request took longer than the timeout", body = ErrorBody),
+        (status = 500, description = "A bug", body = ErrorBody),
+    ),
+    security((), ("bearer" = []), ("api_key" = [])),
+)]
+pub async fn compress(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    // Everything cheap is checked before the body is touched: parameters, then admission.
+    let params = Query::<CompressParams>::try_from_uri(request.uri())
+        .map_err(|e| ApiError::BadRequest { code: "invalid_options", message: e.body_text() })?
+        .0;
+    let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let options = options(&params, &accept, &state)?;
+    let admission = state.pool.try_admit()?;
+
+    let upload = if upload::is_multipart(request.headers()) {
+        upload::read_multipart(request, "file", state.config.max_body_bytes).await?
+    } else {
+        upload::read_raw(request.into_body(), state.config.max_body_bytes).await?
+    };
+    let Outcome { result, processing_ms } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
+    let filename = upload::output_filename(upload.filename.as_deref(), result.format.extension());
+
+    if accepts_json(&accept) {
+        let report = CompressReport {
+            format: result.format.to_string(),
+            width: result.width,
+            height: result.height,
+            original_size: result.input_size,
+            compressed_size: result.output_size,
+            compression_ratio: result.ratio(),
+            quality_score: result.quality_score,
+            processing_ms,
+            changed: result.changed,
+            method: result.method,
+            notes: result.notes,
+            filename,
+            data_base64: base64::engine::general_purpose::STANDARD.encode(&result.data),
+        };
+        let mut response = axum::Json(report).into_response();
+        response.headers_mut().insert(header::VARY, HeaderValue::from_static("accept"));
+        return Ok(response);
+    }
+
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(result.format.mime_type()));
+    headers.insert(header::VARY, HeaderValue::from_static("accept"));
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_str(&disposition).map_err(|e| ApiError::Internal(e.to_string()))?);
+    headers.insert("x-original-size", HeaderValue::from(result.input_size));
+    headers.insert("x-compressed-size", HeaderValue::from(result.output_size));
+    headers.insert("x-compression-ratio", decimal(result.ratio(), 4));
+    if let Some(score) = result.quality_score {
+        headers.insert("x-quality-score", decimal(score, 2));
+    }
+    headers.insert("x-processing-ms", HeaderValue::from(processing_ms));
+    Ok((headers, result.data).into_response())
+}
+
+fn decimal(value: f64, places: usize) -> HeaderValue {
+    HeaderValue::from_str(&format!("{value:.places$}")).unwrap_or(HeaderValue::from_static("0"))
+}
+
+fn invalid(e: compressor_engine::Error) -> ApiError {
+    ApiError::from(e)
+}
+
+/// Engine options from the query and the `Accept` header; the server's limits always apply.
+fn options(params: &CompressParams, accept: &str, state: &AppState) -> Result<Options, ApiError> {
+    let bad = |message: String| ApiError::BadRequest { code: "invalid_options", message };
+    let mut options = Options {
+        limits: Limits { max_pixels: state.config.max_pixels, max_input_bytes: state.config.max_body_bytes as u64, ..Limits::default() },
+        ..Options::default()
+    };
+    if let Some(mode) = &params.mode {
+        options.mode = mode.parse::<Mode>().map_err(invalid)?;
+    }
+    if let Some(quality) = &params.quality {
+        options.quality = Some(quality.parse::<Quality>().map_err(invalid)?);
+    }
+    if let Some(metadata) = &params.metadata {
+        options.metadata = metadata.parse::<MetadataPolicy>().map_err(invalid)?;
+    }
+    if let Some(format) = &params.format {
+        options.format = format.parse::<OutputFormat>().map_err(invalid)?;
+    }
+    if options.format == OutputFormat::Auto {
+        options.auto_formats = accepted_formats(accept);
+    }
+    if let Some(effort) = params.effort {
+        if !(1..=6).contains(&effort) {
+            return Err(bad(format!("effort {effort} is not in 1..=6")));
+        }
+        options.effort = effort;
+    }
+    if let Some(target) = params.target_quality {
+        if !(0.0..=100.0).contains(&target) {
+            return Err(bad(format!("target_quality {target} is not in 0-100")));
+        }
+        options.target_quality = Some(target);
+    }
+    if let Some(max_bytes) = params.max_bytes {
+        if max_bytes == 0 {
+            return Err(bad("max_bytes must be at least 1".into()));
+        }
+        options.max_bytes = Some(max_bytes);
+    }
+    Ok(options)
+}
+
+/// Media ranges of an `Accept` header with their q-values (q=0 ranges are dropped).
+fn media_ranges(accept: &str) -> impl Iterator<Item = String> + '_ {
+    accept.split(',').filter_map(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next()?.trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        (!media.is_empty() && q > 0.0).then_some(media)
+    })
+}
+
+fn accepts_json(accept: &str) -> bool {
+    media_ranges(accept).any(|m| m == "application/json")
+}
+
+/// The formats `format=auto` may choose from: the image types the client lists; empty (the
+/// engine's default candidates) when it accepts any image (`*/*`, `image/*`) or lists none.
+fn accepted_formats(accept: &str) -> Vec<Format> {
+    let mut formats = Vec::new();
+    for media in media_ranges(accept) {
+        let format = match media.as_str() {
+            "*/*" | "image/*" => return Vec::new(),
+            "image/avif" => Format::Avif,
+            "image/webp" => Format::WebP,
+            "image/png" => Format::Png,
+            "image/jpeg" | "image/jpg" => Format::Jpeg,
+            "image/gif" => Format::Gif,
+            _ => continue,
+        };
+        if !formats.contains(&format) {
+            formats.push(format);
+        }
+    }
+    formats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_header_to_auto_candidates() {
+        assert_eq!(accepted_formats(""), vec![]);
+        assert_eq!(accepted_formats("image/webp, image/png;q=0.5"), vec![Format::WebP, Format::Png]);
+        assert_eq!(accepted_formats("image/avif,image/webp,image/*;q=0.8"), vec![]);
+        assert_eq!(accepted_formats("*/*"), vec![]);
+        assert_eq!(accepted_formats("image/avif;q=0, image/jpeg"), vec![Format::Jpeg]);
+        assert_eq!(accepted_formats("application/json"), vec![]);
+        assert!(accepts_json("application/json"));
+        assert!(accepts_json("image/png, application/json;q=0.9"));
+        assert!(!accepts_json("application/json;q=0"));
+        assert!(!accepts_json("*/*"));
+    }
+}

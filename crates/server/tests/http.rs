@@ -1,0 +1,704 @@
+//! The service over real HTTP: a server on a loopback port, the reqwest client.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{Server, bomb_png, client, config, decode_png, png, readiness, wait_until};
+use compressor_server::{App, Config, RateLimit};
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::Value;
+
+/// Lossy effort 6 on this takes a good second of CPU: long enough to hold a worker while a test
+/// looks at what the server does meanwhile.
+fn slow_png() -> Vec<u8> {
+    png(700, 700, 7)
+}
+
+const SLOW_QUERY: &str = "/v1/compress?effort=6";
+
+async fn error_of(response: reqwest::Response) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    assert_eq!(headers.get("content-type").map(|v| v.to_str().unwrap()), Some("application/json"), "{status}");
+    let body: Value = response.json().await.unwrap();
+    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned();
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {body}");
+    (status, headers, code)
+}
+
+fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
+}
+
+#[tokio::test]
+async fn health_readiness_and_unknown_routes() {
+    let server = Server::start(config()).await;
+    let client = client();
+
+    let health = client.get(server.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.unwrap(), "OK");
+    let live: Value = client.get(server.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(live["status"], "ok");
+    assert_eq!(readiness(&client, &server).await, "ready");
+
+    let (status, _, code) = error_of(client.get(server.url("/nope")).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, _, code) = error_of(client.get(server.url("/v1/compress")).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+}
+
+#[tokio::test]
+async fn v1_raw_upload_returns_smaller_png_with_result_headers() {
+    let server = Server::start(config()).await;
+    let input = png(96, 64, 1);
+    let response = client()
+        .post(server.url("/v1/compress"))
+        .header("content-type", "application/octet-stream")
+        .body(input.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(header(&headers, "content-type"), "image/png");
+    assert_eq!(header(&headers, "content-disposition"), "attachment; filename=\"image.png\"");
+    assert!(header(&headers, "x-request-id").len() >= 32);
+    let original: usize = header(&headers, "x-original-size").parse().unwrap();
+    let compressed: usize = header(&headers, "x-compressed-size").parse().unwrap();
+    let ratio: f64 = header(&headers, "x-compression-ratio").parse().unwrap();
+    let score: f64 = header(&headers, "x-quality-score").parse().unwrap();
+    let _ms: u64 = header(&headers, "x-processing-ms").parse().unwrap();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(original, input.len());
+    assert_eq!(compressed, body.len());
+    assert!(compressed < original, "{compressed} !< {original}");
+    assert!((ratio - compressed as f64 / original as f64).abs() < 1e-4, "ratio {ratio}");
+    assert!((0.0..=100.0).contains(&score));
+    assert_eq!(decode_png(&body), (96, 64));
+}
+
+#[tokio::test]
+async fn v1_multipart_upload_with_json_report() {
+    let server = Server::start(config()).await;
+    let input = png(80, 80, 2);
+    let form = Form::new()
+        .text("note", "ignored")
+        .part("file", Part::bytes(input.clone()).file_name("My Shot.png").mime_str("image/png").unwrap());
+    let response = client()
+        .post(server.url("/v1/compress?mode=lossless&metadata=strip"))
+        .header("accept", "application/json")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(response.headers(), "content-type"), "application/json");
+    let report: Value = response.json().await.unwrap();
+    let keys: BTreeSet<&str> = report.as_object().unwrap().keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> = [
+        "format",
+        "width",
+        "height",
+        "original_size",
+        "compressed_size",
+        "compression_ratio",
+        "quality_score",
+        "processing_ms",
+        "changed",
+        "method",
+        "notes",
+        "filename",
+        "data_base64",
+    ]
+    .into();
+    assert_eq!(keys, expected);
+    assert_eq!(report["format"], "png");
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(80), Some(80)));
+    assert_eq!(report["original_size"].as_u64(), Some(input.len() as u64));
+    assert_eq!(report["filename"], "My_Shot.png");
+    assert!(report["quality_score"].is_null(), "lossless has no score");
+    assert!(report["notes"].is_array() && report["changed"].is_boolean() && report["method"].is_string());
+    let data = base64::engine::general_purpose::STANDARD.decode(report["data_base64"].as_str().unwrap()).unwrap();
+    assert_eq!(data.len() as u64, report["compressed_size"].as_u64().unwrap());
+    assert_eq!(decode_png(&data), (80, 80));
+    let ratio = report["compression_ratio"].as_f64().unwrap();
+    assert!((ratio - data.len() as f64 / input.len() as f64).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn v1_bad_parameters_are_400() {
+    let server = Server::start(config()).await;
+    let client = client();
+    for query in [
+        "mode=fast",
+        "quality=200",
+        "quality=80-20",
+        "format=bmp",
+        "metadata=all",
+        "effort=9",
+        "target_quality=101",
+        "max_bytes=0",
+        "qualty=80",
+        "max_bytes=lots",
+    ] {
+        let response = client.post(server.url(&format!("/v1/compress?{query}"))).body(png(8, 8, 3)).send().await.unwrap();
+        let (status, _, code) = error_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(code, "invalid_options", "{query}");
+    }
+    // A multipart form without the `file` field.
+    let form = Form::new().part("image", Part::bytes(png(8, 8, 3)).file_name("a.png"));
+    let (status, _, code) = error_of(client.post(server.url("/v1/compress")).multipart(form).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "missing_file"));
+}
+
+#[tokio::test]
+async fn legacy_route_keeps_the_old_servers_shape() {
+    let server = Server::start(config()).await;
+    let input = png(120, 90, 4);
+    // The old k6 scenario: the file in `image_files`, plus a `strategy=bimg` field the old server ignored.
+    let form = Form::new()
+        .text("strategy", "bimg")
+        .part("image_files", Part::bytes(input.clone()).file_name("shot.png").mime_str("image/png").unwrap())
+        .part("image_files", Part::bytes(b"second file, ignored".to_vec()).file_name("other.png"));
+    let response = client().post(server.url("/compress-image")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(header(&headers, "content-type"), "image/png");
+    assert_eq!(header(&headers, "content-disposition"), "attachment; filename=shot.png");
+    let metadata_text = header(&headers, "x-compression-metadata").to_owned();
+    let body = response.bytes().await.unwrap();
+    assert_eq!(decode_png(&body), (120, 90));
+    assert!(body.len() < input.len());
+
+    // Byte for byte: key order, spelling and number formats as the old server wrote them.
+    let metadata: Value = serde_json::from_str(&metadata_text).unwrap();
+    let data = &metadata["data"];
+    assert!(data["compressed_image_metadata"]["ImageSize"].is_u64());
+    assert!(data["original_size"].is_u64());
+    assert!(data["size_difference"].is_f64(), "size_difference must be a float: {metadata_text}");
+    let size_difference = data["size_difference"].as_f64().unwrap();
+    assert!((size_difference - input.len() as f64 / body.len() as f64).abs() < 1e-9);
+    let expected = format!(
+        r#"{{"status":"success","message":"Image compressed successfully","data":{{"compressed_image_metadata":{{"Filename":"shot.png","ImageSize":{}}},"size_difference":{},"original_size":{}}}}}"#,
+        body.len(),
+        serde_json::to_string(&size_difference).unwrap(),
+        input.len()
+    );
+    assert_eq!(metadata_text, expected);
+
+    // stdlib is lossless: the pixels survive exactly.
+    let form = Form::new().part("image_files", Part::bytes(input.clone()).file_name("shot.png"));
+    let response = client().post(server.url("/compress-image?strategy=stdlib")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let lossless = response.bytes().await.unwrap();
+    assert!(lossless.len() <= input.len());
+    assert_eq!(png_pixels(&lossless), png_pixels(&input));
+}
+
+fn png_pixels(data: &[u8]) -> Vec<u8> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(data));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(frame.buffer_size());
+    if frame.color_type == png::ColorType::Rgba { buf.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect() } else { buf }
+}
+
+#[tokio::test]
+async fn legacy_route_errors() {
+    let server = Server::start(config()).await;
+    let client = client();
+    let form = || Form::new().part("image_files", Part::bytes(png(8, 8, 5)).file_name("a.png"));
+    let (status, _, code) =
+        error_of(client.post(server.url("/compress-image?strategy=bimg")).multipart(form()).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_strategy"));
+    let no_file = Form::new().text("strategy", "pngquant");
+    let (status, _, code) = error_of(client.post(server.url("/compress-image")).multipart(no_file).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "missing_file"));
+    let (status, _, code) = error_of(client.post(server.url("/compress-image")).body(png(8, 8, 5)).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_multipart"));
+    // Content decides, not the name: a text file called .png is refused as unsupported.
+    let fake = Form::new().part("image_files", Part::bytes(b"just text".to_vec()).file_name("fake.png"));
+    let (status, _, code) = error_of(client.post(server.url("/compress-image")).multipart(fake).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"));
+}
+
+#[tokio::test]
+async fn legacy_route_on_a_real_screenshot() {
+    let Some(corpus) = common::corpus() else { return };
+    let input = std::fs::read(corpus.join("png_real/screenshot/rich__features.png")).unwrap();
+    let server = Server::start(config()).await;
+    let form = Form::new().text("strategy", "bimg").part("image_files", Part::bytes(input.clone()).file_name("rich__features.png"));
+    let response = client().post(server.url("/compress-image")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let metadata: Value = serde_json::from_str(header(response.headers(), "x-compression-metadata")).unwrap();
+    let body = response.bytes().await.unwrap();
+    assert!(body.len() < input.len() * 3 / 4, "{} -> {}", input.len(), body.len());
+    assert_eq!(metadata["data"]["original_size"].as_u64(), Some(input.len() as u64));
+    decode_png(&body);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_with_and_without_content_length() {
+    let server = Server::start(Config { max_body_bytes: 10_000, ..config() }).await;
+    let client = client();
+    let big = vec![0u8; 20_000];
+    // Content-Length over the limit: refused by the body-limit layer before anything is read.
+    let (status, _, code) = error_of(client.post(server.url("/v1/compress")).body(big.clone()).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+    let form = Form::new().part("image_files", Part::bytes(big.clone()).file_name("big.png"));
+    let (status, _, code) = error_of(client.post(server.url("/compress-image")).multipart(form).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+
+    // Chunked, no length: the limit trips while the handler reads.
+    let (status, body) = chunked_post(server.addr, "/v1/compress", &[&big[..6000], &big[6000..12_000], &big[12_000..]]).await;
+    assert_eq!(status, 413, "{body}");
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["error"]["code"], "too_large");
+}
+
+/// A POST with `Transfer-Encoding: chunked` written by hand; returns the status and body.
+async fn chunked_post(addr: std::net::SocketAddr, path: &str, chunks: &[&[u8]]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").into_bytes();
+    for chunk in chunks {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before reading everything; a failed write is fine.
+    let _ = stream.write_all(&request).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// Sends only the head of a POST with `Expect: 100-continue` and reads the first final response
+/// (a `100 Continue` would mean the server wants the body, and fails the caller's checks).
+async fn expect_continue_post(addr: std::net::SocketAddr, path: &str, length: usize) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before a response");
+            response.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read).await.expect("a response without sending the body");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"));
+    (status, text)
+}
+
+#[tokio::test]
+async fn bomb_headers_are_413_before_decoding() {
+    let server = Server::start(Config { max_pixels: 1_000_000, ..config() }).await;
+    let client = client();
+    // Over the configured pixel limit (2000 x 2000), and over every default (30000 x 30000).
+    for (w, h) in [(2000, 2000), (30_000, 30_000)] {
+        let response = client.post(server.url("/v1/compress")).body(bomb_png(w, h)).send().await.unwrap();
+        let (status, _, code) = error_of(response).await;
+        assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded"), "{w}x{h}");
+    }
+}
+
+#[tokio::test]
+async fn corrupt_and_unsupported_input() {
+    let server = Server::start(config()).await;
+    let client = client();
+    // A PNG cut off in the middle of its image data.
+    let mut truncated = png(64, 64, 6);
+    truncated.truncate(truncated.len() / 2);
+    let (status, _, code) = error_of(client.post(server.url("/v1/compress")).body(truncated).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"));
+    // BMP is not a format the engine reads.
+    let bmp = [b"BM".as_slice(), &[0u8; 60]].concat();
+    let (status, _, code) = error_of(client.post(server.url("/v1/compress")).body(bmp).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"));
+}
+
+#[tokio::test]
+async fn corrupt_corpus_file_is_422() {
+    let Some(corpus) = common::corpus() else { return };
+    let server = Server::start(config()).await;
+    let client = client();
+    for name in ["image-png__x_unexpected_eof.png", "libpng-crashers__badcrc.png", "image-png__x_consecutive_idat.png"] {
+        let input = std::fs::read(corpus.join("bad/png").join(name)).unwrap();
+        let (status, _, code) = error_of(client.post(server.url("/v1/compress")).body(input).send().await.unwrap()).await;
+        assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_required_on_compress_routes_only() {
+    let keys = ["k-one", "k-two"].map(String::from).into();
+    let server = Server::start(Config { api_keys: keys, ..config() }).await;
+    let client = client();
+    let post = || client.post(server.url("/v1/compress")).body(png(16, 16, 8));
+
+    let (status, headers, code) = error_of(post().send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    assert_eq!(header(&headers, "www-authenticate"), "Bearer");
+    let (status, _, _) = error_of(post().bearer_auth("k-three").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, _) = error_of(post().header("x-api-key", "k-on").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let form = Form::new().part("image_files", Part::bytes(png(16, 16, 8)).file_name("a.png"));
+    let (status, _, _) = error_of(client.post(server.url("/compress-image")).multipart(form).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(post().bearer_auth("k-one").send().await.unwrap().status(), 200);
+    assert_eq!(post().header("x-api-key", "k-two").send().await.unwrap().status(), 200);
+    for open in ["/health", "/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        assert_eq!(client.get(server.url(open)).send().await.unwrap().status(), 200, "{open}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_is_per_key_with_headers() {
+    let keys = ["a", "b"].map(String::from).into();
+    let rate = RateLimit { count: 2, per: Duration::from_secs(60) };
+    let server = Server::start(Config { api_keys: keys, rate_limit: Some(rate), ..config() }).await;
+    let client = client();
+    let post = |key: &str| client.post(server.url("/v1/compress")).bearer_auth(key).body(png(8, 8, 9)).send();
+
+    let first = post("a").await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(header(first.headers(), "x-ratelimit-limit"), "2");
+    assert_eq!(header(first.headers(), "x-ratelimit-remaining"), "1");
+    let second = post("a").await.unwrap();
+    assert_eq!(header(second.headers(), "x-ratelimit-remaining"), "0");
+    let (status, headers, code) = error_of(post("a").await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    let retry: u64 = header(&headers, "retry-after").parse().unwrap();
+    assert!((1..=30).contains(&retry), "retry-after {retry}");
+    assert_eq!(header(&headers, "x-ratelimit-limit"), "2");
+    assert_eq!(header(&headers, "x-ratelimit-remaining"), "0");
+    let reset: u64 = header(&headers, "x-ratelimit-reset").parse().unwrap();
+    assert!((retry..=60).contains(&reset), "reset {reset}");
+    // The other key has its own bucket; a refused key does not count against it.
+    assert_eq!(post("b").await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn rate_limit_per_client_ip_without_keys() {
+    let rate = RateLimit { count: 1, per: Duration::from_secs(60) };
+    let server = Server::start(Config { rate_limit: Some(rate), ..config() }).await;
+    let client = client();
+    let form = || Form::new().part("image_files", Part::bytes(png(8, 8, 9)).file_name("a.png"));
+    assert_eq!(client.post(server.url("/compress-image")).multipart(form()).send().await.unwrap().status(), 200);
+    let (status, _, code) = error_of(client.post(server.url("/compress-image")).multipart(form()).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    // Health checks are not rate limited.
+    assert_eq!(client.get(server.url("/health")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn saturated_pool_answers_503_at_once() {
+    let server = Server::start(Config { workers: 1, queue: 0, ..config() }).await;
+    let client = client();
+    let slow = tokio::spawn(client.post(server.url(SLOW_QUERY)).body(slow_png()).send());
+    wait_until("the slow request to be admitted", Duration::from_secs(10), || async { readiness(&client, &server).await == "saturated" })
+        .await;
+
+    let started = std::time::Instant::now();
+    let response = client.post(server.url("/v1/compress")).body(png(8, 8, 10)).send().await.unwrap();
+    let (status, headers, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
+    assert_eq!(header(&headers, "retry-after"), "1");
+    // Refused while the worker is still busy, not after waiting for it.
+    assert!(!slow.is_finished(), "the slow request ended before the refusal; make it slower");
+    assert!(started.elapsed() < Duration::from_secs(1), "503 took {:?}", started.elapsed());
+    let form = Form::new().part("image_files", Part::bytes(png(8, 8, 10)).file_name("a.png"));
+    let (status, _, _) = error_of(client.post(server.url("/compress-image")).multipart(form).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // A client that waits for `100 Continue` before sending its 40 MB gets the 503 instead: the
+    // body is never asked for.
+    let (status, head) = expect_continue_post(server.addr, "/v1/compress", 40_000_000).await;
+    assert_eq!(status, 503, "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+
+    // The request holding the worker is unaffected, and the server is ready again after it.
+    assert_eq!(slow.await.unwrap().unwrap().status(), 200);
+    assert_eq!(readiness(&client, &server).await, "ready");
+}
+
+#[tokio::test]
+async fn slow_requests_time_out_with_504() {
+    let server = Server::start(Config { request_timeout: Duration::from_millis(150), ..config() }).await;
+    let started = std::time::Instant::now();
+    let response = client().post(server.url(SLOW_QUERY)).body(slow_png()).send().await.unwrap();
+    let (status, _, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (StatusCode::GATEWAY_TIMEOUT, "timeout"));
+    assert!(started.elapsed() < Duration::from_secs(1), "504 after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn cors_echoes_only_configured_origins() {
+    let origins = vec!["https://app.example".to_owned()];
+    let server = Server::start(Config { cors_origins: origins, ..config() }).await;
+    let client = client();
+
+    let allowed = client.post(server.url("/v1/compress")).header("origin", "https://app.example").body(png(8, 8, 11)).send().await.unwrap();
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(header(allowed.headers(), "access-control-allow-origin"), "https://app.example");
+    let exposed = header(allowed.headers(), "access-control-expose-headers").to_ascii_lowercase();
+    for name in [
+        "x-original-size",
+        "x-compressed-size",
+        "x-compression-ratio",
+        "x-quality-score",
+        "x-processing-ms",
+        "x-compression-metadata",
+        "retry-after",
+        "x-ratelimit-remaining",
+    ] {
+        assert!(exposed.contains(name), "{name} not exposed: {exposed}");
+    }
+
+    let refused =
+        client.post(server.url("/v1/compress")).header("origin", "https://evil.example").body(png(8, 8, 11)).send().await.unwrap();
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, server.url("/v1/compress"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "x-api-key, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(header(preflight.headers(), "access-control-allow-origin"), "https://app.example");
+    assert!(header(preflight.headers(), "access-control-allow-methods").contains("POST"));
+    let allowed_headers = header(preflight.headers(), "access-control-allow-headers").to_ascii_lowercase();
+    assert!(allowed_headers.contains("x-api-key") && allowed_headers.contains("authorization"), "{allowed_headers}");
+
+    let refused_preflight = client
+        .request(reqwest::Method::OPTIONS, server.url("/v1/compress"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused_preflight.headers().get("access-control-allow-origin").is_none());
+
+    // `*` allows any origin.
+    let any = Server::start(Config { cors_origins: vec!["*".into()], ..config() }).await;
+    let response = client.get(any.url("/healthz")).header("origin", "https://whoever.example").send().await.unwrap();
+    assert_eq!(header(response.headers(), "access-control-allow-origin"), "*");
+    // Without configured origins there are no CORS headers at all.
+    let none = Server::start(config()).await;
+    let response = client.get(none.url("/healthz")).header("origin", "https://app.example").send().await.unwrap();
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_for_that_request_only() {
+    async fn boom() -> &'static str {
+        panic!("test panic")
+    }
+    let extra = axum::Router::new().route("/boom", axum::routing::get(boom));
+    let server = Server::start_app(App::with_extra_routes(config(), extra)).await;
+    let client = client();
+    let (status, _, code) = error_of(client.get(server.url("/boom")).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+    assert_eq!(client.post(server.url("/v1/compress")).body(png(8, 8, 12)).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn request_ids_are_set_and_propagated() {
+    let server = Server::start(config()).await;
+    let client = client();
+    let given = client.get(server.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(header(given.headers(), "x-request-id"), "abc-123");
+    let a = client.get(server.url("/healthz")).send().await.unwrap();
+    let b = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_ne!(header(a.headers(), "x-request-id"), header(b.headers(), "x-request-id"));
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_the_in_flight_request_finish() {
+    let mut server = Server::start(Config { workers: 1, queue: 0, shutdown_grace: Duration::from_secs(30), ..config() }).await;
+    let client = client();
+    let input = slow_png();
+    let in_flight = tokio::spawn(client.post(server.url(SLOW_QUERY)).body(input.clone()).send());
+    wait_until("the slow request to be admitted", Duration::from_secs(10), || async { readiness(&client, &server).await == "saturated" })
+        .await;
+
+    let stopped = server.shutdown();
+    // Readiness turns 503 "draining" (asked in-process: the listener no longer accepts).
+    let router = server.router.clone();
+    wait_until("readiness to report draining", Duration::from_secs(5), || {
+        let router = router.clone();
+        async move {
+            use tower::ServiceExt;
+            let request = axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
+            body.as_ref() == br#"{"status":"draining"}"#
+        }
+    })
+    .await;
+
+    let response = in_flight.await.unwrap().expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(decode_png(&body), (700, 700));
+    let result = tokio::time::timeout(Duration::from_secs(10), stopped).await.expect("server stops after draining");
+    result.unwrap().expect("App::run returns Ok after a graceful shutdown");
+    // Nothing listens any more.
+    assert!(client.get(server.url("/health")).send().await.is_err());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_bytes_ratios_and_rejections() {
+    let server = Server::start(Config { max_body_bytes: 50_000, ..config() }).await;
+    let client = client();
+    let inputs = [png(40, 40, 13), png(50, 30, 14)];
+    let mut bytes_out = 0;
+    for input in &inputs {
+        let response = client.post(server.url("/v1/compress")).body(input.clone()).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        bytes_out += response.bytes().await.unwrap().len();
+    }
+    let form = Form::new().part("image_files", Part::bytes(inputs[0].clone()).file_name("a.png"));
+    let legacy = client.post(server.url("/compress-image")).multipart(form).send().await.unwrap();
+    assert_eq!(legacy.status(), 200);
+    let legacy_out = legacy.bytes().await.unwrap().len();
+    assert_eq!(client.post(server.url("/v1/compress")).body(vec![0u8; 60_000]).send().await.unwrap().status(), 413);
+    assert_eq!(client.post(server.url("/v1/compress?mode=x")).body(vec![1u8]).send().await.unwrap().status(), 400);
+    assert_eq!(client.get(server.url("/nope")).send().await.unwrap().status(), 404);
+
+    let response = client.get(server.url("/metrics")).send().await.unwrap();
+    assert!(header(response.headers(), "content-type").starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    let m = common::parse_metrics(&text);
+    let get = |series: &str| *m.get(series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+
+    assert_eq!(get(r#"compressor_http_requests_total{route="/v1/compress",method="POST",status="200"}"#), 2.0);
+    assert_eq!(get(r#"compressor_http_requests_total{route="/v1/compress",method="POST",status="413"}"#), 1.0);
+    assert_eq!(get(r#"compressor_http_requests_total{route="/v1/compress",method="POST",status="400"}"#), 1.0);
+    assert_eq!(get(r#"compressor_http_requests_total{route="/compress-image",method="POST",status="200"}"#), 1.0);
+    assert_eq!(get(r#"compressor_http_requests_total{route="unmatched",method="GET",status="404"}"#), 1.0);
+    assert_eq!(get(r#"compressor_bytes_in_total{route="/v1/compress"}"#), (inputs[0].len() + inputs[1].len()) as f64);
+    assert_eq!(get(r#"compressor_bytes_out_total{route="/v1/compress"}"#), bytes_out as f64);
+    assert_eq!(get(r#"compressor_bytes_in_total{route="/compress-image"}"#), inputs[0].len() as f64);
+    assert_eq!(get(r#"compressor_bytes_out_total{route="/compress-image"}"#), legacy_out as f64);
+    assert_eq!(get(r#"compressor_compression_ratio_count{format="png"}"#), 3.0);
+    assert_eq!(get(r#"compressor_compression_ratio_bucket{format="png",le="1"}"#), 3.0);
+    assert_eq!(get(r#"compressor_http_request_duration_seconds_count{route="/v1/compress"}"#), 4.0);
+    assert_eq!(get(r#"compressor_http_request_duration_seconds_bucket{route="/v1/compress",le="+Inf"}"#), 4.0);
+    assert_eq!(get(r#"compressor_rejected_total{reason="too_large"}"#), 1.0);
+    for reason in ["overloaded", "rate_limited", "unauthorized", "timeout"] {
+        assert_eq!(get(&format!(r#"compressor_rejected_total{{reason="{reason}"}}"#)), 0.0, "{reason}");
+    }
+    assert_eq!(get("compressor_queue_depth"), 0.0);
+    // The scrape itself is in flight while it renders.
+    assert_eq!(get("compressor_in_flight"), 1.0);
+    assert!(get("process_resident_memory_bytes") > 1e6);
+    assert!(get("process_cpu_seconds_total") > 0.0);
+    assert!(text.contains("# TYPE compressor_http_request_duration_seconds histogram"));
+    assert!(text.contains("# TYPE compressor_compression_ratio histogram"));
+}
+
+#[tokio::test]
+async fn metrics_count_overload_timeouts_auth_and_rate_limits() {
+    let config = Config {
+        workers: 1,
+        queue: 0,
+        api_keys: ["k".to_owned()].into(),
+        rate_limit: Some(RateLimit { count: 2, per: Duration::from_secs(60) }),
+        request_timeout: Duration::from_millis(300),
+        ..config()
+    };
+    let server = Server::start(config).await;
+    let client = client();
+    assert_eq!(client.post(server.url("/v1/compress")).body(vec![1u8]).send().await.unwrap().status(), 401);
+    let slow = tokio::spawn(client.post(server.url(SLOW_QUERY)).bearer_auth("k").body(slow_png()).send());
+    wait_until("saturation", Duration::from_secs(10), || async { readiness(&client, &server).await == "saturated" }).await;
+    assert_eq!(client.post(server.url("/v1/compress")).bearer_auth("k").body(vec![1u8]).send().await.unwrap().status(), 503);
+    assert_eq!(slow.await.unwrap().unwrap().status(), 504);
+    // Two tokens went to the slow and the refused request (a wrong key takes none); the bucket is empty.
+    assert_eq!(client.post(server.url("/v1/compress")).bearer_auth("k").body(vec![1u8]).send().await.unwrap().status(), 429);
+
+    let text = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let m = common::parse_metrics(&text);
+    for (reason, n) in [("unauthorized", 1.0), ("overloaded", 1.0), ("timeout", 1.0), ("rate_limited", 1.0), ("too_large", 0.0)] {
+        assert_eq!(m[&format!(r#"compressor_rejected_total{{reason="{reason}"}}"#)], n, "{reason}\n{text}");
+    }
+}
+
+/// Every route the router serves, as (method, path). The OpenAPI document must list exactly these,
+/// and each must answer on the running server.
+const ROUTES: [(&str, &str); 7] = [
+    ("post", "/v1/compress"),
+    ("post", "/compress-image"),
+    ("get", "/health"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let server = Server::start(config()).await;
+    let client = client();
+    let response = client.get(server.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(response.headers(), "content-type"), "application/json");
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1."), "{}", doc["openapi"]);
+    assert_eq!(doc["info"]["title"], "compressor");
+
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "delete", "patch", "options", "head"].contains(&method.as_str()) {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(documented, expected);
+
+    // Every listed route is served (no 404/405), and an unlisted one is not.
+    for (method, path) in ROUTES {
+        let request = match method {
+            "get" => client.get(server.url(path)),
+            _ => client.post(server.url(path)).body(png(8, 8, 15)),
+        };
+        let status = request.send().await.unwrap().status();
+        assert!(status != 404 && status != 405, "{method} {path}: {status}");
+    }
+    assert_eq!(client.get(server.url("/docs")).send().await.unwrap().status(), 404);
+
+    // Error responses refer to the shared schema, and the compress parameters are documented.
+    let compress = &doc["paths"]["/v1/compress"]["post"];
+    let params: BTreeSet<&str> = compress["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(params, ["mode", "quality", "format", "metadata", "effort", "target_quality", "max_bytes"].into());
+    for status in ["400", "401", "413", "415", "422", "429", "503", "504"] {
+        let schema = &compress["responses"][status]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(schema, "#/components/schemas/ErrorBody", "{status}");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -7,6 +7,8 @@ packages=(
   nasm            # mozjpeg's SIMD and rav1e (AVIF) are assembled with nasm
   pkg-config
   libdav1d-dev    # AV1 decoder for AVIF input (compressor-avif links the system dav1d via pkg-config)
+  prometheus      # the observability test scrapes the service with a real Prometheus server
+  nodejs          # the k6 scripts are syntax-checked with node
 )
 
 missing=()

@@ -92,7 +92,7 @@ pub struct ImageMetadata {
 )]
 pub async fn compress_image(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let strategy = strategy(request.uri())?;
-    let admission = state.pool.try_admit()?;
+    let (admission, request) = upload::admit(&state, request)?;
     let upload = upload::read_multipart(request, "image_files", state.config.max_body_bytes).await?;
 
     let options = Options {

@@ -25,6 +25,32 @@ pub fn is_multipart(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
+/// Admits a compress request, or refuses it with 503 at once. A refused client is usually still
+/// sending its upload; closing on it makes its kernel answer with a reset that can swallow the
+/// 503. So the rest of the body is read and thrown away in the background (a lingering close,
+/// as nginx does), bounded in bytes and time and never buffered.
+pub fn admit(state: &AppState, request: Request) -> Result<(Admission, Request), ApiError> {
+    match state.pool.try_admit() {
+        Ok(admission) => Ok((admission, request)),
+        Err(refused) => {
+            let (mut body, max_bytes) = (request.into_body(), state.config.max_body_bytes);
+            tokio::spawn(async move {
+                let mut seen = 0usize;
+                let drain = async {
+                    while let Some(Ok(frame)) = body.frame().await {
+                        seen += frame.data_ref().map_or(0, |d| d.len());
+                        if seen > max_bytes {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+            });
+            Err(refused)
+        }
+    }
+}
+
 /// The whole body. The body-limit layer makes a longer body fail; that failure is a 413.
 pub async fn read_raw(body: Body, max_bytes: usize) -> Result<Upload, ApiError> {
     let data = body.collect().await.map_err(|e| body_error(&e, max_bytes))?.to_bytes();

@@ -139,7 +139,7 @@ pub async fn compress(State(state): State<AppState>, request: Request) -> Result
         .0;
     let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let options = options(&params, &accept, &state)?;
-    let admission = state.pool.try_admit()?;
+    let (admission, request) = upload::admit(&state, request)?;
 
     let upload = if upload::is_multipart(request.headers()) {
         upload::read_multipart(request, "file", state.config.max_body_bytes).await?

@@ -189,10 +189,6 @@ fn decimal(value: f64, places: usize) -> HeaderValue {
     HeaderValue::from_str(&format!("{value:.places$}")).unwrap_or(HeaderValue::from_static("0"))
 }
 
-fn invalid(e: compressor_engine::Error) -> ApiError {
-    ApiError::from(e)
-}
-
 /// Engine options from the query and the `Accept` header; the server's limits always apply.
 fn options(params: &CompressParams, accept: &str, state: &AppState) -> Result<Options, ApiError> {
     let bad = |message: String| ApiError::BadRequest { code: "invalid_options", message };
@@ -201,16 +197,16 @@ fn options(params: &CompressParams, accept: &str, state: &AppState) -> Result<Op
         ..Options::default()
     };
     if let Some(mode) = &params.mode {
-        options.mode = mode.parse::<Mode>().map_err(invalid)?;
+        options.mode = mode.parse::<Mode>().map_err(ApiError::from)?;
     }
     if let Some(quality) = &params.quality {
-        options.quality = Some(quality.parse::<Quality>().map_err(invalid)?);
+        options.quality = Some(quality.parse::<Quality>().map_err(ApiError::from)?);
     }
     if let Some(metadata) = &params.metadata {
-        options.metadata = metadata.parse::<MetadataPolicy>().map_err(invalid)?;
+        options.metadata = metadata.parse::<MetadataPolicy>().map_err(ApiError::from)?;
     }
     if let Some(format) = &params.format {
-        options.format = format.parse::<OutputFormat>().map_err(invalid)?;
+        options.format = format.parse::<OutputFormat>().map_err(ApiError::from)?;
     }
     if options.format == OutputFormat::Auto {
         options.auto_formats = accepted_formats(accept);

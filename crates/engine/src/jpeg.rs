@@ -232,7 +232,17 @@ fn decode(data: &[u8]) -> Result<Decoded, Error> {
     match decoded {
         Ok(Ok(d)) => Ok(d),
         Ok(Err(e)) => Err(Error::corrupt(format!("JPEG: {e}"))),
-        Err(panic) => Err(Error::corrupt(format!("JPEG: {}", panic_message(&panic)))),
+        Err(panic) => Err(libjpeg_error(&panic_message(&panic))),
+    }
+}
+
+/// libjpeg's fatal errors: features it does not implement (12-bit precision, some processes)
+/// are `UnsupportedFormat`; everything else is damaged input.
+fn libjpeg_error(message: &str) -> Error {
+    if message.starts_with("Unsupported") || message.contains("not supported") {
+        Error::unsupported(format!("JPEG: {message}"))
+    } else {
+        Error::corrupt(format!("JPEG: {message}"))
     }
 }
 
@@ -270,7 +280,7 @@ fn encode(pixels: &Pixels, quality: u8, markers: &[(u8, Vec<u8>)]) -> Result<Vec
 fn transcode(input: &[u8], markers: &[(u8, Vec<u8>)]) -> Result<Vec<u8>, Error> {
     match catch_unwind(AssertUnwindSafe(|| unsafe { transcode_unchecked(input, markers) })) {
         Ok(out) => Ok(out),
-        Err(panic) => Err(Error::corrupt(format!("JPEG: {}", panic_message(&panic)))),
+        Err(panic) => Err(libjpeg_error(&panic_message(&panic))),
     }
 }
 

@@ -165,7 +165,12 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<(Summary, Vec<Sample>)> {
         })
         .collect::<anyhow::Result<_>>()?;
     let uploads = Arc::new(uploads);
-    let client = reqwest::Client::builder().timeout(args.timeout).pool_max_idle_per_host(1024).build()?;
+    // No redirects: requests go to the given address and nowhere else.
+    let client = reqwest::Client::builder()
+        .timeout(args.timeout)
+        .pool_max_idle_per_host(1024)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let path = match args.route {
         Route::V1 => "/v1/compress",
         Route::Legacy => "/compress-image",

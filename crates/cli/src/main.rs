@@ -20,6 +20,8 @@ enum Command {
     Compress(compress::CompressArgs),
     /// Run the HTTP service
     Serve(compressor_server::ServeArgs),
+    /// Benchmark the engine against peer tools on a corpus
+    Bench(compressor_bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compress(args) => compress::run(args),
         Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
+        Command::Bench(args) => compressor_bench::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

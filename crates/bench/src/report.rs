@@ -391,6 +391,8 @@ pub fn markdown(report: &Report) -> String {
         "Ratios are ours/peer, geometric means over the images both handled (< 1: ours smaller or faster). \
          Times are medians of the runs; CPU = user + system of the child process; RSS = largest peak resident set."
     );
+    md.push('\n');
+    md.push_str(&summary_markdown(report));
     for c in &report.categories {
         let _ = writeln!(md, "\n### {} ({} images)\n", c.label, c.images);
         let lossy = c.category.is_lossy();
@@ -453,4 +455,33 @@ pub fn markdown(report: &Report) -> String {
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { s.chars().take(n).collect::<String>() + "…" }
+}
+
+/// One row per (category, peer): the geometric-mean ratios and mean scores, for the README.
+pub fn summary_markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "| category | peer | images | bytes ours/peer | wall ours/peer | CPU ours/peer | SSIMULACRA2 ours / peer |");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
+    let g = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    for c in &report.categories {
+        for r in &c.ratios {
+            let scores = match (c.category.is_lossy(), r.ours_mean_score, r.peer_mean_score) {
+                (false, _, _) => "lossless".to_string(),
+                (true, Some(o), Some(p)) => format!("{o:.1} / {p:.1} ({} scored)", r.scored),
+                _ => "n/a".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                c.label,
+                r.peer,
+                r.images,
+                g(r.bytes_geomean),
+                g(r.wall_geomean),
+                g(r.cpu_geomean),
+                scores
+            );
+        }
+    }
+    md
 }

@@ -150,12 +150,18 @@ pub struct BenchArgs {
     /// Internal: compress IN to OUT with our settings for CATEGORY and exit
     #[arg(long, hide = true, num_args = 3, value_names = ["CATEGORY", "IN", "OUT"])]
     pub engine_worker: Option<Vec<PathBuf>>,
+    /// Internal: start measured children on request (see `peers::Spawner`)
+    #[arg(long, hide = true)]
+    pub spawner: bool,
 }
 
 /// Runs the benchmark (or, with the hidden `--engine-worker`, one engine call).
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(w) = &args.engine_worker {
         return engine_worker(&w[0], &w[1], &w[2]);
+    }
+    if args.spawner {
+        return peers::serve_spawner();
     }
     let report = bench(&args)?;
     let markdown = report::markdown(&report);
@@ -313,6 +319,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let avifdec = peers::find("avifdec", &search_path);
     let djpeg = peers::find("djpeg", &search_path);
     let engine = EngineCommand::new(args)?;
+    // Started while this process is still small: children forked from it report their own peak RSS.
+    let mut spawner = peers::Spawner::start(&engine.program, &engine.prefix)?;
     let inputs = collect_inputs(args)?;
     if inputs.is_empty() {
         bail!("no PNG or JPEG files in {:?}", args.corpus);
@@ -320,13 +328,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
 
     let mut records = Vec::new();
     let work = tempfile::tempdir()?;
+    let mut runner = Runner { engine: &engine, spawner: &mut spawner, djpeg: djpeg.as_deref(), runs, work: work.path() };
     for (n, input) in inputs.iter().enumerate() {
         eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
         let data = std::fs::read(&input.path)?;
         let mut reference: Option<Option<(Rgba, u32)>> = None;
         for &category in categories.iter().filter(|c| c.applies_to(input.kind)) {
             let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
-            let outs = run_category(category, input, &peers, &engine, djpeg.as_deref(), runs, work.path())?;
+            let outs = run_category(category, input, &peers, &mut runner)?;
             for (mut record, output) in outs {
                 if category.is_lossy()
                     && let Some(output) = output
@@ -374,19 +383,21 @@ struct Outcome {
     error: Option<String>,
 }
 
+/// What every timed execution needs.
+struct Runner<'a> {
+    engine: &'a EngineCommand,
+    spawner: &'a mut peers::Spawner,
+    djpeg: Option<&'a Path>,
+    runs: usize,
+    /// Scratch folder for outputs.
+    work: &'a Path,
+}
+
 /// Runs ours and each peer `runs` times, interleaved: ours, peer 1, ours, peer 2, … per run.
 /// Returns one record per method with the output bytes (for scoring).
-fn run_category(
-    category: Category,
-    input: &Input,
-    peers: &[&Available],
-    engine: &EngineCommand,
-    djpeg: Option<&Path>,
-    runs: usize,
-    work: &Path,
-) -> anyhow::Result<Vec<(Record, Option<Vec<u8>>)>> {
-    let ppm = work.join("input.pnm");
-    if let Some(djpeg) = djpeg.filter(|_| peers.iter().any(|p| p.peer.needs_ppm)) {
+fn run_category(category: Category, input: &Input, peers: &[&Available], r: &mut Runner) -> anyhow::Result<Vec<(Record, Option<Vec<u8>>)>> {
+    let ppm = r.work.join("input.pnm");
+    if let Some(djpeg) = r.djpeg.filter(|_| peers.iter().any(|p| p.peer.needs_ppm)) {
         // cjpeg reads no JPEG: decode once, untimed (the decode is not cjpeg's work).
         let status = std::process::Command::new(djpeg)
             .args(["-pnm", "-outfile"])
@@ -400,13 +411,13 @@ fn run_category(
     }
     let mut ours: Vec<Outcome> = Vec::new();
     let mut theirs: Vec<Vec<Outcome>> = peers.iter().map(|_| Vec::new()).collect();
-    for _ in 0..runs {
+    for _ in 0..r.runs {
         if peers.is_empty() {
-            ours.push(run_ours(category, input, engine, work)?);
+            ours.push(run_ours(category, input, r)?);
         }
         for (i, p) in peers.iter().enumerate() {
-            ours.push(run_ours(category, input, engine, work)?);
-            theirs[i].push(run_peer(p, input, &ppm, work)?);
+            ours.push(run_ours(category, input, r)?);
+            theirs[i].push(run_peer(p, input, r, &ppm)?);
         }
     }
     let mut out = vec![summarise(category, input, OURS, ours)];
@@ -417,20 +428,20 @@ fn run_category(
     Ok(out)
 }
 
-fn run_ours(category: Category, input: &Input, engine: &EngineCommand, work: &Path) -> anyhow::Result<Outcome> {
-    let out = work.join("ours.out");
+fn run_ours(category: Category, input: &Input, r: &mut Runner) -> anyhow::Result<Outcome> {
+    let out = r.work.join("ours.out");
     std::fs::remove_file(&out).ok();
-    let mut args = engine.prefix.clone();
+    let mut args = r.engine.prefix.clone();
     args.extend(["--engine-worker".into(), category.id().into(), input.path.clone().into(), out.clone().into_os_string()]);
-    let finished = peers::run_measured(&engine.program, &args, None, None)?;
+    let finished = r.spawner.run(&r.engine.program, &args, None, None)?;
     let output = std::fs::read(&out).ok().filter(|d| finished.status.success() && !d.is_empty());
     let error = output.is_none().then(|| format!("engine worker failed ({}): {}", finished.status, finished.stderr));
     Ok(Outcome { usage: finished.usage, output, kept_input: false, error })
 }
 
-fn run_peer(available: &Available, input: &Input, ppm: &Path, work: &Path) -> anyhow::Result<Outcome> {
+fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
     let peer = &available.peer;
-    let out = work.join(format!("{}.out", peer.id));
+    let out = r.work.join(format!("{}.out", peer.id));
     std::fs::remove_file(&out).ok();
     let source = if peer.needs_ppm { ppm.to_path_buf() } else { input.path.clone() };
     if !source.exists() {
@@ -450,7 +461,7 @@ fn run_peer(available: &Available, input: &Input, ppm: &Path, work: &Path) -> an
         Io::Files => (None, None),
         Io::Pipes => (Some(source.as_path()), Some(out.as_path())),
     };
-    let finished = peers::run_measured(&available.program, &args, stdin, stdout)?;
+    let finished = r.spawner.run(&available.program, &args, stdin, stdout)?;
     let code = finished.status.code();
     let kept = code.is_some_and(|c| peer.keeps_input_on.contains(&c));
     let written = std::fs::read(&out).ok().filter(|d| !d.is_empty());

@@ -1,16 +1,22 @@
 //! The peer tools: their exact command lines, finding them on the search path, and running any
 //! child process (peers and our own engine worker) under `wait4` to read its CPU time and peak
 //! memory.
+//!
+//! Linux counts a child's peak RSS from the moment it is forked, so a child of the benchmark
+//! process (which grows to hundreds of MiB while scoring) would report at least the parent's
+//! size. Children are therefore started by a [`Spawner`]: a small helper process (this program
+//! with the hidden `--spawner` flag) that forks them and reports their `wait4` usage.
 
 use std::ffi::OsString;
 use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::Category;
 
@@ -162,7 +168,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// What one child process cost.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Usage {
     pub wall_s: f64,
     /// User plus system CPU time of the child (and any threads it ran).
@@ -224,4 +230,94 @@ pub fn run_measured(program: &Path, args: &[OsString], stdin: Option<&Path>, std
         f.take(4096).read_to_string(&mut stderr).ok();
     }
     Ok(Finished { status: ExitStatus::from_raw(status), usage, stderr: stderr.trim().to_string() })
+}
+
+/// One command for the spawner (one JSON line on its standard input).
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    program: PathBuf,
+    args: Vec<PathBuf>,
+    stdin: Option<PathBuf>,
+    stdout: Option<PathBuf>,
+}
+
+/// The spawner's answer (one JSON line on its standard output).
+#[derive(Debug, Serialize, Deserialize)]
+struct Response {
+    /// Raw wait status, as `wait4` gave it.
+    status: i32,
+    usage: Usage,
+    stderr: String,
+    error: Option<String>,
+}
+
+/// A small helper process that starts measured children on the benchmark's behalf.
+pub struct Spawner {
+    child: Child,
+    /// `None` only while dropping.
+    input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+}
+
+impl Spawner {
+    /// Starts `program prefix… --spawner`.
+    pub fn start(program: &Path, prefix: &[OsString]) -> anyhow::Result<Self> {
+        let mut child = Command::new(program)
+            .args(prefix)
+            .arg("--spawner")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start the spawner {}", program.display()))?;
+        let input = child.stdin.take().context("spawner stdin")?;
+        let output = BufReader::new(child.stdout.take().context("spawner stdout")?);
+        Ok(Spawner { child, input: Some(input), output })
+    }
+
+    /// [`run_measured`], in the spawner.
+    pub fn run(&mut self, program: &Path, args: &[OsString], stdin: Option<&Path>, stdout: Option<&Path>) -> anyhow::Result<Finished> {
+        let request = Request {
+            program: program.to_path_buf(),
+            args: args.iter().map(PathBuf::from).collect(),
+            stdin: stdin.map(Path::to_path_buf),
+            stdout: stdout.map(Path::to_path_buf),
+        };
+        let input = self.input.as_mut().context("spawner closed")?;
+        writeln!(input, "{}", serde_json::to_string(&request)?)?;
+        input.flush()?;
+        let mut line = String::new();
+        if self.output.read_line(&mut line)? == 0 {
+            bail!("the spawner exited");
+        }
+        let response: Response = serde_json::from_str(&line).context("spawner answer")?;
+        if let Some(e) = response.error {
+            bail!("{e}");
+        }
+        Ok(Finished { status: ExitStatus::from_raw(response.status), usage: response.usage, stderr: response.stderr })
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        // Closing its input ends the spawner's loop.
+        drop(self.input.take());
+        self.child.wait().ok();
+    }
+}
+
+/// The spawner's loop: one request per input line, one response per output line, until EOF.
+pub fn serve_spawner() -> anyhow::Result<()> {
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    for line in stdin.lines() {
+        let request: Request = serde_json::from_str(&line?).context("spawner request")?;
+        let args: Vec<OsString> = request.args.into_iter().map(PathBuf::into_os_string).collect();
+        let response = match run_measured(&request.program, &args, request.stdin.as_deref(), request.stdout.as_deref()) {
+            Ok(f) => Response { status: f.status.into_raw(), usage: f.usage, stderr: f.stderr, error: None },
+            Err(e) => Response { status: -1, usage: Usage::default(), stderr: String::new(), error: Some(format!("{e:#}")) },
+        };
+        writeln!(stdout, "{}", serde_json::to_string(&response)?)?;
+        stdout.flush()?;
+    }
+    Ok(())
 }

@@ -30,6 +30,8 @@ enum Command {
     },
     /// Send real uploads to a running service and report latency percentiles and status codes
     Loadtest(compressor_loadtest::LoadArgs),
+    /// Benchmark the engine against peer tools on a corpus
+    Bench(compressor_bench::BenchArgs),
 }
 
 /// Exit status 0 when every threshold passed, 1 when one was missed.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
         Command::Batch { batch, engine } => batch::run(batch, engine.options()),
         Command::Loadtest(args) => loadtest(args),
+        Command::Bench(args) => compressor_bench::run(args).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -1,0 +1,3 @@
+module compressor/bench/go-png
+
+go 1.19

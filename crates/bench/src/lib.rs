@@ -1,0 +1,511 @@
+//! `compressor bench`: our engine against the real peer tools (pngquant, oxipng, optipng, the old
+//! Go server's re-encode, jpegtran, cjpeg, cwebp, avifenc) on a corpus, interleaved so that
+//! machine noise hits both alike.
+//!
+//! Every measurement is of a child process reaped with `wait4`: peers as themselves, our engine
+//! as this same program re-invoked with a hidden `--engine-worker` flag (it reads the file,
+//! compresses, writes the result). So start-up, file I/O, CPU time and peak memory are counted
+//! the same way for everyone. Quality is SSIMULACRA2 computed here for every tool alike
+//! ([`measure`]); the report gives per-category totals, geometric means of our/peer ratios and
+//! the goals as MET or MISSED ([`report`]), and an SVG plot ([`plot`]).
+
+pub mod measure;
+pub mod peers;
+pub mod plot;
+pub mod report;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use compressor_engine::{Format, Mode, Options, OutputFormat, Quality};
+use serde::Serialize;
+
+use crate::measure::{Kind, Rgba};
+use crate::peers::{Io, Peer};
+use crate::report::{Record, Report, Status};
+
+/// What is compared: one row group in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Category {
+    LosslessPng,
+    LossyPng,
+    JpegLossless,
+    JpegLossy,
+    #[serde(rename = "webp")]
+    WebP,
+    Avif,
+}
+
+impl Category {
+    pub const ALL: [Category; 6] =
+        [Category::LosslessPng, Category::LossyPng, Category::JpegLossless, Category::JpegLossy, Category::WebP, Category::Avif];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::LosslessPng => "Lossless PNG",
+            Category::LossyPng => "Lossy PNG",
+            Category::JpegLossless => "JPEG lossless",
+            Category::JpegLossy => "JPEG lossy",
+            Category::WebP => "WebP (from PNG and JPEG)",
+            Category::Avif => "AVIF (from PNG and JPEG)",
+        }
+    }
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Category::LosslessPng => "lossless-png",
+            Category::LossyPng => "lossy-png",
+            Category::JpegLossless => "jpeg-lossless",
+            Category::JpegLossy => "jpeg-lossy",
+            Category::WebP => "webp",
+            Category::Avif => "avif",
+        }
+    }
+
+    fn from_id(id: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.id() == id)
+    }
+
+    /// Lossy categories get a SSIMULACRA2 score for every output.
+    pub fn is_lossy(self) -> bool {
+        !matches!(self, Category::LosslessPng | Category::JpegLossless)
+    }
+
+    /// Which inputs the category applies to.
+    fn applies_to(self, input: Kind) -> bool {
+        match self {
+            Category::LosslessPng | Category::LossyPng => input == Kind::Png,
+            Category::JpegLossless | Category::JpegLossy => input == Kind::Jpeg,
+            Category::WebP | Category::Avif => matches!(input, Kind::Png | Kind::Jpeg),
+        }
+    }
+
+    /// Our engine's settings for this category (scores are computed by the harness instead).
+    pub fn engine_options(self) -> Options {
+        let base = Options { score: false, ..Options::default() };
+        match self {
+            Category::LosslessPng | Category::JpegLossless => Options { mode: Mode::Lossless, ..base },
+            Category::LossyPng => Options { mode: Mode::Lossy, ..base },
+            Category::JpegLossy => Options { mode: Mode::Lossy, quality: Some(Quality::new(0, 80)), ..base },
+            Category::WebP => Options { format: OutputFormat::To(Format::WebP), quality: Some(Quality::new(0, 80)), ..base },
+            Category::Avif => Options { format: OutputFormat::To(Format::Avif), ..base },
+        }
+    }
+
+    /// How our method is named in the report.
+    pub fn ours_label(self) -> &'static str {
+        match self {
+            Category::LosslessPng => "ours (lossless, effort 2)",
+            Category::LossyPng => "ours (lossy, q 65-80)",
+            Category::JpegLossless => "ours (lossless)",
+            Category::JpegLossy => "ours (lossy, q 80)",
+            Category::WebP => "ours (WebP q 80)",
+            Category::Avif => "ours (AVIF default q)",
+        }
+    }
+}
+
+/// The method name of our engine in records.
+pub const OURS: &str = "ours";
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Corpus folders, walked recursively; PNG and JPEG files are benchmarked (repeatable)
+    #[arg(long, default_values = ["../shared/corpus/png_real", "../shared/corpus/photos_jpeg"])]
+    pub corpus: Vec<PathBuf>,
+    /// Peers to run, comma-separated ids (default: all); ours always runs.
+    /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc
+    #[arg(long, value_delimiter = ',')]
+    pub tools: Vec<String>,
+    /// Categories to run, comma-separated (default: all): lossless-png, lossy-png, jpeg-lossless, jpeg-lossy, webp, avif
+    #[arg(long, value_delimiter = ',')]
+    pub categories: Vec<String>,
+    /// Timed runs per (image, method); the median is reported. Default 3 (1 with --quick)
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// Write the full results (every record, summaries, goals) as JSON here
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the Markdown report here (default: standard output)
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write the SVG plot (bytes saved against time, per method and category) here
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// A few small images per corpus folder and one run: a smoke test
+    #[arg(long)]
+    pub quick: bool,
+    /// The Go-style re-encoder (default: bench/go-png/go-png if it exists, else go-png on PATH)
+    #[arg(long)]
+    pub go_png: Option<PathBuf>,
+    /// Look for peers here instead of $PATH (a PATH-style list)
+    #[arg(long, hide = true)]
+    pub search_path: Option<OsString>,
+    /// Program that runs our engine as `PROG --engine-worker CATEGORY IN OUT` (default: this program)
+    #[arg(long, hide = true)]
+    pub engine_exe: Option<PathBuf>,
+    /// Internal: compress IN to OUT with our settings for CATEGORY and exit
+    #[arg(long, hide = true, num_args = 3, value_names = ["CATEGORY", "IN", "OUT"])]
+    pub engine_worker: Option<Vec<PathBuf>>,
+    /// Internal: start measured children on request (see `peers::Spawner`)
+    #[arg(long, hide = true)]
+    pub spawner: bool,
+}
+
+/// Runs the benchmark (or, with the hidden `--engine-worker`, one engine call).
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(w) = &args.engine_worker {
+        return engine_worker(&w[0], &w[1], &w[2]);
+    }
+    if args.spawner {
+        return peers::serve_spawner();
+    }
+    let report = bench(&args)?;
+    let markdown = report::markdown(&report);
+    match &args.markdown {
+        Some(path) => std::fs::write(path, &markdown).with_context(|| format!("write {}", path.display()))?,
+        None => print!("{markdown}"),
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        plot::svg(&report, path)?;
+    }
+    Ok(())
+}
+
+/// The engine worker: one compression, output written to `out`.
+fn engine_worker(category: &Path, input: &Path, out: &Path) -> anyhow::Result<()> {
+    let category = category.to_str().and_then(Category::from_id).context("unknown category")?;
+    let data = std::fs::read(input).with_context(|| format!("read {}", input.display()))?;
+    let result = compressor_engine::compress(&data, &category.engine_options())?;
+    std::fs::write(out, &result.data).with_context(|| format!("write {}", out.display()))?;
+    Ok(())
+}
+
+/// How our engine is started in a child process.
+struct EngineCommand {
+    program: PathBuf,
+    prefix: Vec<OsString>,
+}
+
+impl EngineCommand {
+    fn new(args: &BenchArgs) -> anyhow::Result<Self> {
+        if let Some(p) = &args.engine_exe {
+            return Ok(EngineCommand { program: p.clone(), prefix: vec![] });
+        }
+        // `compressor bench …` re-invokes `compressor bench --engine-worker …`; a standalone
+        // `compressor-bench …` re-invokes itself without the subcommand.
+        let program = std::env::current_exe().context("cannot find this program to run the engine worker")?;
+        let prefix = if std::env::args().nth(1).as_deref() == Some("bench") { vec!["bench".into()] } else { vec![] };
+        Ok(EngineCommand { program, prefix })
+    }
+}
+
+/// One input image found in the corpus.
+struct Input {
+    path: PathBuf,
+    /// Path relative to the corpus folder's parent, for reports.
+    name: String,
+    kind: Kind,
+    bytes: u64,
+}
+
+fn collect_inputs(args: &BenchArgs) -> anyhow::Result<Vec<Input>> {
+    let mut all = Vec::new();
+    for root in &args.corpus {
+        if !root.is_dir() {
+            bail!("corpus folder {} does not exist", root.display());
+        }
+        let mut found = Vec::new();
+        walk(root, &mut |path| {
+            let mut head = [0u8; 16];
+            let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+            if let Some(kind @ (Kind::Png | Kind::Jpeg)) = measure::kind(&head[..n]) {
+                let bytes = path.metadata().map(|m| m.len()).unwrap_or(0);
+                let base = root.file_name().map(PathBuf::from).unwrap_or_default();
+                let name = base.join(path.strip_prefix(root).unwrap_or(path)).display().to_string();
+                found.push(Input { path: path.to_path_buf(), name, kind, bytes });
+            }
+        })?;
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        if args.quick {
+            // The smallest few of each kind keeps a smoke run well under a minute.
+            found.sort_by_key(|i| i.bytes);
+            let (mut png, mut jpeg) = (0, 0);
+            found.retain(|i| {
+                let n = if i.kind == Kind::Png { &mut png } else { &mut jpeg };
+                *n += 1;
+                *n <= 3
+            });
+        }
+        all.extend(found);
+    }
+    Ok(all)
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(&path, f)?;
+        } else if path.is_file() {
+            f(&path);
+        }
+    }
+    Ok(())
+}
+
+/// A peer found on this machine.
+struct Available {
+    peer: Peer,
+    program: PathBuf,
+}
+
+/// A peer that will not be run, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub id: String,
+    pub category: Category,
+    pub command: String,
+    pub reason: String,
+}
+
+/// Runs everything and gathers the records; used by [`run`] and the tests.
+pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let known: Vec<&str> = peers::all().iter().map(|p| p.id).collect();
+    if let Some(bad) = args.tools.iter().find(|t| !known.contains(&t.as_str())) {
+        bail!("unknown tool {bad:?}; known: {}", known.join(", "));
+    }
+    let categories: Vec<Category> = if args.categories.is_empty() {
+        Category::ALL.to_vec()
+    } else {
+        args.categories.iter().map(|c| Category::from_id(c).with_context(|| format!("unknown category {c:?}"))).collect::<Result<_, _>>()?
+    };
+    let search_path = args.search_path.clone().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+    let go_png = args.go_png.clone().or_else(|| Some(PathBuf::from("bench/go-png/go-png")).filter(|p| p.is_file()));
+
+    let mut available = Vec::new();
+    let mut skipped = Vec::new();
+    for peer in peers::all() {
+        if !categories.contains(&peer.category) || (!args.tools.is_empty() && !args.tools.iter().any(|t| t == peer.id)) {
+            continue;
+        }
+        let found = match (peer.id, &go_png) {
+            ("go-png", Some(p)) => peers::find(&p.to_string_lossy(), &search_path),
+            _ => peers::find(peer.program, &search_path),
+        };
+        let djpeg_missing = peer.needs_ppm && peers::find("djpeg", &search_path).is_none();
+        match found {
+            Some(program) if !djpeg_missing => available.push(Available { peer, program }),
+            _ => {
+                let what = if djpeg_missing && found.is_some() { "djpeg" } else { peer.program };
+                let hint = if peer.id == "go-png" { " (build it with scripts/install-bench-tools.sh)" } else { "" };
+                skipped.push(Skipped {
+                    id: peer.id.into(),
+                    category: peer.category,
+                    command: peer.command_line(),
+                    reason: format!("{what} not found{hint}"),
+                });
+            }
+        }
+    }
+    let avifdec = peers::find("avifdec", &search_path);
+    let djpeg = peers::find("djpeg", &search_path);
+    let engine = EngineCommand::new(args)?;
+    // Started while this process is still small: children forked from it report their own peak RSS.
+    let mut spawner = peers::Spawner::start(&engine.program, &engine.prefix)?;
+    let inputs = collect_inputs(args)?;
+    if inputs.is_empty() {
+        bail!("no PNG or JPEG files in {:?}", args.corpus);
+    }
+
+    let mut records = Vec::new();
+    let work = tempfile::tempdir()?;
+    let mut runner = Runner { engine: &engine, spawner: &mut spawner, djpeg: djpeg.as_deref(), runs, work: work.path() };
+    for (n, input) in inputs.iter().enumerate() {
+        eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
+        let data = std::fs::read(&input.path)?;
+        let mut reference: Option<Option<(Rgba, u32)>> = None;
+        for &category in categories.iter().filter(|c| c.applies_to(input.kind)) {
+            let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
+            let outs = run_category(category, input, &peers, &mut runner)?;
+            for (mut record, output) in outs {
+                if category.is_lossy()
+                    && let Some(output) = output
+                {
+                    let reference =
+                        reference.get_or_insert_with(|| measure::decode(&data, None).ok().map(|r| (r, measure::orientation(&data))));
+                    record.score = reference.as_ref().and_then(|(r, o)| score(r, *o, &output, avifdec.as_deref(), &mut record.note));
+                }
+                records.push(record);
+            }
+        }
+    }
+    Ok(report::build(runs, args, available.iter().map(|a| (a.peer.clone(), a.program.clone())).collect(), skipped, records))
+}
+
+/// SSIMULACRA2 of an output against the input as stored, or as displayed when the input has an
+/// EXIF orientation and the output's pixels were turned upright (conversions do that): the
+/// better of the two is the one that lines up. Same rule for every tool.
+fn score(reference: &Rgba, orientation: u32, output: &[u8], avifdec: Option<&Path>, note: &mut Option<String>) -> Option<f64> {
+    let decoded = match measure::decode(output, avifdec) {
+        Ok(d) => d,
+        Err(e) => {
+            note.get_or_insert_with(|| format!("score n/a: {e:#}"));
+            return None;
+        }
+    };
+    let stored = measure::ssimulacra2(reference, &decoded);
+    let upright = (orientation != 1).then(|| measure::ssimulacra2(&measure::orient(reference, orientation), &decoded)).flatten();
+    let best = match (stored, upright) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    if best.is_none() {
+        note.get_or_insert_with(|| "score n/a: output size differs from the input's".into());
+    }
+    best
+}
+
+/// One timed execution's outcome.
+struct Outcome {
+    usage: peers::Usage,
+    /// Output bytes; `None` when the tool failed.
+    output: Option<Vec<u8>>,
+    kept_input: bool,
+    error: Option<String>,
+}
+
+/// What every timed execution needs.
+struct Runner<'a> {
+    engine: &'a EngineCommand,
+    spawner: &'a mut peers::Spawner,
+    djpeg: Option<&'a Path>,
+    runs: usize,
+    /// Scratch folder for outputs.
+    work: &'a Path,
+}
+
+/// Runs ours and each peer `runs` times, interleaved: ours, peer 1, ours, peer 2, … per run.
+/// Returns one record per method with the output bytes (for scoring).
+fn run_category(category: Category, input: &Input, peers: &[&Available], r: &mut Runner) -> anyhow::Result<Vec<(Record, Option<Vec<u8>>)>> {
+    let ppm = r.work.join("input.pnm");
+    if let Some(djpeg) = r.djpeg.filter(|_| peers.iter().any(|p| p.peer.needs_ppm)) {
+        // cjpeg reads no JPEG: decode once, untimed (the decode is not cjpeg's work).
+        let status = std::process::Command::new(djpeg)
+            .args(["-pnm", "-outfile"])
+            .arg(&ppm)
+            .arg(&input.path)
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            std::fs::remove_file(&ppm).ok();
+        }
+    }
+    let mut ours: Vec<Outcome> = Vec::new();
+    let mut theirs: Vec<Vec<Outcome>> = peers.iter().map(|_| Vec::new()).collect();
+    for _ in 0..r.runs {
+        if peers.is_empty() {
+            ours.push(run_ours(category, input, r)?);
+        }
+        for (i, p) in peers.iter().enumerate() {
+            ours.push(run_ours(category, input, r)?);
+            theirs[i].push(run_peer(p, input, r, &ppm)?);
+        }
+    }
+    let mut out = vec![summarise(category, input, OURS, ours)];
+    for (p, outcomes) in peers.iter().zip(theirs) {
+        out.push(summarise(category, input, p.peer.id, outcomes));
+    }
+    std::fs::remove_file(&ppm).ok();
+    Ok(out)
+}
+
+fn run_ours(category: Category, input: &Input, r: &mut Runner) -> anyhow::Result<Outcome> {
+    let out = r.work.join("ours.out");
+    std::fs::remove_file(&out).ok();
+    let mut args = r.engine.prefix.clone();
+    args.extend(["--engine-worker".into(), category.id().into(), input.path.clone().into(), out.clone().into_os_string()]);
+    let finished = r.spawner.run(&r.engine.program, &args, None, None)?;
+    let output = std::fs::read(&out).ok().filter(|d| finished.status.success() && !d.is_empty());
+    let error = output.is_none().then(|| format!("engine worker failed ({}): {}", finished.status, finished.stderr));
+    Ok(Outcome { usage: finished.usage, output, kept_input: false, error })
+}
+
+fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
+    let peer = &available.peer;
+    let out = r.work.join(format!("{}.out", peer.id));
+    std::fs::remove_file(&out).ok();
+    let source = if peer.needs_ppm { ppm.to_path_buf() } else { input.path.clone() };
+    if !source.exists() {
+        let error = Some("djpeg could not decode the input to PPM".into());
+        return Ok(Outcome { usage: peers::Usage::default(), output: None, kept_input: false, error });
+    }
+    let args: Vec<OsString> = peer
+        .args
+        .iter()
+        .map(|a| match *a {
+            "{in}" => source.clone().into_os_string(),
+            "{out}" => out.clone().into_os_string(),
+            other => other.into(),
+        })
+        .collect();
+    let (stdin, stdout) = match peer.io {
+        Io::Files => (None, None),
+        Io::Pipes => (Some(source.as_path()), Some(out.as_path())),
+    };
+    let finished = r.spawner.run(&available.program, &args, stdin, stdout)?;
+    let code = finished.status.code();
+    let kept = code.is_some_and(|c| peer.keeps_input_on.contains(&c));
+    let written = std::fs::read(&out).ok().filter(|d| !d.is_empty());
+    let (output, error) = match (finished.status.success(), kept, written) {
+        (true, _, Some(d)) => (Some(d), None),
+        (_, true, _) => (Some(std::fs::read(&input.path)?), None),
+        (ok, _, _) => (
+            None,
+            Some(format!(
+                "{} exited {} (output {}): {}",
+                peer.program,
+                finished.status,
+                if ok { "missing" } else { "n/a" },
+                finished.stderr
+            )),
+        ),
+    };
+    Ok(Outcome { usage: finished.usage, output, kept_input: kept, error })
+}
+
+fn summarise(category: Category, input: &Input, method: &str, outcomes: Vec<Outcome>) -> (Record, Option<Vec<u8>>) {
+    let ok: Vec<&Outcome> = outcomes.iter().filter(|o| o.output.is_some()).collect();
+    let failed = ok.is_empty();
+    let output = outcomes.iter().find_map(|o| o.output.clone());
+    let pick = |f: fn(&peers::Usage) -> f64| measure::median(&ok.iter().map(|o| f(&o.usage)).collect::<Vec<_>>());
+    let record = Record {
+        image: input.name.clone(),
+        input_bytes: input.bytes,
+        category,
+        method: method.into(),
+        status: if failed {
+            Status::Failed
+        } else if ok.iter().any(|o| o.kept_input) {
+            Status::KeptInput
+        } else {
+            Status::Ok
+        },
+        bytes: output.as_ref().map(|d| d.len() as u64),
+        wall_s: pick(|u| u.wall_s),
+        cpu_s: pick(|u| u.cpu_s),
+        maxrss_kib: ok.iter().map(|o| o.usage.maxrss_kib).max(),
+        samples: ok.len(),
+        score: None,
+        note: outcomes.iter().find_map(|o| o.error.clone()),
+    };
+    (record, output)
+}

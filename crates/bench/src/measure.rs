@@ -1,0 +1,269 @@
+//! Quality measurement, the same code for every tool: decode input and output to RGBA8 and
+//! compute SSIMULACRA2, on four quadrant-centred 384×384 tiles above 1 MP (as the engine's own
+//! score does, so the numbers are comparable). Also the medians of repeated runs.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, anyhow, bail};
+use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssimulacra2};
+
+/// Decoded pixels, RGBA 8 bits per sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgba {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// The container format of some bytes, from their magic numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Png,
+    Jpeg,
+    WebP,
+    Avif,
+}
+
+pub fn kind(data: &[u8]) -> Option<Kind> {
+    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Kind::Png)
+    } else if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Kind::Jpeg)
+    } else if data.len() >= 12 && &data[0..4] == b"RIFF" && &data[8..12] == b"WEBP" {
+        Some(Kind::WebP)
+    } else if data.len() >= 12 && &data[4..8] == b"ftyp" && (&data[8..12] == b"avif" || &data[8..12] == b"avis") {
+        Some(Kind::Avif)
+    } else {
+        None
+    }
+}
+
+/// Decodes any supported output to RGBA8. AVIF goes through `avifdec` (when it is installed)
+/// into a temporary PNG.
+pub fn decode(data: &[u8], avifdec: Option<&Path>) -> anyhow::Result<Rgba> {
+    match kind(data) {
+        Some(Kind::Png) => decode_png(data),
+        Some(Kind::Jpeg) => decode_jpeg(data),
+        Some(Kind::WebP) => decode_webp(data),
+        Some(Kind::Avif) => {
+            let avifdec = avifdec.ok_or_else(|| anyhow!("no AVIF decoder (avifdec) installed"))?;
+            let dir = tempfile::tempdir()?;
+            let (input, output) = (dir.path().join("in.avif"), dir.path().join("out.png"));
+            std::fs::write(&input, data)?;
+            // Pixels as stored: the ICC profile is ignored (no tool's output is colour-managed here),
+            // which also avoids libpng refusing some profiles when avifdec writes the PNG.
+            let status = Command::new(avifdec)
+                .args(["--ignore-icc", "--depth", "8"])
+                .arg(&input)
+                .arg(&output)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("avifdec failed ({status})");
+            }
+            decode_png(&std::fs::read(&output)?)
+        }
+        None => bail!("unknown image format"),
+    }
+}
+
+/// PNG to RGBA8; 16-bit samples are scaled down with rounding like the engine does.
+pub fn decode_png(data: &[u8]) -> anyhow::Result<Rgba> {
+    let mut decoder = png::Decoder::new(Cursor::new(data));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().context("PNG header")?;
+    let mut buf = vec![0; reader.output_buffer_size().context("PNG size overflows")?];
+    let frame = reader.next_frame(&mut buf).context("PNG data")?;
+    buf.truncate(frame.buffer_size());
+    let channels = frame.color_type.samples();
+    let samples: Vec<u8> = match frame.bit_depth {
+        png::BitDepth::Sixteen => {
+            buf.chunks_exact(2).map(|b| ((u32::from(u16::from_be_bytes([b[0], b[1]])) * 255 + 32895) >> 16) as u8).collect()
+        }
+        png::BitDepth::Eight => buf,
+        other => bail!("PNG decoder left {other:?}-bit samples"),
+    };
+    let data = match channels {
+        4 => samples,
+        3 => samples.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        2 => samples.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
+        _ => samples.iter().flat_map(|&g| [g, g, g, 255]).collect(),
+    };
+    Ok(Rgba { width: frame.width, height: frame.height, data })
+}
+
+/// JPEG to RGBA8 with libjpeg (mozjpeg). CMYK is not converted (score n/a).
+pub fn decode_jpeg(data: &[u8]) -> anyhow::Result<Rgba> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Rgba> {
+        let d = mozjpeg::Decompress::new_mem(data)?;
+        let mut s = d.rgba()?;
+        let (width, height) = (s.width() as u32, s.height() as u32);
+        let pixels: Vec<[u8; 4]> = s.read_scanlines()?;
+        s.finish()?;
+        Ok(Rgba { width, height, data: pixels.into_iter().flatten().collect() })
+    }));
+    match result {
+        Ok(r) => r.context("JPEG"),
+        Err(_) => bail!("JPEG decoder failed (libjpeg error)"),
+    }
+}
+
+pub fn decode_webp(data: &[u8]) -> anyhow::Result<Rgba> {
+    let (mut w, mut h) = (0, 0);
+    // SAFETY: libwebp reads `data` within its length and returns a buffer it allocated, or null.
+    let buf = unsafe { libwebp_sys::WebPDecodeRGBA(data.as_ptr(), data.len(), &mut w, &mut h) };
+    if buf.is_null() {
+        bail!("libwebp could not decode the image");
+    }
+    // SAFETY: libwebp returned w*h*4 bytes at `buf`; copied, then freed with its own allocator.
+    let rgba = unsafe { std::slice::from_raw_parts(buf, w as usize * h as usize * 4).to_vec() };
+    unsafe { libwebp_sys::WebPFree(buf.cast()) };
+    Ok(Rgba { width: w as u32, height: h as u32, data: rgba })
+}
+
+/// The EXIF orientation (1-8) of a JPEG or PNG, 1 when there is none.
+pub fn orientation(data: &[u8]) -> u32 {
+    exif::Reader::new()
+        .read_from_container(&mut Cursor::new(data))
+        .ok()
+        .and_then(|e| e.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0)))
+        .filter(|o| (1..=8).contains(o))
+        .unwrap_or(1)
+}
+
+/// The pixels as displayed under EXIF `orientation`.
+pub fn orient(img: &Rgba, orientation: u32) -> Rgba {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let transposed = orientation >= 5;
+    let (ow, oh) = if transposed { (h, w) } else { (w, h) };
+    let mut out = vec![0u8; w * h * 4];
+    for y in 0..oh {
+        for x in 0..ow {
+            // Source coordinates of output pixel (x, y), per the EXIF definition.
+            let (sx, sy) = match orientation {
+                2 => (w - 1 - x, y),
+                3 => (w - 1 - x, h - 1 - y),
+                4 => (x, h - 1 - y),
+                5 => (y, x),
+                6 => (y, h - 1 - x),
+                7 => (w - 1 - y, h - 1 - x),
+                8 => (w - 1 - y, x),
+                _ => (x, y),
+            };
+            let (s, d) = ((sy * w + sx) * 4, (y * ow + x) * 4);
+            out[d..d + 4].copy_from_slice(&img.data[s..s + 4]);
+        }
+    }
+    Rgba { width: ow as u32, height: oh as u32, data: out }
+}
+
+/// Above this many pixels the score is estimated from tiles (the engine's threshold).
+const FULL_SCORE_PIXELS: u64 = 1 << 20;
+const TILE: u32 = 384;
+
+/// SSIMULACRA2 of `distorted` against `reference`; `None` when sizes differ or are below 8×8.
+/// With transparency, scored over black and over white, keeping the worse (as the engine does).
+pub fn ssimulacra2(reference: &Rgba, distorted: &Rgba) -> Option<f64> {
+    let (w, h) = (reference.width, reference.height);
+    if (w, h) != (distorted.width, distorted.height) || w < 8 || h < 8 {
+        return None;
+    }
+    if u64::from(w) * u64::from(h) <= FULL_SCORE_PIXELS {
+        return score_rgba(&reference.data, &distorted.data, w, h);
+    }
+    let scores: Option<Vec<f64>> = tiles(w, h)
+        .iter()
+        .map(|&(x, y, tw, th)| score_rgba(&crop(&reference.data, w, x, y, tw, th), &crop(&distorted.data, w, x, y, tw, th), tw, th))
+        .collect();
+    let scores = scores?;
+    Some(scores.iter().sum::<f64>() / scores.len() as f64)
+}
+
+/// Up to four TILE×TILE regions, each centred in one quadrant (fewer for narrow images).
+fn tiles(w: u32, h: u32) -> Vec<(u32, u32, u32, u32)> {
+    let (tw, th) = (TILE.min(w), TILE.min(h));
+    let (nx, ny) = (if w >= 2 * TILE { 2 } else { 1 }, if h >= 2 * TILE { 2 } else { 1 });
+    let mut out = Vec::with_capacity(4);
+    for iy in 0..ny {
+        for ix in 0..nx {
+            let cx = w / nx * ix + w / nx / 2;
+            let cy = h / ny * iy + h / ny / 2;
+            out.push((cx.saturating_sub(tw / 2).min(w - tw), cy.saturating_sub(th / 2).min(h - th), tw, th));
+        }
+    }
+    out
+}
+
+fn crop(rgba: &[u8], width: u32, x: u32, y: u32, tw: u32, th: u32) -> Vec<u8> {
+    let (width, x, tw) = (width as usize * 4, x as usize * 4, tw as usize * 4);
+    (y as usize..(y + th) as usize).flat_map(|row| &rgba[row * width + x..row * width + x + tw]).copied().collect()
+}
+
+fn score_rgba(a: &[u8], b: &[u8], width: u32, height: u32) -> Option<f64> {
+    let has_alpha = |v: &[u8]| v.chunks_exact(4).any(|p| p[3] != u8::MAX);
+    let backgrounds: &[f32] = if has_alpha(a) || has_alpha(b) { &[0.0, 1.0] } else { &[0.0] };
+    backgrounds
+        .iter()
+        .map(|&bg| compute_frame_ssimulacra2(to_rgb(a, width, height, bg)?, to_rgb(b, width, height, bg)?).ok())
+        .try_fold(f64::INFINITY, |worst, s| s.map(|s| worst.min(s)))
+}
+
+fn to_rgb(rgba: &[u8], width: u32, height: u32, background: f32) -> Option<Rgb> {
+    let data = rgba
+        .chunks_exact(4)
+        .map(|p| {
+            let alpha = f32::from(p[3]) / 255.0;
+            let c = |v: u8| f32::from(v) / 255.0 * alpha + background * (1.0 - alpha);
+            [c(p[0]), c(p[1]), c(p[2])]
+        })
+        .collect();
+    Rgb::new(data, width as usize, height as usize, TransferCharacteristic::SRGB, ColorPrimaries::BT709).ok()
+}
+
+/// The median (mean of the middle two for even counts); `None` for no samples.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+/// Geometric mean of positive values; `None` for none.
+pub fn geomean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|v| v.is_nan() || *v <= 0.0) {
+        return None;
+    }
+    Some((values.iter().map(|v| v.ln()).sum::<f64>() / values.len() as f64).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_geomean() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert!((geomean(&[1.0, 4.0]).unwrap() - 2.0).abs() < 1e-12);
+        assert_eq!(geomean(&[1.0, 0.0]), None);
+    }
+
+    #[test]
+    fn orientation_6_rotates_clockwise() {
+        // 2×1: red, green. Orientation 6 (rotate 90° CW to display) gives 1×2: red on top.
+        let img = Rgba { width: 2, height: 1, data: vec![255, 0, 0, 255, 0, 255, 0, 255] };
+        let o = orient(&img, 6);
+        assert_eq!((o.width, o.height), (1, 2));
+        assert_eq!(&o.data[0..4], &[255, 0, 0, 255]);
+        let o = orient(&img, 3);
+        assert_eq!(&o.data[0..4], &[0, 255, 0, 255]);
+    }
+}

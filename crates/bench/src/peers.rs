@@ -1,0 +1,323 @@
+//! The peer tools: their exact command lines, finding them on the search path, and running any
+//! child process (peers and our own engine worker) under `wait4` to read its CPU time and peak
+//! memory.
+//!
+//! Linux counts a child's peak RSS from the moment it is forked, so a child of the benchmark
+//! process (which grows to hundreds of MiB while scoring) would report at least the parent's
+//! size. Children are therefore started by a [`Spawner`]: a small helper process (this program
+//! with the hidden `--spawner` flag) that forks them and reports their `wait4` usage.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::Category;
+
+/// How a peer gets its input and gives its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// `{in}` and `{out}` in the arguments are replaced by file paths.
+    Files,
+    /// Input on standard input, output on standard output.
+    Pipes,
+}
+
+/// One peer tool at one setting.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Short name used by `--tools` and in reports, e.g. `oxipng-o2`.
+    pub id: &'static str,
+    pub category: Category,
+    pub program: &'static str,
+    /// Arguments; `{in}` and `{out}` stand for the input and output paths.
+    pub args: &'static [&'static str],
+    pub io: Io,
+    /// The input must first be decoded to PPM/PGM with `djpeg` (cjpeg reads no JPEG); not timed.
+    pub needs_ppm: bool,
+    /// Exit codes that mean "nothing better found, input kept" rather than failure
+    /// (pngquant exits 99 when the minimum quality cannot be reached).
+    pub keeps_input_on: &'static [i32],
+}
+
+impl Peer {
+    /// The command line as a person would type it (for reports).
+    pub fn command_line(&self) -> String {
+        let mut parts = vec![self.program.to_string()];
+        if self.needs_ppm {
+            parts.insert(0, "djpeg -pnm {in} > {in}.ppm (untimed);".into());
+        }
+        parts.extend(self.args.iter().map(|a| a.to_string()));
+        let line = parts.join(" ");
+        let line = if self.needs_ppm { line.replace("-outfile {out} {in}", "-outfile {out} {in}.ppm") } else { line };
+        match self.io {
+            Io::Files => line,
+            Io::Pipes => format!("{line} < {{in}} > {{out}}"),
+        }
+    }
+}
+
+/// Every peer, in the order they are run. The Go-style re-encoder is `go-png`, built from
+/// `bench/go-png` by `scripts/install-bench-tools.sh`.
+pub fn all() -> Vec<Peer> {
+    use Category::*;
+    vec![
+        Peer {
+            id: "oxipng-o2",
+            category: LosslessPng,
+            program: "oxipng",
+            args: &["-o", "2", "--quiet", "--out", "{out}", "{in}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "oxipng-o4",
+            category: LosslessPng,
+            program: "oxipng",
+            args: &["-o", "4", "--quiet", "--out", "{out}", "{in}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "optipng-o2",
+            category: LosslessPng,
+            program: "optipng",
+            args: &["-o2", "-quiet", "-clobber", "-out", "{out}", "{in}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer { id: "go-png", category: LosslessPng, program: "go-png", args: &[], io: Io::Pipes, needs_ppm: false, keeps_input_on: &[] },
+        Peer {
+            id: "pngquant-65-80-s4",
+            category: LossyPng,
+            program: "pngquant",
+            args: &["--quality=65-80", "--speed", "4", "-"],
+            io: Io::Pipes,
+            needs_ppm: false,
+            keeps_input_on: &[99],
+        },
+        Peer {
+            id: "pngquant-60-80",
+            category: LossyPng,
+            program: "pngquant",
+            args: &["--quality=60-80", "-"],
+            io: Io::Pipes,
+            needs_ppm: false,
+            keeps_input_on: &[99],
+        },
+        Peer {
+            id: "jpegtran",
+            category: JpegLossless,
+            program: "jpegtran",
+            args: &["-optimize", "-progressive", "-copy", "none", "-outfile", "{out}", "{in}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "cjpeg-q80",
+            category: JpegLossy,
+            program: "cjpeg",
+            args: &["-quality", "80", "-outfile", "{out}", "{in}"],
+            io: Io::Files,
+            needs_ppm: true,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "cwebp-q80",
+            category: WebP,
+            program: "cwebp",
+            args: &["-quiet", "-q", "80", "{in}", "-o", "{out}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "avifenc",
+            category: Avif,
+            program: "avifenc",
+            args: &["{in}", "{out}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+    ]
+}
+
+/// Finds `program` in `search_path` (a PATH-style list), like `which`.
+pub fn find(program: &str, search_path: &OsString) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_executable(&p).then_some(p);
+    }
+    std::env::split_paths(search_path).map(|dir| dir.join(program)).find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// What one child process cost.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Usage {
+    pub wall_s: f64,
+    /// User plus system CPU time of the child (and any threads it ran).
+    pub cpu_s: f64,
+    /// Peak resident set size of the child, KiB.
+    pub maxrss_kib: u64,
+}
+
+/// How a child ended.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub usage: Usage,
+    pub stderr: String,
+}
+
+/// Runs `program args…` with optional stdin/stdout files, waits with `wait4` and returns its
+/// exit status and resource usage. Wall time spans spawn to reap.
+pub fn run_measured(program: &Path, args: &[OsString], stdin: Option<&Path>, stdout: Option<&Path>) -> anyhow::Result<Finished> {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd.stdin(match stdin {
+        Some(p) => Stdio::from(File::open(p).with_context(|| format!("open {}", p.display()))?),
+        None => Stdio::null(),
+    });
+    cmd.stdout(match stdout {
+        Some(p) => Stdio::from(File::create(p).with_context(|| format!("create {}", p.display()))?),
+        None => Stdio::null(),
+    });
+    let stderr_file = tempfile::tempfile()?;
+    cmd.stderr(Stdio::from(stderr_file.try_clone()?));
+    let start = Instant::now();
+    let child = cmd.spawn().with_context(|| format!("spawn {}", program.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; wait4 fills it for the child we just spawned.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = loop {
+        // SAFETY: valid pointers to locals; pid is our own child, reaped only here.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break r;
+    };
+    let wall_s = start.elapsed().as_secs_f64();
+    // The child is reaped by wait4: `child` must not wait again; dropping it does not.
+    drop(child);
+    if reaped != pid {
+        bail!("wait4 on {}: {}", program.display(), std::io::Error::last_os_error());
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let usage = Usage { wall_s, cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime), maxrss_kib: ru.ru_maxrss.max(0) as u64 };
+    let mut stderr = String::new();
+    {
+        use std::io::{Read, Seek};
+        let mut f = stderr_file;
+        f.seek(std::io::SeekFrom::Start(0))?;
+        f.take(4096).read_to_string(&mut stderr).ok();
+    }
+    Ok(Finished { status: ExitStatus::from_raw(status), usage, stderr: stderr.trim().to_string() })
+}
+
+/// One command for the spawner (one JSON line on its standard input).
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    program: PathBuf,
+    args: Vec<PathBuf>,
+    stdin: Option<PathBuf>,
+    stdout: Option<PathBuf>,
+}
+
+/// The spawner's answer (one JSON line on its standard output).
+#[derive(Debug, Serialize, Deserialize)]
+struct Response {
+    /// Raw wait status, as `wait4` gave it.
+    status: i32,
+    usage: Usage,
+    stderr: String,
+    error: Option<String>,
+}
+
+/// A small helper process that starts measured children on the benchmark's behalf.
+pub struct Spawner {
+    child: Child,
+    /// `None` only while dropping.
+    input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+}
+
+impl Spawner {
+    /// Starts `program prefix… --spawner`.
+    pub fn start(program: &Path, prefix: &[OsString]) -> anyhow::Result<Self> {
+        let mut child = Command::new(program)
+            .args(prefix)
+            .arg("--spawner")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start the spawner {}", program.display()))?;
+        let input = child.stdin.take().context("spawner stdin")?;
+        let output = BufReader::new(child.stdout.take().context("spawner stdout")?);
+        Ok(Spawner { child, input: Some(input), output })
+    }
+
+    /// [`run_measured`], in the spawner.
+    pub fn run(&mut self, program: &Path, args: &[OsString], stdin: Option<&Path>, stdout: Option<&Path>) -> anyhow::Result<Finished> {
+        let request = Request {
+            program: program.to_path_buf(),
+            args: args.iter().map(PathBuf::from).collect(),
+            stdin: stdin.map(Path::to_path_buf),
+            stdout: stdout.map(Path::to_path_buf),
+        };
+        let input = self.input.as_mut().context("spawner closed")?;
+        writeln!(input, "{}", serde_json::to_string(&request)?)?;
+        input.flush()?;
+        let mut line = String::new();
+        if self.output.read_line(&mut line)? == 0 {
+            bail!("the spawner exited");
+        }
+        let response: Response = serde_json::from_str(&line).context("spawner answer")?;
+        if let Some(e) = response.error {
+            bail!("{e}");
+        }
+        Ok(Finished { status: ExitStatus::from_raw(response.status), usage: response.usage, stderr: response.stderr })
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        // Closing its input ends the spawner's loop.
+        drop(self.input.take());
+        self.child.wait().ok();
+    }
+}
+
+/// The spawner's loop: one request per input line, one response per output line, until EOF.
+pub fn serve_spawner() -> anyhow::Result<()> {
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    for line in stdin.lines() {
+        let request: Request = serde_json::from_str(&line?).context("spawner request")?;
+        let args: Vec<OsString> = request.args.into_iter().map(PathBuf::into_os_string).collect();
+        let response = match run_measured(&request.program, &args, request.stdin.as_deref(), request.stdout.as_deref()) {
+            Ok(f) => Response { status: f.status.into_raw(), usage: f.usage, stderr: f.stderr, error: None },
+            Err(e) => Response { status: -1, usage: Usage::default(), stderr: String::new(), error: Some(format!("{e:#}")) },
+        };
+        writeln!(stdout, "{}", serde_json::to_string(&response)?)?;
+        stdout.flush()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,487 @@
+//! Records, per-category summaries (totals, geometric means of our/peer ratios, mean scores), the
+//! issue's goals as MET or MISSED, and the Markdown rendering. The JSON is `Report` serialised.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::measure::geomean;
+use crate::peers::Peer;
+use crate::{BenchArgs, Category, OURS, Skipped};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// The tool wrote an output.
+    Ok,
+    /// The tool declined (pngquant's exit 99: quality not reachable) and the input is kept as is.
+    KeptInput,
+    /// The tool failed; the record has no bytes and is left out of sums and ratios.
+    Failed,
+}
+
+/// One (image, method) measurement: medians over the runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    pub image: String,
+    pub input_bytes: u64,
+    pub category: Category,
+    /// `ours` or a peer id.
+    pub method: String,
+    pub status: Status,
+    pub bytes: Option<u64>,
+    pub wall_s: Option<f64>,
+    pub cpu_s: Option<f64>,
+    pub maxrss_kib: Option<u64>,
+    /// Successful timed runs behind the medians.
+    pub samples: usize,
+    /// SSIMULACRA2 against the input (lossy categories only).
+    pub score: Option<f64>,
+    pub note: Option<String>,
+}
+
+/// Totals for one method in one category, over the images where it produced an output.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodSummary {
+    pub method: String,
+    pub command: String,
+    pub images: usize,
+    pub failed: usize,
+    pub kept_input: usize,
+    pub input_bytes: u64,
+    pub bytes: u64,
+    pub saved_fraction: f64,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+    pub max_maxrss_kib: u64,
+    pub mean_score: Option<f64>,
+    pub scored: usize,
+}
+
+/// Ours against one peer, over the images where both produced an output.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub peer: String,
+    pub images: usize,
+    /// Geometric means of per-image ours/peer ratios.
+    pub bytes_geomean: Option<f64>,
+    pub wall_geomean: Option<f64>,
+    pub cpu_geomean: Option<f64>,
+    /// Ratios of the sums over the same images.
+    pub bytes_total_ratio: Option<f64>,
+    pub wall_total_ratio: Option<f64>,
+    pub cpu_total_ratio: Option<f64>,
+    /// Mean scores over the images where both have one (lossy categories).
+    pub ours_mean_score: Option<f64>,
+    pub peer_mean_score: Option<f64>,
+    pub scored: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CategorySummary {
+    pub category: Category,
+    pub label: String,
+    pub images: usize,
+    pub methods: Vec<MethodSummary>,
+    pub ratios: Vec<Ratio>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    #[serde(rename = "MET")]
+    Met,
+    #[serde(rename = "MISSED")]
+    Missed,
+    /// The peer was skipped or nothing could be compared.
+    #[serde(rename = "N/A")]
+    NotApplicable,
+}
+
+impl Verdict {
+    fn text(self) -> &'static str {
+        match self {
+            Verdict::Met => "MET",
+            Verdict::Missed => "MISSED",
+            Verdict::NotApplicable => "n/a",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    pub goal: String,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tool {
+    pub id: String,
+    pub category: Category,
+    pub command: String,
+    pub program: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub command: String,
+    pub runs: usize,
+    pub corpus: Vec<PathBuf>,
+    pub machine: Machine,
+    pub tools: Vec<Tool>,
+    pub skipped: Vec<Skipped>,
+    pub categories: Vec<CategorySummary>,
+    pub goals: Vec<Goal>,
+    pub records: Vec<Record>,
+}
+
+pub fn build(runs: usize, args: &BenchArgs, tools: Vec<(Peer, PathBuf)>, skipped: Vec<Skipped>, records: Vec<Record>) -> Report {
+    let tools: Vec<Tool> =
+        tools.into_iter().map(|(p, program)| Tool { id: p.id.into(), category: p.category, command: p.command_line(), program }).collect();
+    let categories: Vec<CategorySummary> = Category::ALL
+        .into_iter()
+        .filter(|c| records.iter().any(|r| r.category == *c))
+        .map(|c| summarise_category(c, &records, &tools))
+        .collect();
+    let goals = goals(&categories, &skipped);
+    Report {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        runs,
+        corpus: args.corpus.clone(),
+        machine: machine(),
+        tools,
+        skipped,
+        categories,
+        goals,
+        records,
+    }
+}
+
+fn summarise_category(category: Category, records: &[Record], tools: &[Tool]) -> CategorySummary {
+    let of = |method: &str| -> Vec<&Record> { records.iter().filter(|r| r.category == category && r.method == method).collect() };
+    let mut methods: Vec<String> = vec![OURS.into()];
+    for r in records.iter().filter(|r| r.category == category) {
+        if !methods.contains(&r.method) {
+            methods.push(r.method.clone());
+        }
+    }
+    let summaries = methods
+        .iter()
+        .map(|m| {
+            let rs = of(m);
+            let ok: Vec<&&Record> = rs.iter().filter(|r| r.bytes.is_some()).collect();
+            let input_bytes: u64 = ok.iter().map(|r| r.input_bytes).sum();
+            let bytes: u64 = ok.iter().filter_map(|r| r.bytes).sum();
+            let scores: Vec<f64> = ok.iter().filter_map(|r| r.score).collect();
+            MethodSummary {
+                method: m.clone(),
+                command: if m == OURS {
+                    category.ours_label().into()
+                } else {
+                    tools.iter().find(|t| &t.id == m).map(|t| t.command.clone()).unwrap_or_default()
+                },
+                images: ok.len(),
+                failed: rs.len() - ok.len(),
+                kept_input: ok.iter().filter(|r| r.status == Status::KeptInput).count(),
+                input_bytes,
+                bytes,
+                saved_fraction: if input_bytes == 0 { 0.0 } else { 1.0 - bytes as f64 / input_bytes as f64 },
+                wall_s: ok.iter().filter_map(|r| r.wall_s).sum(),
+                cpu_s: ok.iter().filter_map(|r| r.cpu_s).sum(),
+                max_maxrss_kib: ok.iter().filter_map(|r| r.maxrss_kib).max().unwrap_or(0),
+                mean_score: mean(&scores),
+                scored: scores.len(),
+            }
+        })
+        .collect();
+    let ours = of(OURS);
+    let ratios = methods
+        .iter()
+        .filter(|m| *m != OURS)
+        .map(|peer| {
+            // Pairs of (ours, peer) records for the same image, both with an output.
+            let pairs: Vec<(&Record, &Record)> = of(peer)
+                .into_iter()
+                .filter(|p| p.bytes.is_some())
+                .filter_map(|p| ours.iter().find(|o| o.image == p.image && o.bytes.is_some()).map(|o| (*o, p)))
+                .collect();
+            let ratio_of = |f: &dyn Fn(&Record) -> Option<f64>| -> (Option<f64>, Option<f64>) {
+                let per_image: Vec<f64> = pairs.iter().filter_map(|(o, p)| Some(f(o)? / f(p)?)).collect();
+                let (so, sp): (f64, f64) =
+                    pairs.iter().filter_map(|(o, p)| Some((f(o)?, f(p)?))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+                (geomean(&per_image), (sp > 0.0).then(|| so / sp))
+            };
+            let (bytes_geomean, bytes_total_ratio) = ratio_of(&|r| r.bytes.map(|b| b as f64));
+            let (wall_geomean, wall_total_ratio) = ratio_of(&|r| r.wall_s);
+            let (cpu_geomean, cpu_total_ratio) = ratio_of(&|r| r.cpu_s);
+            let scored: Vec<(f64, f64)> = pairs.iter().filter_map(|(o, p)| Some((o.score?, p.score?))).collect();
+            Ratio {
+                peer: peer.clone(),
+                images: pairs.len(),
+                bytes_geomean,
+                wall_geomean,
+                cpu_geomean,
+                bytes_total_ratio,
+                wall_total_ratio,
+                cpu_total_ratio,
+                ours_mean_score: mean(&scored.iter().map(|s| s.0).collect::<Vec<_>>()),
+                peer_mean_score: mean(&scored.iter().map(|s| s.1).collect::<Vec<_>>()),
+                scored: scored.len(),
+            }
+        })
+        .collect();
+    let images = {
+        let mut names: Vec<&str> = records.iter().filter(|r| r.category == category).map(|r| r.image.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    };
+    CategorySummary { category, label: category.label().into(), images, methods: summaries, ratios }
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// The issue's goals, judged on geometric means of per-image ratios (totals are shown too).
+fn goals(categories: &[CategorySummary], skipped: &[Skipped]) -> Vec<Goal> {
+    let ratio = |c: Category, peer: &str| {
+        categories.iter().find(|s| s.category == c).and_then(|s| s.ratios.iter().find(|r| r.peer == peer)).filter(|r| r.images > 0)
+    };
+    let missing = |peer: &str| {
+        let why = skipped.iter().find(|s| s.id == peer).map(|s| s.reason.clone()).unwrap_or_else(|| "not run".into());
+        (Verdict::NotApplicable, format!("{peer} skipped: {why}"))
+    };
+    let verdict = |ok: bool| if ok { Verdict::Met } else { Verdict::Missed };
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let s = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    let mut out = Vec::new();
+
+    let (verdict_, detail) = match ratio(Category::LossyPng, "pngquant-65-80-s4") {
+        Some(r) => {
+            let bytes_ok = r.bytes_geomean.is_some_and(|b| b <= 0.85);
+            let score_ok = matches!((r.ours_mean_score, r.peer_mean_score), (Some(o), Some(p)) if o >= p);
+            let cpu_ok = r.cpu_geomean.is_some_and(|c| c <= 1.0);
+            (
+                verdict(bytes_ok && score_ok && cpu_ok),
+                format!(
+                    "bytes ours/pngquant {} (goal ≤ 0.85; totals {}) {}; mean SSIMULACRA2 ours {} vs pngquant {} {}; CPU ours/pngquant {} (goal ≤ 1; totals {}) {}; {} images",
+                    f(r.bytes_geomean),
+                    f(r.bytes_total_ratio),
+                    ok_word(bytes_ok),
+                    s(r.ours_mean_score),
+                    s(r.peer_mean_score),
+                    ok_word(score_ok),
+                    f(r.cpu_geomean),
+                    f(r.cpu_total_ratio),
+                    ok_word(cpu_ok),
+                    r.images
+                ),
+            )
+        }
+        None => missing("pngquant-65-80-s4"),
+    };
+    out.push(Goal {
+        goal: "Lossy PNG: bytes ≤ 0.85 × pngquant --quality=65-80 --speed 4, at ≥ its mean SSIMULACRA2, CPU ≤ its".into(),
+        verdict: verdict_,
+        detail,
+    });
+
+    let (verdict_, detail) = match ratio(Category::LosslessPng, "oxipng-o2") {
+        Some(r) => {
+            let bytes_ok = r.bytes_geomean.is_some_and(|b| b <= 1.0);
+            let time_ok = r.wall_geomean.is_some_and(|t| t <= 1.0);
+            (
+                verdict(bytes_ok && time_ok),
+                format!(
+                    "bytes ours/oxipng {} (totals {}) {}; wall time ours/oxipng {} (totals {}; CPU {}) {}; {} images",
+                    f(r.bytes_geomean),
+                    f(r.bytes_total_ratio),
+                    ok_word(bytes_ok),
+                    f(r.wall_geomean),
+                    f(r.wall_total_ratio),
+                    f(r.cpu_geomean),
+                    ok_word(time_ok),
+                    r.images
+                ),
+            )
+        }
+        None => missing("oxipng-o2"),
+    };
+    out.push(Goal { goal: "Lossless PNG: bytes ≤ oxipng -o 2 at ≤ its (wall) time".into(), verdict: verdict_, detail });
+
+    let (verdict_, detail) = match ratio(Category::LosslessPng, "go-png") {
+        Some(r) => {
+            let ok = r.bytes_geomean.is_some_and(|b| b <= 0.90);
+            (
+                verdict(ok),
+                format!("bytes ours/Go-style {} (goal ≤ 0.90; totals {}); {} images", f(r.bytes_geomean), f(r.bytes_total_ratio), r.images),
+            )
+        }
+        None => missing("go-png"),
+    };
+    out.push(Goal { goal: "Lossless PNG: well below the Go-style re-encode (taken as ≥ 10% smaller)".into(), verdict: verdict_, detail });
+
+    let (verdict_, detail) = match ratio(Category::JpegLossless, "jpegtran") {
+        Some(r) => {
+            let ok = r.bytes_geomean.is_some_and(|b| b <= 0.98);
+            (
+                verdict(ok),
+                format!("bytes ours/jpegtran {} (goal ≤ 0.98; totals {}); {} images", f(r.bytes_geomean), f(r.bytes_total_ratio), r.images),
+            )
+        }
+        None => missing("jpegtran"),
+    };
+    out.push(Goal {
+        goal: "JPEG lossless: bytes ≤ 0.98 × jpegtran -optimize -progressive -copy none".into(), verdict: verdict_, detail
+    });
+    out
+}
+
+fn ok_word(ok: bool) -> &'static str {
+    if ok { "✓" } else { "✗" }
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib: f64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    Machine {
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpu_model,
+        memory_gib: (kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.2}", bytes as f64 / 1024.0 / 1024.0)
+}
+
+/// The Markdown report: per-category tables, goals, skipped tools.
+pub fn markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let m = &report.machine;
+    let _ = writeln!(
+        md,
+        "Machine: {} CPUs ({}), {} GiB memory. Runs per measurement: {} (median).",
+        m.cpus, m.cpu_model, m.memory_gib, report.runs
+    );
+    let _ = writeln!(md);
+    let _ = writeln!(
+        md,
+        "Ratios are ours/peer, geometric means over the images both handled (< 1: ours smaller or faster). \
+         Times are medians of the runs; CPU = user + system of the child process; RSS = largest peak resident set."
+    );
+    md.push('\n');
+    md.push_str(&summary_markdown(report));
+    for c in &report.categories {
+        let _ = writeln!(md, "\n### {} ({} images)\n", c.label, c.images);
+        let lossy = c.category.is_lossy();
+        let _ = writeln!(
+            md,
+            "| method | command | images | in MiB | out MiB | saved | wall s | CPU s | peak RSS MiB |{} bytes ours/peer | wall ours/peer | CPU ours/peer |",
+            if lossy { " mean SSIMULACRA2 |" } else { "" }
+        );
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|{}---:|---:|---:|", if lossy { "---:|" } else { "" });
+        for s in &c.methods {
+            let r = c.ratios.iter().find(|r| r.peer == s.method);
+            let g = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+            let mut images = s.images.to_string();
+            if s.failed > 0 {
+                let _ = write!(images, " ({} failed)", s.failed);
+            }
+            if s.kept_input > 0 {
+                let _ = write!(images, " ({} kept input)", s.kept_input);
+            }
+            let score = if lossy { format!(" {} |", s.mean_score.map_or("n/a".into(), |v| format!("{v:.2}"))) } else { String::new() };
+            let _ = writeln!(
+                md,
+                "| {} | `{}` | {} | {} | {} | {:.1}% | {:.2} | {:.2} | {:.0} |{} {} | {} | {} |",
+                s.method,
+                s.command,
+                images,
+                mib(s.input_bytes),
+                mib(s.bytes),
+                s.saved_fraction * 100.0,
+                s.wall_s,
+                s.cpu_s,
+                s.max_maxrss_kib as f64 / 1024.0,
+                score,
+                g(r.and_then(|r| r.bytes_geomean)),
+                g(r.and_then(|r| r.wall_geomean)),
+                g(r.and_then(|r| r.cpu_geomean)),
+            );
+        }
+    }
+    let _ = writeln!(md, "\n### Goals\n\n| goal | result | numbers |\n|---|---|---|");
+    for g in &report.goals {
+        let _ = writeln!(md, "| {} | **{}** | {} |", g.goal, g.verdict.text(), g.detail);
+    }
+    if !report.skipped.is_empty() {
+        let _ = writeln!(md, "\n### Skipped tools\n");
+        for s in &report.skipped {
+            let _ = writeln!(md, "- `{}` ({}): {}", s.id, s.category.id(), s.reason);
+        }
+    }
+    let failures: Vec<&Record> = report.records.iter().filter(|r| r.status == Status::Failed).collect();
+    if !failures.is_empty() {
+        let _ = writeln!(md, "\n### Failures\n");
+        for r in failures {
+            let note = r.note.as_deref().unwrap_or("").replace('\n', " ");
+            let _ = writeln!(md, "- {} / {} / {}: {}", r.category.id(), r.method, r.image, truncate(&note, 160));
+        }
+    }
+    md
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n).collect::<String>() + "…" }
+}
+
+/// One row per (category, peer): the geometric-mean ratios and mean scores, for the README.
+pub fn summary_markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "| category | peer | images | bytes ours/peer | wall ours/peer | CPU ours/peer | SSIMULACRA2 ours / peer |");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
+    let g = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    for c in &report.categories {
+        for r in &c.ratios {
+            let scores = match (c.category.is_lossy(), r.ours_mean_score, r.peer_mean_score) {
+                (false, _, _) => "lossless".to_string(),
+                (true, Some(o), Some(p)) => format!("{o:.1} / {p:.1} ({} scored)", r.scored),
+                _ => "n/a".into(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                c.label,
+                r.peer,
+                r.images,
+                g(r.bytes_geomean),
+                g(r.wall_geomean),
+                g(r.cpu_geomean),
+                scores
+            );
+        }
+    }
+    md
+}

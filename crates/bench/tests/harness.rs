@@ -1,0 +1,205 @@
+//! The harness on a tiny generated corpus: every installed peer gives a parsed result, every
+//! missing one is listed as skipped, and the reported ratios are the geometric means of the
+//! per-image records.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use compressor_bench::BenchArgs;
+use serde_json::Value;
+
+const PEERS: [(&str, &str, &str); 10] = [
+    ("oxipng-o2", "oxipng", "lossless-png"),
+    ("oxipng-o4", "oxipng", "lossless-png"),
+    ("optipng-o2", "optipng", "lossless-png"),
+    ("go-png", "go-png", "lossless-png"),
+    ("pngquant-65-80-s4", "pngquant", "lossy-png"),
+    ("pngquant-60-80", "pngquant", "lossy-png"),
+    ("jpegtran", "jpegtran", "jpeg-lossless"),
+    ("cjpeg-q80", "cjpeg", "jpeg-lossy"),
+    ("cwebp-q80", "cwebp", "webp"),
+    ("avifenc", "avifenc", "avif"),
+];
+
+fn write_png(path: &Path, width: u32, height: u32, color: png::ColorType, data: &[u8]) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut encoder = png::Encoder::new(file, width, height);
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.write_header().unwrap().write_image_data(data).unwrap();
+}
+
+/// Three small PNGs (photo-like RGB, RGBA with transparency, flat graphic) and one JPEG.
+fn corpus(dir: &Path) {
+    let (w, h) = (96u32, 64u32);
+    let noise = |x: u32, y: u32| ((x.wrapping_mul(7919) ^ y.wrapping_mul(104729)).wrapping_mul(2654435761) >> 27) as u8;
+    let rgb: Vec<u8> = (0..h)
+        .flat_map(|y| (0..w).flat_map(move |x| [(x * 255 / w) as u8 ^ noise(x, y), (y * 255 / h) as u8, ((x + y) * 2) as u8]))
+        .collect();
+    write_png(&dir.join("photo.png"), w, h, png::ColorType::Rgb, &rgb);
+    let rgba: Vec<u8> = (0..48u32)
+        .flat_map(|y| {
+            (0..48u32).flat_map(move |x| [(x * 5) as u8, (y * 5) as u8, 128, if (x / 8 + y / 8) % 2 == 0 { 255 } else { (x * 4) as u8 }])
+        })
+        .collect();
+    write_png(&dir.join("alpha.png"), 48, 48, png::ColorType::Rgba, &rgba);
+    let flat: Vec<u8> = (0..40u32)
+        .flat_map(|y| (0..60u32).flat_map(move |x| if (x / 10 + y / 10) % 2 == 0 { [20, 40, 200] } else { [250, 250, 250] }))
+        .collect();
+    write_png(&dir.join("graphic.png"), 60, 40, png::ColorType::Rgb, &flat);
+
+    let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+    c.set_size(w as usize, h as usize);
+    c.set_quality(92.0);
+    let mut started = c.start_compress(Vec::new()).unwrap();
+    started.write_scanlines(&rgb).unwrap();
+    std::fs::write(dir.join("photo.jpg"), started.finish().unwrap()).unwrap();
+}
+
+fn args(corpus: PathBuf, json: PathBuf) -> BenchArgs {
+    BenchArgs {
+        corpus: vec![corpus],
+        tools: vec![],
+        categories: vec![],
+        runs: Some(1),
+        json: Some(json),
+        markdown: None,
+        plot: None,
+        quick: false,
+        go_png: None,
+        search_path: None,
+        engine_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_compressor-bench"))),
+        engine_worker: None,
+        spawner: false,
+    }
+}
+
+/// An independent `which`.
+fn installed(program: &str, go_png: &Path) -> bool {
+    if program == "go-png" {
+        return go_png.is_file();
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).any(|d| d.join(program).is_file())
+}
+
+fn records<'a>(report: &'a Value, category: &str, method: &str) -> Vec<&'a Value> {
+    report["records"].as_array().unwrap().iter().filter(|r| r["category"] == category && r["method"] == method).collect()
+}
+
+fn images_for(category: &str) -> usize {
+    match category {
+        "lossless-png" | "lossy-png" => 3,
+        "jpeg-lossless" | "jpeg-lossy" => 1,
+        _ => 4,
+    }
+}
+
+#[test]
+fn installed_peers_run_missing_ones_are_skipped_and_ratios_match_the_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("corpus");
+    std::fs::create_dir(&dir).unwrap();
+    corpus(&dir);
+    let json = tmp.path().join("bench.json");
+    let mut a = args(dir, json.clone());
+    let go_png = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/go-png/go-png");
+    a.go_png = Some(go_png.clone());
+    a.plot = Some(tmp.path().join("plot.svg"));
+    a.markdown = Some(tmp.path().join("bench.md"));
+    // A large resident parent: children must still report their own peak memory, not this.
+    let ballast = std::hint::black_box(vec![1u8; 256 << 20]);
+    compressor_bench::run(a).unwrap();
+    drop(ballast);
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+
+    // Ours ran in every category, with results.
+    for category in ["lossless-png", "lossy-png", "jpeg-lossless", "jpeg-lossy", "webp", "avif"] {
+        let ours = records(&report, category, "ours");
+        assert_eq!(ours.len(), images_for(category), "{category}: ours ran on every applicable image");
+        for r in ours {
+            assert!(r["bytes"].as_u64().unwrap() > 0 && r["wall_s"].as_f64().unwrap() > 0.0, "{category}: {r}");
+        }
+    }
+
+    let skipped: Vec<&str> = report["skipped"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    for (id, program, category) in PEERS {
+        if installed(program, &go_png) {
+            assert!(!skipped.contains(&id), "{id} is installed but reported skipped");
+            let rs = records(&report, category, id);
+            assert_eq!(rs.len(), images_for(category), "{id}: one record per applicable image");
+            for r in rs {
+                assert_ne!(r["status"], "failed", "{id} failed: {r}");
+                assert!(r["bytes"].as_u64().unwrap() > 0, "{id}: {r}");
+                assert!(r["wall_s"].as_f64().unwrap() > 0.0, "{id}: {r}");
+                let rss = r["maxrss_kib"].as_u64().unwrap();
+                assert!(rss > 0 && rss < 128 << 10, "{id}: peak RSS {rss} KiB is not the tool's own: {r}");
+                if category != "lossless-png" && category != "jpeg-lossless" && category != "avif" {
+                    assert!(r["score"].as_f64().is_some(), "{id}: lossy result without a score: {r}");
+                }
+            }
+        } else {
+            assert!(skipped.contains(&id), "{id} is missing but not listed as skipped");
+            assert!(records(&report, category, id).is_empty());
+        }
+    }
+
+    // Every reported geometric mean equals the one computed by hand from the records.
+    let mut checked = 0;
+    for c in report["categories"].as_array().unwrap() {
+        let category = c["category"].as_str().unwrap();
+        for ratio in c["ratios"].as_array().unwrap() {
+            let peer = ratio["peer"].as_str().unwrap();
+            for (field, key) in [("bytes", "bytes_geomean"), ("wall_s", "wall_geomean"), ("cpu_s", "cpu_geomean")] {
+                let mut logs = Vec::new();
+                for p in records(&report, category, peer) {
+                    let o = records(&report, category, "ours").into_iter().find(|o| o["image"] == p["image"]).unwrap();
+                    if let (Some(a), Some(b)) = (o[field].as_f64(), p[field].as_f64()) {
+                        logs.push((a / b).ln());
+                    }
+                }
+                let expected = (logs.iter().sum::<f64>() / logs.len() as f64).exp();
+                let reported = ratio[key].as_f64().unwrap_or(f64::NAN);
+                if field == "cpu_s" && reported.is_nan() {
+                    continue; // a CPU time of 0 (below the clock's resolution) has no ratio
+                }
+                assert!((reported - expected).abs() <= 1e-9 * expected, "{category}/{peer} {key}: reported {reported}, by hand {expected}");
+                checked += 1;
+            }
+        }
+    }
+    let installed_peers = PEERS.iter().filter(|(_, p, _)| installed(p, &go_png)).count();
+    assert!(checked >= 2 * installed_peers, "only {checked} ratios checked for {installed_peers} installed peers");
+
+    let md = std::fs::read_to_string(tmp.path().join("bench.md")).unwrap();
+    assert!(md.contains("### Goals") && md.contains("### Lossy PNG"), "{md}");
+    let svg = std::fs::read_to_string(tmp.path().join("plot.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("ours"), "plot has no points");
+}
+
+#[test]
+fn with_no_peers_on_the_path_all_are_skipped_and_goals_are_not_judged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("corpus");
+    let empty = tmp.path().join("empty-bin");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::create_dir(&empty).unwrap();
+    corpus(&dir);
+    let json = tmp.path().join("bench.json");
+    let mut a = args(dir, json);
+    a.search_path = Some(OsString::from(&empty));
+    a.go_png = Some(tmp.path().join("no-such-go-png"));
+    a.categories = vec!["lossless-png".into(), "jpeg-lossless".into(), "lossy-png".into()];
+    let report = serde_json::to_value(compressor_bench::bench(&a).unwrap()).unwrap();
+    let mut skipped: Vec<&str> = report["skipped"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    skipped.sort_unstable();
+    let mut expected: Vec<&str> =
+        PEERS.iter().filter(|(_, _, c)| ["lossless-png", "jpeg-lossless", "lossy-png"].contains(c)).map(|p| p.0).collect();
+    expected.sort_unstable();
+    assert_eq!(skipped, expected);
+    assert_eq!(records(&report, "lossless-png", "ours").len(), 3);
+    assert!(report["records"].as_array().unwrap().iter().all(|r| r["method"] == "ours"));
+    for g in report["goals"].as_array().unwrap() {
+        assert_eq!(g["verdict"], "N/A", "{g}");
+    }
+}

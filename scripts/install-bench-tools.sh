@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the peer tools that `compressor bench` compares against (run as root on Debian).
+# Idempotent: what is already installed is skipped. Tools that cannot be installed are reported
+# by the benchmark as skipped, so a partial install still gives a (partial) benchmark.
+set -euo pipefail
+
+packages=(
+  pngquant              # lossy PNG (what the old Go server shelled out to)
+  optipng               # lossless PNG
+  libjpeg-turbo-progs   # jpegtran, cjpeg, djpeg
+  webp                  # cwebp
+  golang-go             # builds bench/go-png, the old server's lossless re-encode
+  libavif-bin           # avifenc (may be missing on older releases; then AVIF is skipped)
+)
+
+export DEBIAN_FRONTEND=noninteractive
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  apt-get update -qq
+  available=()
+  for p in "${missing[@]}"; do
+    if apt-cache show "$p" >/dev/null 2>&1; then available+=("$p"); else echo "install-bench-tools: no Debian package $p; skipping" >&2; fi
+  done
+  if ((${#available[@]})); then
+    apt-get install -y -qq --no-install-recommends "${available[@]}"
+  fi
+fi
+
+# oxipng: not packaged in Debian bookworm; built from crates.io (takes a few minutes).
+if ! command -v oxipng >/dev/null 2>&1; then
+  cargo install oxipng --locked
+fi
+
+# The Go-style lossless re-encoder (image/png at BestCompression), built next to its source.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if command -v go >/dev/null 2>&1; then
+  (cd "$root/bench/go-png" && GOFLAGS=-mod=mod GO111MODULE=on CGO_ENABLED=0 go build -o go-png .)
+  echo "install-bench-tools: built $root/bench/go-png/go-png"
+fi

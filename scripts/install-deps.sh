@@ -25,3 +25,6 @@ fi
 if ! python3 -c "import moto.server" >/dev/null 2>&1; then
   python3 -m pip install --quiet "moto[server]==5.2.5"
 fi
+
+# The peer tools `compressor bench` (and its harness test) compare against.
+"$(dirname "${BASH_SOURCE[0]}")/install-bench-tools.sh"

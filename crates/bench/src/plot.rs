@@ -23,7 +23,7 @@ pub fn svg(report: &Report, path: &Path) -> anyhow::Result<()> {
             .filter(|m| m.images > 0)
             .map(|m| {
                 let label = match m.mean_score.filter(|_| category.category.is_lossy()) {
-                    Some(score) => format!("{} (SSIMULACRA2 {score:.1})", m.method),
+                    Some(score) => format!("{} · {score:.1}", m.method),
                     None => m.method.clone(),
                 };
                 (label, m.wall_s, m.saved_fraction * 100.0)
@@ -36,11 +36,19 @@ pub fn svg(report: &Report, path: &Path) -> anyhow::Result<()> {
         let (smin, smax) = points.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.2), b.max(p.2)));
         let pad = ((smax - smin) * 0.15).max(2.0);
         let mut chart = ChartBuilder::on(&area)
-            .caption(format!("{} ({} images)", category.label, category.images), ("sans-serif", 18))
+            .caption(
+                format!(
+                    "{} ({} images){}",
+                    category.label,
+                    category.images,
+                    if category.category.is_lossy() { " · mean SSIMULACRA2" } else { "" }
+                ),
+                ("sans-serif", 17),
+            )
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(48)
-            .build_cartesian_2d(0.0..tmax * 1.2, (smin - pad).max(-100.0)..(smax + pad).min(100.0))
+            .build_cartesian_2d(0.0..tmax * 1.45, (smin - pad).max(-100.0)..(smax + pad).min(100.0))
             .map_err(|e| anyhow!("plot: {e}"))?;
         chart
             .configure_mesh()

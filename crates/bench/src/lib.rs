@@ -20,14 +20,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use compressor_engine::{Format, Mode, Options, OutputFormat, Quality};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure::{Kind, Rgba};
 use crate::peers::{Io, Peer};
 use crate::report::{Record, Report, Status};
 
 /// What is compared: one row group in the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Category {
     LosslessPng,
@@ -138,6 +138,9 @@ pub struct BenchArgs {
     /// A few small images per corpus folder and one run: a smoke test
     #[arg(long)]
     pub quick: bool,
+    /// Run nothing: render --markdown/--plot from the JSON of an earlier run
+    #[arg(long)]
+    pub from_json: Option<PathBuf>,
     /// The Go-style re-encoder (default: bench/go-png/go-png if it exists, else go-png on PATH)
     #[arg(long)]
     pub go_png: Option<PathBuf>,
@@ -163,7 +166,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.spawner {
         return peers::serve_spawner();
     }
-    let report = bench(&args)?;
+    let report = match &args.from_json {
+        Some(path) => serde_json::from_str(&std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?)
+            .with_context(|| format!("parse {}", path.display()))?,
+        None => bench(&args)?,
+    };
     let markdown = report::markdown(&report);
     match &args.markdown {
         Some(path) => std::fs::write(path, &markdown).with_context(|| format!("write {}", path.display()))?,
@@ -268,7 +275,7 @@ struct Available {
 }
 
 /// A peer that will not be run, and why.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Skipped {
     pub id: String,
     pub category: Category,

@@ -4,13 +4,13 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::measure::geomean;
 use crate::peers::Peer;
 use crate::{BenchArgs, Category, OURS, Skipped};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// The tool wrote an output.
@@ -22,7 +22,7 @@ pub enum Status {
 }
 
 /// One (image, method) measurement: medians over the runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub image: String,
     pub input_bytes: u64,
@@ -42,7 +42,7 @@ pub struct Record {
 }
 
 /// Totals for one method in one category, over the images where it produced an output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MethodSummary {
     pub method: String,
     pub command: String,
@@ -60,7 +60,7 @@ pub struct MethodSummary {
 }
 
 /// Ours against one peer, over the images where both produced an output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratio {
     pub peer: String,
     pub images: usize,
@@ -78,7 +78,7 @@ pub struct Ratio {
     pub scored: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CategorySummary {
     pub category: Category,
     pub label: String,
@@ -87,7 +87,7 @@ pub struct CategorySummary {
     pub ratios: Vec<Ratio>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
     #[serde(rename = "MET")]
     Met,
@@ -108,14 +108,14 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Goal {
     pub goal: String,
     pub verdict: Verdict,
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tool {
     pub id: String,
     pub category: Category,
@@ -123,14 +123,14 @@ pub struct Tool {
     pub program: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub memory_gib: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub command: String,
     pub runs: usize,

@@ -67,6 +67,7 @@ fn args(corpus: PathBuf, json: PathBuf) -> BenchArgs {
         markdown: None,
         plot: None,
         quick: false,
+        from_json: None,
         go_png: None,
         search_path: None,
         engine_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_compressor-bench"))),
@@ -173,6 +174,13 @@ fn installed_peers_run_missing_ones_are_skipped_and_ratios_match_the_records() {
 
     let md = std::fs::read_to_string(tmp.path().join("bench.md")).unwrap();
     assert!(md.contains("### Goals") && md.contains("### Lossy PNG"), "{md}");
+    // The JSON holds everything: re-rendering it gives the same report.
+    let mut again = args(tmp.path().join("unused"), tmp.path().join("unused.json"));
+    again.from_json = Some(json);
+    again.json = None;
+    again.markdown = Some(tmp.path().join("again.md"));
+    compressor_bench::run(again).unwrap();
+    assert_eq!(std::fs::read_to_string(tmp.path().join("again.md")).unwrap(), md);
     let svg = std::fs::read_to_string(tmp.path().join("plot.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("ours"), "plot has no points");
 }

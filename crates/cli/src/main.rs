@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "compressor", version, about = "Image compression for PNG, JPEG, GIF, WebP and AVIF: CLI, HTTP service, batch, benchmark and load testing")]
+#[command(
+    name = "compressor",
+    version,
+    about = "Image compression for PNG, JPEG, GIF, WebP and AVIF: CLI, HTTP service, batch, benchmark and load testing"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -8,7 +8,6 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, anyhow, bail};
-use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssimulacra2};
 
 /// Decoded pixels, RGBA 8 bits per sample.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,67 +160,13 @@ pub fn orient(img: &Rgba, orientation: u32) -> Rgba {
     Rgba { width: ow as u32, height: oh as u32, data: out }
 }
 
-/// Above this many pixels the score is estimated from tiles (the engine's threshold).
-const FULL_SCORE_PIXELS: u64 = 1 << 20;
-const TILE: u32 = 384;
-
-/// SSIMULACRA2 of `distorted` against `reference`; `None` when sizes differ or are below 8×8.
-/// With transparency, scored over black and over white, keeping the worse (as the engine does).
+/// SSIMULACRA2 of `distorted` against `reference`, by the engine's own scorer, so every tool is
+/// judged by the same code; `None` when sizes differ or are below 8×8.
 pub fn ssimulacra2(reference: &Rgba, distorted: &Rgba) -> Option<f64> {
-    let (w, h) = (reference.width, reference.height);
-    if (w, h) != (distorted.width, distorted.height) || w < 8 || h < 8 {
+    if (reference.width, reference.height) != (distorted.width, distorted.height) {
         return None;
     }
-    if u64::from(w) * u64::from(h) <= FULL_SCORE_PIXELS {
-        return score_rgba(&reference.data, &distorted.data, w, h);
-    }
-    let scores: Option<Vec<f64>> = tiles(w, h)
-        .iter()
-        .map(|&(x, y, tw, th)| score_rgba(&crop(&reference.data, w, x, y, tw, th), &crop(&distorted.data, w, x, y, tw, th), tw, th))
-        .collect();
-    let scores = scores?;
-    Some(scores.iter().sum::<f64>() / scores.len() as f64)
-}
-
-/// Up to four TILE×TILE regions, each centred in one quadrant (fewer for narrow images).
-fn tiles(w: u32, h: u32) -> Vec<(u32, u32, u32, u32)> {
-    let (tw, th) = (TILE.min(w), TILE.min(h));
-    let (nx, ny) = (if w >= 2 * TILE { 2 } else { 1 }, if h >= 2 * TILE { 2 } else { 1 });
-    let mut out = Vec::with_capacity(4);
-    for iy in 0..ny {
-        for ix in 0..nx {
-            let cx = w / nx * ix + w / nx / 2;
-            let cy = h / ny * iy + h / ny / 2;
-            out.push((cx.saturating_sub(tw / 2).min(w - tw), cy.saturating_sub(th / 2).min(h - th), tw, th));
-        }
-    }
-    out
-}
-
-fn crop(rgba: &[u8], width: u32, x: u32, y: u32, tw: u32, th: u32) -> Vec<u8> {
-    let (width, x, tw) = (width as usize * 4, x as usize * 4, tw as usize * 4);
-    (y as usize..(y + th) as usize).flat_map(|row| &rgba[row * width + x..row * width + x + tw]).copied().collect()
-}
-
-fn score_rgba(a: &[u8], b: &[u8], width: u32, height: u32) -> Option<f64> {
-    let has_alpha = |v: &[u8]| v.chunks_exact(4).any(|p| p[3] != u8::MAX);
-    let backgrounds: &[f32] = if has_alpha(a) || has_alpha(b) { &[0.0, 1.0] } else { &[0.0] };
-    backgrounds
-        .iter()
-        .map(|&bg| compute_frame_ssimulacra2(to_rgb(a, width, height, bg)?, to_rgb(b, width, height, bg)?).ok())
-        .try_fold(f64::INFINITY, |worst, s| s.map(|s| worst.min(s)))
-}
-
-fn to_rgb(rgba: &[u8], width: u32, height: u32, background: f32) -> Option<Rgb> {
-    let data = rgba
-        .chunks_exact(4)
-        .map(|p| {
-            let alpha = f32::from(p[3]) / 255.0;
-            let c = |v: u8| f32::from(v) / 255.0 * alpha + background * (1.0 - alpha);
-            [c(p[0]), c(p[1]), c(p[2])]
-        })
-        .collect();
-    Rgb::new(data, width as usize, height as usize, TransferCharacteristic::SRGB, ColorPrimaries::BT709).ok()
+    compressor_engine::ssimulacra2_rgba8(&reference.data, &distorted.data, reference.width, reference.height)
 }
 
 /// The median (mean of the middle two for even counts); `None` for no samples.

@@ -40,6 +40,19 @@ pub const DEFAULT_WEBP_QUALITY: u8 = pipeline::DEFAULT_WEBP_QUALITY;
 /// Default quality for AVIF.
 pub const DEFAULT_AVIF_QUALITY: u8 = pipeline::DEFAULT_AVIF_QUALITY;
 
+/// SSIMULACRA2 of `distorted` against `reference`, both RGBA8 of `width`×`height`, computed
+/// exactly as the engine scores its own results (four tiles above 1 MP; alpha over black and
+/// white). `None` when the buffers do not match the size or the image is below 8×8.
+pub fn ssimulacra2_rgba8(reference: &[u8], distorted: &[u8], width: u32, height: u32) -> Option<f64> {
+    let expected = width as usize * height as usize * 4;
+    if reference.len() != expected || distorted.len() != expected {
+        return None;
+    }
+    let reference = pixels::Pixels::rgba8(width, height, reference.to_vec());
+    let distorted = pixels::Pixels::rgba8(width, height, distorted.to_vec());
+    score::ssimulacra2(&reference, &distorted)
+}
+
 /// The result of [`compress`]: the bytes and what happened to them.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Compressed {

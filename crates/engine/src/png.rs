@@ -109,7 +109,11 @@ fn write_paletted(
     if let Some(icc) = icc {
         raw.add_icc_profile(icc);
     }
-    let mut opts = oxipng_options(options);
+    // One preset below the lossless path: filters None and Bigrams and a single level-10
+    // near-optimal deflate instead of four filters and level 11. On quantized images this halves
+    // the write (the bulk of lossy CPU time) for about 1% more bytes; see docs/bench/findings.md.
+    let mut opts = oxipng::Options::from_preset(options.effort.saturating_sub(1));
+    opts.max_decompressed_size = Some(max_raw_bytes(options));
     opts.strip = StripChunks::None;
     opts.optimize_alpha = true; // pixels are already lossy; let oxipng normalise invisible ones
     raw.create_optimized_png(&opts).map_err(|e| Error::internal(format!("oxipng: {e}")))

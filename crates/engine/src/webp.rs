@@ -101,18 +101,28 @@ fn decode_animation(data: &[u8], limits: &Limits) -> Result<Image, Error> {
     Ok(image)
 }
 
-/// Encoder settings: `quality` 0-100 for lossy, or lossless; `effort` 1-6 maps to libwebp's method.
+/// Encoder settings: `quality` 0-100 for lossy, or lossless; `effort` 1-6 maps to libwebp's method
+/// (see [`method`]).
 pub(crate) struct Settings {
     pub lossless: bool,
     pub quality: u8,
     pub effort: u8,
 }
 
+/// libwebp's `method` (0 fast .. 6 slow) for an effort: the default effort 2 is cwebp's default
+/// method 4, which the benchmark measured 15% smaller than method 2 at the same quality setting.
+fn method(effort: u8) -> c_int {
+    match effort {
+        0 | 1 => 2,
+        e => c_int::from(e + 2).min(6),
+    }
+}
+
 fn config(s: &Settings) -> Result<sys::WebPConfig, Error> {
     let mut config = sys::WebPConfig::new().map_err(|()| Error::internal("WebP config"))?;
     config.lossless = c_int::from(s.lossless);
     config.quality = if s.lossless { 75.0 } else { f32::from(s.quality) };
-    config.method = c_int::from(s.effort.clamp(1, 6)); // libwebp: 0 fast .. 6 slow
+    config.method = method(s.effort);
     if s.lossless {
         config.exact = 1; // keep the colour of transparent pixels: lossless means every sample
     }

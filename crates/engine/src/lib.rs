@@ -26,6 +26,7 @@ mod score;
 mod webp;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, PoisonError};
 
 pub use error::{Error, LimitKind};
 pub use format::{Format, ImageInfo, detect, probe};
@@ -158,13 +159,18 @@ impl Encoded {
 /// the CPU time of a 48×48 icon, while a 512×512 image still finishes sooner with both cores.
 const PARALLEL_MIN_PIXELS: u64 = 256 * 1024;
 
-/// Runs `job` in a private one-thread rayon pool, so the codecs' parallel loops run in sequence
-/// and the global pool is never started for it.
+/// Runs `job` in a one-thread rayon pool, so the codecs' parallel loops run in sequence and the
+/// global pool is never started for it. Idle pools are kept for the next small image: one pool per
+/// concurrent job, whichever thread calls. (A new pool per image would also spread a long batch's
+/// allocations over ever more malloc arenas, and peak memory would grow with the image count.)
 fn on_one_thread<T: Send>(job: impl FnOnce() -> T + Send) -> T {
-    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool.install(job),
-        Err(_) => job(),
-    }
+    static IDLE_POOLS: Mutex<Vec<rayon::ThreadPool>> = Mutex::new(Vec::new());
+    let idle = || IDLE_POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    let pool = idle().pop().or_else(|| rayon::ThreadPoolBuilder::new().num_threads(1).build().ok());
+    let Some(pool) = pool else { return job() };
+    let result = pool.install(job);
+    idle().push(pool);
+    result
 }
 
 /// Compresses one image held in memory.

@@ -28,6 +28,9 @@ locals {
     {
       COMPRESSOR_LISTEN     = "0.0.0.0:8080"
       COMPRESSOR_LOG_FORMAT = "json"
+      # Per-IP rate limits see the real client: the HTTPS load balancer appends
+      # "<client>, <its own address>" to X-Forwarded-For.
+      COMPRESSOR_FORWARDED_FOR_DEPTH = "2"
     },
     var.container_env,
   )

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Token bucket per API key (or per client IP without keys), like `10/s` or `600/min`. Unset: no limit
     #[arg(long, env = "COMPRESSOR_RATE_LIMIT", value_parser = parse_rate)]
     pub rate_limit: Option<RateLimit>,
+    /// Behind reverse proxies: the client address for per-IP rate limits is the N-th entry from the
+    /// right of `X-Forwarded-For` (1 behind nginx or a Kubernetes ingress, 2 behind Google's HTTPS
+    /// load balancer, which appends the client and its own address). 0: the connection's address
+    #[arg(long, env = "COMPRESSOR_FORWARDED_FOR_DEPTH", default_value_t = 0)]
+    pub forwarded_for_depth: usize,
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C
     #[arg(long, env = "COMPRESSOR_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -68,6 +73,8 @@ pub struct Config {
     pub queue: usize,
     pub request_timeout: Duration,
     pub rate_limit: Option<RateLimit>,
+    /// See [`ServeArgs::forwarded_for_depth`].
+    pub forwarded_for_depth: usize,
     pub shutdown_grace: Duration,
 }
 
@@ -82,6 +89,7 @@ impl Default for Config {
             queue: 32,
             request_timeout: Duration::from_secs(60),
             rate_limit: None,
+            forwarded_for_depth: 0,
             shutdown_grace: Duration::from_secs(25),
         }
     }
@@ -120,6 +128,7 @@ impl Config {
             queue: args.queue,
             request_timeout: args.request_timeout,
             rate_limit: args.rate_limit,
+            forwarded_for_depth: args.forwarded_for_depth,
             shutdown_grace: args.shutdown_grace,
         })
     }

@@ -2,7 +2,7 @@
 //! the OpenAPI document are open).
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -30,8 +30,9 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
     let bucket = match key {
         Some(k) if !state.config.api_keys.is_empty() => format!("key:{k}"),
         _ => {
-            let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-            format!("ip:{}", ip.unwrap_or_else(|| "unknown".into()))
+            let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+            let ip = forwarded_client(request.headers(), state.config.forwarded_for_depth).or(peer);
+            format!("ip:{}", ip.map_or_else(|| "unknown".into(), |ip| ip.to_string()))
         }
     };
     let decision = limiter.take(&bucket, Instant::now());
@@ -50,6 +51,19 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
     headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
     headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset));
     response
+}
+
+/// The `depth`-th address from the right of `X-Forwarded-For` (all its header lines, in order).
+/// Entries further left were written by whoever sent the request and could be anything, so only
+/// the ones the trusted proxies appended are read. `None` when `depth` is 0 or that entry is
+/// missing or not an address; the caller then uses the connection's address.
+fn forwarded_client(headers: &HeaderMap, depth: usize) -> Option<IpAddr> {
+    if depth == 0 {
+        return None;
+    }
+    let entries: Vec<&str> =
+        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim).collect();
+    entries.len().checked_sub(depth).and_then(|i| entries[i].parse().ok())
 }
 
 /// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
@@ -147,6 +161,22 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_client_reads_only_what_trusted_proxies_appended() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("198.51.100.2"));
+        let at = |headers: &HeaderMap, depth| forwarded_client(headers, depth).map(|ip| ip.to_string());
+        assert_eq!(at(&headers, 0), None);
+        assert_eq!(at(&headers, 1).as_deref(), Some("198.51.100.2"));
+        assert_eq!(at(&headers, 2).as_deref(), Some("203.0.113.7"));
+        assert_eq!(at(&headers, 3).as_deref(), Some("6.6.6.6"));
+        assert_eq!(at(&headers, 4), None, "fewer entries than proxies");
+        headers.insert("x-forwarded-for", HeaderValue::from_static("2001:db8::1, not-an-address"));
+        assert_eq!(at(&headers, 1), None);
+        assert_eq!(at(&headers, 2).as_deref(), Some("2001:db8::1"));
+    }
 
     #[test]
     fn bucket_allows_a_burst_then_refills() {

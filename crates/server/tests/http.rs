@@ -412,6 +412,25 @@ async fn rate_limit_per_client_ip_without_keys() {
 }
 
 #[tokio::test]
+async fn rate_limit_per_forwarded_client_behind_a_proxy() {
+    let rate = RateLimit { count: 1, per: Duration::from_secs(60) };
+    let behind_proxy = Server::start(Config { rate_limit: Some(rate), forwarded_for_depth: 1, ..config() }).await;
+    let direct = Server::start(Config { rate_limit: Some(rate), ..config() }).await;
+    let client = client();
+    let post = |server: &Server, forwarded_for: &'static str| {
+        client.post(server.url("/v1/compress")).header("x-forwarded-for", forwarded_for).body(png(8, 8, 11)).send()
+    };
+    assert_eq!(post(&behind_proxy, "10.0.0.1").await.unwrap().status(), 200);
+    assert_eq!(post(&behind_proxy, "10.0.0.1").await.unwrap().status(), 429);
+    // Another client behind the same proxy has its own bucket, whatever it claims further left.
+    assert_eq!(post(&behind_proxy, "10.0.0.1, 10.0.0.2").await.unwrap().status(), 200);
+    assert_eq!(post(&behind_proxy, "10.0.0.3, 10.0.0.2").await.unwrap().status(), 429);
+    // Without a configured proxy the header is not trusted: both requests come from 127.0.0.1.
+    assert_eq!(post(&direct, "10.0.0.1").await.unwrap().status(), 200);
+    assert_eq!(post(&direct, "10.0.0.2").await.unwrap().status(), 429);
+}
+
+#[tokio::test]
 async fn saturated_pool_answers_503_at_once() {
     let server = Server::start(Config { workers: 1, queue: 0, ..config() }).await;
     let client = client();

@@ -134,30 +134,13 @@ pub fn orientation(data: &[u8]) -> u32 {
         .unwrap_or(1)
 }
 
-/// The pixels as displayed under EXIF `orientation`.
+/// The pixels as displayed under EXIF `orientation`, turned by the engine's own code.
 pub fn orient(img: &Rgba, orientation: u32) -> Rgba {
-    let (w, h) = (img.width as usize, img.height as usize);
-    let transposed = orientation >= 5;
-    let (ow, oh) = if transposed { (h, w) } else { (w, h) };
-    let mut out = vec![0u8; w * h * 4];
-    for y in 0..oh {
-        for x in 0..ow {
-            // Source coordinates of output pixel (x, y), per the EXIF definition.
-            let (sx, sy) = match orientation {
-                2 => (w - 1 - x, y),
-                3 => (w - 1 - x, h - 1 - y),
-                4 => (x, h - 1 - y),
-                5 => (y, x),
-                6 => (y, h - 1 - x),
-                7 => (w - 1 - y, h - 1 - x),
-                8 => (w - 1 - y, x),
-                _ => (x, y),
-            };
-            let (s, d) = ((sy * w + sx) * 4, (y * ow + x) * 4);
-            out[d..d + 4].copy_from_slice(&img.data[s..s + 4]);
-        }
+    let orientation = u16::try_from(orientation).unwrap_or(1);
+    match compressor_engine::orient_rgba8(&img.data, img.width, img.height, orientation) {
+        Some((data, width, height)) => Rgba { width, height, data },
+        None => img.clone(),
     }
-    Rgba { width: ow as u32, height: oh as u32, data: out }
 }
 
 /// SSIMULACRA2 of `distorted` against `reference`, by the engine's own scorer, so every tool is

@@ -64,7 +64,8 @@ pub fn orient_rgba8(data: &[u8], width: u32, height: u32, orientation: u16) -> O
     let mut image = image::Image::still(pixels::Pixels::rgba8(width, height, data.to_vec()));
     image.orientation = orientation;
     let upright = image.apply_orientation().frames.swap_remove(0).pixels;
-    Some((upright.to_rgba8().into_owned(), upright.width, upright.height))
+    let (width, height) = (upright.width, upright.height);
+    Some((upright.into_rgba8(), width, height))
 }
 
 /// The result of [`compress`]: the bytes and what happened to them.

@@ -31,6 +31,14 @@ impl Pixels {
         }
     }
 
+    /// RGBA8 by value: 8-bit samples are handed over without a copy.
+    pub fn into_rgba8(self) -> Vec<u8> {
+        match self.samples {
+            Samples::Rgba8(v) => v,
+            Samples::Rgba16(_) => self.to_rgba8().into_owned(),
+        }
+    }
+
     /// Pixel-exact equality, comparing 8-bit against 16-bit data as the PNG spec scales it (v × 257).
     pub fn same_pixels(&self, other: &Pixels) -> bool {
         if (self.width, self.height) != (other.width, other.height) {

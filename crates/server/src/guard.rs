@@ -58,12 +58,9 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
 /// the ones the trusted proxies appended are read. `None` when `depth` is 0 or that entry is
 /// missing or not an address; the caller then uses the connection's address.
 fn forwarded_client(headers: &HeaderMap, depth: usize) -> Option<IpAddr> {
-    if depth == 0 {
-        return None;
-    }
-    let entries: Vec<&str> =
-        headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).map(str::trim).collect();
-    entries.len().checked_sub(depth).and_then(|i| entries[i].parse().ok())
+    let lines = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    let entry = lines.flat_map(|v| v.split(',')).rev().nth(depth.checked_sub(1)?)?;
+    entry.trim().parse().ok()
 }
 
 /// `Authorization: Bearer <key>` or `X-API-Key: <key>`.

@@ -23,7 +23,15 @@ fi
 
 # The batch tests talk to a real S3-compatible server: moto's standalone server.
 if ! python3 -c "import moto.server" >/dev/null 2>&1; then
-  python3 -m pip install --quiet "moto[server]==5.2.5"
+  # A brand-new Debian may have no python3 or pip; its own python3 refuses system-wide pip
+  # installs (PEP 668) unless told otherwise.
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends python3 python3-pip
+  fi
+  python3 -m pip install --quiet "moto[server]==5.2.5" ||
+    python3 -m pip install --quiet --break-system-packages "moto[server]==5.2.5"
 fi
 
 # The peer tools `compressor bench` (and its harness test) compare against.

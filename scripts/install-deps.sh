@@ -9,6 +9,7 @@ packages=(
   libdav1d-dev    # AV1 decoder for AVIF input (compressor-avif links the system dav1d via pkg-config)
   prometheus      # the observability test scrapes the service with a real Prometheus server
   nodejs          # the k6 scripts are syntax-checked with node
+  qemu-user       # the CPU check is tested by running the binary on emulated older and newer CPUs
 )
 
 missing=()

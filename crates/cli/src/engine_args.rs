@@ -35,6 +35,10 @@ pub struct EngineArgs {
     /// Allow animated input into still-only formats by keeping the first frame
     #[arg(long)]
     pub first_frame: bool,
+    /// Compute the SSIMULACRA2 score of lossy results (costs more CPU than the compression itself;
+    /// --target-quality always reports the score it reached)
+    #[arg(long)]
+    pub score: bool,
 }
 
 impl EngineArgs {
@@ -50,6 +54,7 @@ impl EngineArgs {
             max_bytes: self.max_bytes,
             background: self.background,
             first_frame: self.first_frame,
+            score: self.score,
             ..Options::default()
         }
     }

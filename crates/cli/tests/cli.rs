@@ -42,7 +42,7 @@ fn writes_a_min_file_beside_the_input_and_reports_json() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("shot.png");
     let original = write_png(&input, 120, 80);
-    let out = run(compressor().arg("compress").arg(&input).arg("--json"));
+    let out = run(compressor().arg("compress").arg(&input).arg("--json").arg("--score"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let min = dir.path().join("shot.min.png");
     let written = std::fs::read(&min).unwrap();

@@ -42,8 +42,9 @@ pub const DEFAULT_WEBP_QUALITY: u8 = pipeline::DEFAULT_WEBP_QUALITY;
 pub const DEFAULT_AVIF_QUALITY: u8 = pipeline::DEFAULT_AVIF_QUALITY;
 
 /// SSIMULACRA2 of `distorted` against `reference`, both RGBA8 of `width`×`height`, computed
-/// exactly as the engine scores its own results (four tiles above 1 MP; alpha over black and
-/// white). `None` when the buffers do not match the size or the image is below 8×8.
+/// exactly as the engine scores its own results (the whole image; transparency composited over
+/// black and over white, the worse kept). `None` when the buffers do not match the size or the
+/// image is below 8×8.
 pub fn ssimulacra2_rgba8(reference: &[u8], distorted: &[u8], width: u32, height: u32) -> Option<f64> {
     let expected = width as usize * height as usize * 4;
     if reference.len() != expected || distorted.len() != expected {

@@ -63,10 +63,13 @@ fn never_larger_returns_the_input_unchanged() {
 #[test]
 fn lossy_png_quantizes_and_reports_a_score() {
     let input = encode_png(128, 128, &synthetic_rgba(128, 128, true), &[]);
-    let out = compress(&input, &Options::default()).unwrap();
+    let out = compress(&input, &Options { score: true, ..Options::default() }).unwrap();
     assert_eq!(out.method, "png-quantized");
     assert!(out.output_size * 2 < input.len(), "{} -> {}", input.len(), out.output_size);
     let score = out.quality_score.expect("score");
+    // Unasked, no score is computed: the same pixels come back without one.
+    let unscored = compress(&input, &Options::default()).unwrap();
+    assert_eq!((unscored.data, unscored.quality_score), (out.data, None));
     assert!((30.0..=100.0).contains(&score), "score {score}");
 }
 
@@ -198,7 +201,7 @@ fn jpeg_lossless_keeps_pixels_and_lossy_shrinks_with_a_score() {
     let input = jpeg_from_pixels(256, 192);
     let lossless = compress(&input, &Options { mode: Mode::Lossless, ..Options::default() }).unwrap();
     assert_eq!(common::jpeg_samples(&lossless.data), common::jpeg_samples(&input));
-    let lossy = compress(&input, &Options { quality: Some(Quality::new(0, 60)), ..Options::default() }).unwrap();
+    let lossy = compress(&input, &Options { quality: Some(Quality::new(0, 60)), score: true, ..Options::default() }).unwrap();
     assert!(lossy.output_size < lossless.output_size, "{} vs {}", lossy.output_size, lossless.output_size);
     assert_eq!(lossy.method, "jpeg-q60");
     assert!(lossy.quality_score.is_some_and(|s| s > 20.0), "{:?}", lossy.quality_score);

@@ -283,9 +283,11 @@ fn avif_input_decodes_and_converts_and_avif_output_scores() {
 fn auto_picks_the_smallest_candidate_and_reports_them_all() {
     let Some(corpus) = corpus() else { return };
     let input = read(&corpus.join("photos_jpeg/libjxl__flower_flower.png.im_q85_420_progr.jpg"));
-    let out =
-        compress(&input, &Options { format: OutputFormat::Auto, auto_formats: vec![Format::WebP, Format::Jpeg], ..Options::default() })
-            .unwrap();
+    let out = compress(
+        &input,
+        &Options { format: OutputFormat::Auto, auto_formats: vec![Format::WebP, Format::Jpeg], score: true, ..Options::default() },
+    )
+    .unwrap();
     assert_eq!(out.candidates.len(), 2, "{:?}", out.candidates);
     let smallest = out.candidates.iter().map(|c| c.size).min().unwrap();
     assert_eq!(out.output_size, smallest);

@@ -91,7 +91,7 @@ fn lossy_real_pngs(folder: &str) {
     let mut shrunk = 0;
     for path in &paths {
         let input = std::fs::read(path).unwrap();
-        let result = compress(&input, &Options::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let result = compress(&input, &Options { score: true, ..Options::default() }).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let (w, h, _) = png_rgba16(&result.data); // decodes
         assert_eq!((w, h), (result.width, result.height), "{}", path.display());
         assert!(result.output_size <= input.len(), "{}: output larger than input", path.display());

@@ -57,7 +57,7 @@ async fn v1_raw_upload_returns_smaller_png_with_result_headers() {
     let server = Server::start(config()).await;
     let input = png(96, 64, 1);
     let response = client()
-        .post(server.url("/v1/compress"))
+        .post(server.url("/v1/compress?score=true"))
         .header("content-type", "application/octet-stream")
         .body(input.clone())
         .send()
@@ -80,6 +80,12 @@ async fn v1_raw_upload_returns_smaller_png_with_result_headers() {
     assert!((ratio - compressed as f64 / original as f64).abs() < 1e-4, "ratio {ratio}");
     assert!((0.0..=100.0).contains(&score));
     assert_eq!(decode_png(&body), (96, 64));
+
+    // Without `score=true` the same image comes back unscored: the score is not computed.
+    let unscored = client().post(server.url("/v1/compress")).body(input.clone()).send().await.unwrap();
+    assert_eq!(unscored.status(), 200);
+    assert!(unscored.headers().get("x-quality-score").is_none(), "{:?}", unscored.headers());
+    assert_eq!(unscored.bytes().await.unwrap(), body);
 }
 
 #[tokio::test]
@@ -714,7 +720,7 @@ async fn openapi_document_matches_the_routes() {
     // Error responses refer to the shared schema, and the compress parameters are documented.
     let compress = &doc["paths"]["/v1/compress"]["post"];
     let params: BTreeSet<&str> = compress["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(params, ["mode", "quality", "format", "metadata", "effort", "target_quality", "max_bytes"].into());
+    assert_eq!(params, ["mode", "quality", "format", "metadata", "effort", "target_quality", "max_bytes", "score"].into());
     for status in ["400", "401", "413", "415", "422", "429", "503", "504"] {
         let schema = &compress["responses"][status]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(schema, "#/components/schemas/ErrorBody", "{status}");

@@ -39,6 +39,10 @@ pub struct CompressParams {
     /// Best-quality output no larger than this many bytes
     #[param(minimum = 1)]
     pub max_bytes: Option<u64>,
+    /// `true` to compute the SSIMULACRA2 score of a lossy result (`X-Quality-Score`,
+    /// `quality_score`). Off by default: scoring the whole image costs more CPU than compressing it.
+    /// Target-quality searches always report the score they reached.
+    pub score: Option<bool>,
 }
 
 /// The report returned instead of the bytes when the request asks for `Accept: application/json`.
@@ -54,7 +58,8 @@ pub struct CompressReport {
     pub compressed_size: usize,
     /// compressed_size / original_size
     pub compression_ratio: f64,
-    /// SSIMULACRA2 of a lossy output against the input (90+ visually lossless); null when lossless or unchanged
+    /// SSIMULACRA2 of a lossy output against the input (90+ visually lossless), with `score=true` or
+    /// `target_quality`; null otherwise, and when lossless or unchanged
     pub quality_score: Option<f64>,
     /// Time the engine took, in milliseconds
     pub processing_ms: u64,
@@ -108,7 +113,7 @@ pub struct ImageBytes(Vec<u8>);
                 ("X-Original-Size" = u64, description = "Upload size in bytes"),
                 ("X-Compressed-Size" = u64, description = "Output size in bytes"),
                 ("X-Compression-Ratio" = f64, description = "Output size / upload size"),
-                ("X-Quality-Score" = f64, description = "SSIMULACRA2 of a lossy output (absent when lossless)"),
+                ("X-Quality-Score" = f64, description = "SSIMULACRA2 of a lossy output, with `score=true` or `target_quality` (absent otherwise, and when lossless)"),
                 ("X-Processing-Ms" = u64, description = "Engine time in milliseconds"),
                 ("Content-Disposition" = String, description = "attachment with a safe file name"),
             ),
@@ -229,6 +234,7 @@ fn options(params: &CompressParams, accept: &str, state: &AppState) -> Result<Op
         }
         options.max_bytes = Some(max_bytes);
     }
+    options.score = params.score.unwrap_or(false);
     Ok(options)
 }
 

@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 
 pub use config::{Config, RateLimit, ServeArgs, parse_duration, parse_rate};
 pub use error::{ApiError, ErrorBody};
+pub use routes::legacy::options as legacy_options;
 
 /// What every handler and middleware shares.
 #[derive(Clone)]

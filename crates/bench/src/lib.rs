@@ -37,11 +37,26 @@ pub enum Category {
     #[serde(rename = "webp")]
     WebP,
     Avif,
+    /// What `POST /compress-image?strategy=pngquant` runs: lossy PNG at 60-80, no score.
+    ServiceLossy,
+    /// The same with the score computed, as `POST /v1/compress?score=true` does: its cost.
+    ServiceLossyScored,
+    /// What `POST /compress-image?strategy=stdlib` runs: the lossless route.
+    ServiceLossless,
 }
 
 impl Category {
-    pub const ALL: [Category; 6] =
-        [Category::LosslessPng, Category::LossyPng, Category::JpegLossless, Category::JpegLossy, Category::WebP, Category::Avif];
+    pub const ALL: [Category; 9] = [
+        Category::LosslessPng,
+        Category::LossyPng,
+        Category::JpegLossless,
+        Category::JpegLossy,
+        Category::WebP,
+        Category::Avif,
+        Category::ServiceLossy,
+        Category::ServiceLossyScored,
+        Category::ServiceLossless,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -51,6 +66,9 @@ impl Category {
             Category::JpegLossy => "JPEG lossy",
             Category::WebP => "WebP (from PNG and JPEG)",
             Category::Avif => "AVIF (from PNG and JPEG)",
+            Category::ServiceLossy => "Service: lossy PNG 60-80 (legacy route)",
+            Category::ServiceLossyScored => "Service: lossy PNG 60-80 with its score",
+            Category::ServiceLossless => "Service: lossless PNG (legacy stdlib route)",
         }
     }
 
@@ -62,7 +80,15 @@ impl Category {
             Category::JpegLossy => "jpeg-lossy",
             Category::WebP => "webp",
             Category::Avif => "avif",
+            Category::ServiceLossy => "service-lossy",
+            Category::ServiceLossyScored => "service-lossy-scored",
+            Category::ServiceLossless => "service-lossless",
         }
+    }
+
+    /// The categories that time exactly what the HTTP service runs.
+    pub fn is_service(self) -> bool {
+        matches!(self, Category::ServiceLossy | Category::ServiceLossyScored | Category::ServiceLossless)
     }
 
     fn from_id(id: &str) -> Option<Category> {
@@ -71,22 +97,33 @@ impl Category {
 
     /// Lossy categories get a SSIMULACRA2 score for every output.
     pub fn is_lossy(self) -> bool {
-        !matches!(self, Category::LosslessPng | Category::JpegLossless)
+        !matches!(self, Category::LosslessPng | Category::JpegLossless | Category::ServiceLossless)
+    }
+
+    /// The harness scores every output of lossy categories; the scored service category makes the
+    /// same pixels as the unscored one and is there for its CPU time only.
+    fn scored_by_harness(self) -> bool {
+        self.is_lossy() && self != Category::ServiceLossyScored
     }
 
     /// Which inputs the category applies to.
     fn applies_to(self, input: Kind) -> bool {
         match self {
             Category::LosslessPng | Category::LossyPng => input == Kind::Png,
+            Category::ServiceLossy | Category::ServiceLossyScored | Category::ServiceLossless => input == Kind::Png,
             Category::JpegLossless | Category::JpegLossy => input == Kind::Jpeg,
             Category::WebP | Category::Avif => matches!(input, Kind::Png | Kind::Jpeg),
         }
     }
 
-    /// Our engine's settings for this category (scores are computed by the harness instead).
+    /// Our engine's settings for this category (scores are computed by the harness instead, but
+    /// for the scored service category, which measures what the engine's own score costs).
     pub fn engine_options(self) -> Options {
         let base = Options { score: false, ..Options::default() };
         match self {
+            Category::ServiceLossy => compressor_server::legacy_options(Mode::Lossy),
+            Category::ServiceLossyScored => Options { score: true, ..compressor_server::legacy_options(Mode::Lossy) },
+            Category::ServiceLossless => compressor_server::legacy_options(Mode::Lossless),
             Category::LosslessPng | Category::JpegLossless => Options { mode: Mode::Lossless, ..base },
             Category::LossyPng => Options { mode: Mode::Lossy, ..base },
             Category::JpegLossy => Options { mode: Mode::Lossy, quality: Some(Quality::new(0, 80)), ..base },
@@ -104,6 +141,9 @@ impl Category {
             Category::JpegLossy => "ours (lossy, q 80)",
             Category::WebP => "ours (WebP q 80)",
             Category::Avif => "ours (AVIF default q)",
+            Category::ServiceLossy => "ours (legacy route: lossy, q 60-80, no score)",
+            Category::ServiceLossyScored => "ours (lossy, q 60-80, score computed)",
+            Category::ServiceLossless => "ours (legacy route: lossless, effort 1)",
         }
     }
 }
@@ -120,7 +160,8 @@ pub struct BenchArgs {
     /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc
     #[arg(long, value_delimiter = ',')]
     pub tools: Vec<String>,
-    /// Categories to run, comma-separated (default: all): lossless-png, lossy-png, jpeg-lossless, jpeg-lossy, webp, avif
+    /// Categories to run, comma-separated (default: all): lossless-png, lossy-png, jpeg-lossless, jpeg-lossy, webp, avif,
+    /// service-lossy, service-lossy-scored, service-lossless
     #[arg(long, value_delimiter = ',')]
     pub categories: Vec<String>,
     /// Timed runs per (image, method); the median is reported. Default 3 (1 with --quick)
@@ -339,12 +380,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     for (n, input) in inputs.iter().enumerate() {
         eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
         let data = std::fs::read(&input.path)?;
+        let pixels = compressor_engine::probe(&data).ok().map(|i| u64::from(i.width) * u64::from(i.height));
         let mut reference: Option<Option<(Rgba, u32)>> = None;
         for &category in categories.iter().filter(|c| c.applies_to(input.kind)) {
             let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
             let outs = run_category(category, input, &peers, &mut runner)?;
             for (mut record, output) in outs {
-                if category.is_lossy()
+                record.pixels = pixels;
+                if category.scored_by_harness()
                     && let Some(output) = output
                 {
                     let reference =
@@ -513,6 +556,7 @@ fn summarise(category: Category, input: &Input, method: &str, outcomes: Vec<Outc
         samples: ok.len(),
         score: None,
         note: outcomes.iter().find_map(|o| o.error.clone()),
+        pixels: None,
     };
     (record, output)
 }

@@ -1,6 +1,6 @@
 //! Quality measurement, the same code for every tool: decode input and output to RGBA8 and
-//! compute SSIMULACRA2, on four quadrant-centred 384×384 tiles above 1 MP (as the engine's own
-//! score does, so the numbers are comparable). Also the medians of repeated runs.
+//! compute SSIMULACRA2 of the whole image, as the engine's own score does (so the numbers are
+//! comparable). Also the medians of repeated runs.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};

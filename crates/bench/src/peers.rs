@@ -150,6 +150,35 @@ pub fn all() -> Vec<Peer> {
             needs_ppm: false,
             keeps_input_on: &[],
         },
+        // The old server's two routes, as it ran them: pngquant --quality=60-80 as a subprocess
+        // (default speed and threads), and Go's image/png at BestCompression; and oxipng -o 2.
+        Peer {
+            id: "pngquant-60-80",
+            category: ServiceLossy,
+            program: "pngquant",
+            args: &["--quality=60-80", "-"],
+            io: Io::Pipes,
+            needs_ppm: false,
+            keeps_input_on: &[99],
+        },
+        Peer {
+            id: "go-png",
+            category: ServiceLossless,
+            program: "go-png",
+            args: &[],
+            io: Io::Pipes,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "oxipng-o2",
+            category: ServiceLossless,
+            program: "oxipng",
+            args: &["-o", "2", "--quiet", "--out", "{out}", "{in}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
     ]
 }
 

@@ -39,7 +39,26 @@ pub struct Record {
     /// SSIMULACRA2 against the input (lossy categories only).
     pub score: Option<f64>,
     pub note: Option<String>,
+    /// Width × height of the input.
+    #[serde(default)]
+    pub pixels: Option<u64>,
 }
+
+impl Record {
+    /// The corpus folder the image came from (`screenshot` for `png_real/screenshot/…`): its kind.
+    pub fn kind(&self) -> &str {
+        let parts: Vec<&str> = self.image.split('/').collect();
+        if parts.len() >= 3 { parts[1] } else { parts[0] }
+    }
+
+    /// At least 1 MP: what the service is sent, and what its goals are judged on.
+    pub fn is_large(&self) -> bool {
+        self.pixels.is_some_and(|p| p >= LARGE_PIXELS)
+    }
+}
+
+/// Images of at least this many pixels count as large.
+pub const LARGE_PIXELS: u64 = 1_000_000;
 
 /// Totals for one method in one category, over the images where it produced an output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,6 +95,17 @@ pub struct Ratio {
     pub ours_mean_score: Option<f64>,
     pub peer_mean_score: Option<f64>,
     pub scored: usize,
+}
+
+/// For the service categories: ours against one peer over the images of one kind and size.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub category: Category,
+    /// The corpus folder (`screenshot`, `photo`, …), or `all`.
+    pub kind: String,
+    /// Images of at least 1 MP, or smaller ones.
+    pub large: bool,
+    pub ratio: Ratio,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,6 +169,9 @@ pub struct Report {
     pub tools: Vec<Tool>,
     pub skipped: Vec<Skipped>,
     pub categories: Vec<CategorySummary>,
+    /// The service categories by kind and size.
+    #[serde(default)]
+    pub breakdowns: Vec<Breakdown>,
     pub goals: Vec<Goal>,
     pub records: Vec<Record>,
 }
@@ -151,7 +184,9 @@ pub fn build(runs: usize, args: &BenchArgs, tools: Vec<(Peer, PathBuf)>, skipped
         .filter(|c| records.iter().any(|r| r.category == *c))
         .map(|c| summarise_category(c, &records, &tools))
         .collect();
-    let goals = goals(&categories, &skipped);
+    let breakdowns = breakdowns(&records);
+    let mut goals = goals(&categories, &skipped);
+    goals.extend(service_goals(&breakdowns, &records, &skipped));
     Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         runs,
@@ -160,9 +195,78 @@ pub fn build(runs: usize, args: &BenchArgs, tools: Vec<(Peer, PathBuf)>, skipped
         tools,
         skipped,
         categories,
+        breakdowns,
         goals,
         records,
     }
+}
+
+/// Pairs of (ours, peer) records of `category` for the same image, both with an output, among
+/// the images `keep` accepts.
+fn pairs<'a>(records: &'a [Record], category: Category, peer: &str, keep: &dyn Fn(&Record) -> bool) -> Vec<(&'a Record, &'a Record)> {
+    let usable = |r: &&Record| r.category == category && r.bytes.is_some() && keep(r);
+    let ours: Vec<&Record> = records.iter().filter(|r| r.method == OURS).filter(usable).collect();
+    records
+        .iter()
+        .filter(|r| r.method == peer)
+        .filter(usable)
+        .filter_map(|p| ours.iter().find(|o| o.image == p.image).map(|o| (*o, p)))
+        .collect()
+}
+
+/// Ours against `peer` over `pairs`: geometric means of per-image ratios, ratios of totals, mean scores.
+fn ratio(peer: &str, pairs: &[(&Record, &Record)]) -> Ratio {
+    let ratio_of = |f: &dyn Fn(&Record) -> Option<f64>| -> (Option<f64>, Option<f64>) {
+        let per_image: Vec<f64> = pairs.iter().filter_map(|(o, p)| Some(f(o)? / f(p)?)).collect();
+        let (so, sp): (f64, f64) = pairs.iter().filter_map(|(o, p)| Some((f(o)?, f(p)?))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        (geomean(&per_image), (sp > 0.0).then(|| so / sp))
+    };
+    let (bytes_geomean, bytes_total_ratio) = ratio_of(&|r| r.bytes.map(|b| b as f64));
+    let (wall_geomean, wall_total_ratio) = ratio_of(&|r| r.wall_s);
+    let (cpu_geomean, cpu_total_ratio) = ratio_of(&|r| r.cpu_s);
+    let scored: Vec<(f64, f64)> = pairs.iter().filter_map(|(o, p)| Some((o.score?, p.score?))).collect();
+    Ratio {
+        peer: peer.into(),
+        images: pairs.len(),
+        bytes_geomean,
+        wall_geomean,
+        cpu_geomean,
+        bytes_total_ratio,
+        wall_total_ratio,
+        cpu_total_ratio,
+        ours_mean_score: mean(&scored.iter().map(|s| s.0).collect::<Vec<_>>()),
+        peer_mean_score: mean(&scored.iter().map(|s| s.1).collect::<Vec<_>>()),
+        scored: scored.len(),
+    }
+}
+
+/// The service categories against each peer: all images, then each kind, large and small apart.
+fn breakdowns(records: &[Record]) -> Vec<Breakdown> {
+    let mut out = Vec::new();
+    for category in Category::ALL.into_iter().filter(|c| c.is_service()) {
+        let mut peers: Vec<&str> = Vec::new();
+        let mut kinds: Vec<&str> = vec!["all"];
+        for r in records.iter().filter(|r| r.category == category) {
+            if r.method != OURS && !peers.contains(&r.method.as_str()) {
+                peers.push(&r.method);
+            }
+            if !kinds.contains(&r.kind()) {
+                kinds.push(r.kind());
+            }
+        }
+        for peer in peers {
+            for &kind in &kinds {
+                for large in [true, false] {
+                    let keep = |r: &Record| r.is_large() == large && (kind == "all" || r.kind() == kind);
+                    let pairs = pairs(records, category, peer, &keep);
+                    if !pairs.is_empty() {
+                        out.push(Breakdown { category, kind: kind.into(), large, ratio: ratio(peer, &pairs) });
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn summarise_category(category: Category, records: &[Record], tools: &[Tool]) -> CategorySummary {
@@ -202,42 +306,7 @@ fn summarise_category(category: Category, records: &[Record], tools: &[Tool]) ->
             }
         })
         .collect();
-    let ours = of(OURS);
-    let ratios = methods
-        .iter()
-        .filter(|m| *m != OURS)
-        .map(|peer| {
-            // Pairs of (ours, peer) records for the same image, both with an output.
-            let pairs: Vec<(&Record, &Record)> = of(peer)
-                .into_iter()
-                .filter(|p| p.bytes.is_some())
-                .filter_map(|p| ours.iter().find(|o| o.image == p.image && o.bytes.is_some()).map(|o| (*o, p)))
-                .collect();
-            let ratio_of = |f: &dyn Fn(&Record) -> Option<f64>| -> (Option<f64>, Option<f64>) {
-                let per_image: Vec<f64> = pairs.iter().filter_map(|(o, p)| Some(f(o)? / f(p)?)).collect();
-                let (so, sp): (f64, f64) =
-                    pairs.iter().filter_map(|(o, p)| Some((f(o)?, f(p)?))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-                (geomean(&per_image), (sp > 0.0).then(|| so / sp))
-            };
-            let (bytes_geomean, bytes_total_ratio) = ratio_of(&|r| r.bytes.map(|b| b as f64));
-            let (wall_geomean, wall_total_ratio) = ratio_of(&|r| r.wall_s);
-            let (cpu_geomean, cpu_total_ratio) = ratio_of(&|r| r.cpu_s);
-            let scored: Vec<(f64, f64)> = pairs.iter().filter_map(|(o, p)| Some((o.score?, p.score?))).collect();
-            Ratio {
-                peer: peer.clone(),
-                images: pairs.len(),
-                bytes_geomean,
-                wall_geomean,
-                cpu_geomean,
-                bytes_total_ratio,
-                wall_total_ratio,
-                cpu_total_ratio,
-                ours_mean_score: mean(&scored.iter().map(|s| s.0).collect::<Vec<_>>()),
-                peer_mean_score: mean(&scored.iter().map(|s| s.1).collect::<Vec<_>>()),
-                scored: scored.len(),
-            }
-        })
-        .collect();
+    let ratios = methods.iter().filter(|m| *m != OURS).map(|peer| ratio(peer, &pairs(records, category, peer, &|_| true))).collect();
     let images = {
         let mut names: Vec<&str> = records.iter().filter(|r| r.category == category).map(|r| r.image.as_str()).collect();
         names.sort_unstable();
@@ -346,6 +415,124 @@ fn goals(categories: &[CategorySummary], skipped: &[Skipped]) -> Vec<Goal> {
     out
 }
 
+/// The speed issue's goals on exactly what the service runs, judged on the images of 1 MP or more.
+fn service_goals(breakdowns: &[Breakdown], records: &[Record], skipped: &[Skipped]) -> Vec<Goal> {
+    let large = |category: Category, peer: &str, kind: &str| {
+        breakdowns.iter().find(|b| b.category == category && b.ratio.peer == peer && b.kind == kind && b.large).map(|b| &b.ratio)
+    };
+    let missing = |peer: &str| {
+        let why = skipped.iter().find(|s| s.id == peer).map(|s| s.reason.clone()).unwrap_or_else(|| "no image of 1 MP or more".into());
+        (Verdict::NotApplicable, format!("{peer}: {why}"))
+    };
+    let verdict = |ok: bool| if ok { Verdict::Met } else { Verdict::Missed };
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let mut out = Vec::new();
+
+    let (v, detail) = match large(Category::ServiceLossy, "pngquant-60-80", "all") {
+        Some(r) => {
+            let wall_ok = r.wall_geomean.is_some_and(|w| w <= 0.5);
+            let cpu_ok = r.cpu_geomean.is_some_and(|c| c <= 0.8);
+            (
+                verdict(wall_ok && cpu_ok),
+                format!(
+                    "wall ours/pngquant {} (goal ≤ 0.5; totals {}) {}; CPU {} (goal ≤ 0.8; totals {}) {}; {} images",
+                    f(r.wall_geomean),
+                    f(r.wall_total_ratio),
+                    ok_word(wall_ok),
+                    f(r.cpu_geomean),
+                    f(r.cpu_total_ratio),
+                    ok_word(cpu_ok),
+                    r.images
+                ),
+            )
+        }
+        None => missing("pngquant-60-80"),
+    };
+    out.push(Goal {
+        goal: "Service lossy (≥ 1 MP): wall ≤ 0.5 × and CPU ≤ 0.8 × pngquant --quality=60-80".into(), verdict: v, detail
+    });
+
+    let kinds: Vec<&Breakdown> = breakdowns
+        .iter()
+        .filter(|b| b.category == Category::ServiceLossy && b.ratio.peer == "pngquant-60-80" && b.large && b.kind != "all")
+        .collect();
+    let (v, detail) = if kinds.is_empty() {
+        missing("pngquant-60-80")
+    } else {
+        let judged: Vec<(bool, String)> = kinds
+            .iter()
+            .map(|b| {
+                let r = &b.ratio;
+                let bytes_ok = r.bytes_geomean.is_some_and(|x| x <= 0.85);
+                let score_ok = matches!((r.ours_mean_score, r.peer_mean_score), (Some(o), Some(p)) if o >= p);
+                let scores = match (r.ours_mean_score, r.peer_mean_score) {
+                    (Some(o), Some(p)) => format!("{o:.1} vs {p:.1}"),
+                    _ => "n/a".into(),
+                };
+                (
+                    bytes_ok && score_ok,
+                    format!(
+                        "{}: bytes {} {}, SSIMULACRA2 {scores} {} ({} images)",
+                        b.kind,
+                        f(r.bytes_geomean),
+                        ok_word(bytes_ok),
+                        ok_word(score_ok),
+                        r.images
+                    ),
+                )
+            })
+            .collect();
+        (verdict(judged.iter().all(|j| j.0)), judged.into_iter().map(|j| j.1).collect::<Vec<_>>().join("; "))
+    };
+    out.push(Goal {
+        goal: "Service lossy (≥ 1 MP): bytes ≤ 0.85 × pngquant at ≥ its mean SSIMULACRA2, in each kind of image".into(),
+        verdict: v,
+        detail,
+    });
+
+    let (v, detail) = match large(Category::ServiceLossless, "go-png", "all") {
+        Some(r) => {
+            let wall_ok = r.wall_geomean.is_some_and(|w| w <= 0.5);
+            let bytes_ok = r.bytes_geomean.is_some_and(|b| b <= 0.93);
+            (
+                verdict(wall_ok && bytes_ok),
+                format!(
+                    "wall ours/Go {} (goal ≤ 0.5; totals {}) {}; bytes {} (goal ≤ 0.93; totals {}) {}; {} images",
+                    f(r.wall_geomean),
+                    f(r.wall_total_ratio),
+                    ok_word(wall_ok),
+                    f(r.bytes_geomean),
+                    f(r.bytes_total_ratio),
+                    ok_word(bytes_ok),
+                    r.images
+                ),
+            )
+        }
+        None => missing("go-png"),
+    };
+    out.push(Goal {
+        goal: "Service lossless (≥ 1 MP): wall ≤ 0.5 × and bytes ≤ 0.93 × the Go re-encode".into(), verdict: v, detail
+    });
+
+    // What the score adds: the same engine run with and without it, image by image.
+    let cpu = |category: Category, image: &str| {
+        records.iter().find(|r| r.category == category && r.method == OURS && r.image == image && r.is_large()).and_then(|r| r.cpu_s)
+    };
+    let costs: Vec<f64> = records
+        .iter()
+        .filter(|r| r.category == Category::ServiceLossyScored && r.method == OURS && r.is_large())
+        .filter_map(|r| Some(cpu(Category::ServiceLossyScored, &r.image)? / cpu(Category::ServiceLossy, &r.image)?))
+        .collect();
+    let (v, detail) = match geomean(&costs) {
+        Some(g) => {
+            (verdict(g <= 1.1), format!("CPU with the score / without {g:.3} (goal ≤ 1.10) {}; {} images", ok_word(g <= 1.1), costs.len()))
+        }
+        None => (Verdict::NotApplicable, "needs the service-lossy and service-lossy-scored categories".into()),
+    };
+    out.push(Goal { goal: "Service lossy (≥ 1 MP): a reported score costs ≤ 10 % of the request's CPU".into(), verdict: v, detail });
+    out
+}
+
 fn ok_word(ok: bool) -> &'static str {
     if ok { "✓" } else { "✗" }
 }
@@ -432,6 +619,9 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+    if !report.breakdowns.is_empty() {
+        md.push_str(&breakdown_markdown(report));
+    }
     let _ = writeln!(md, "\n### Goals\n\n| goal | result | numbers |\n|---|---|---|");
     for g in &report.goals {
         let _ = writeln!(md, "| {} | **{}** | {} |", g.goal, g.verdict.text(), g.detail);
@@ -455,6 +645,42 @@ pub fn markdown(report: &Report) -> String {
 
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { s.chars().take(n).collect::<String>() + "…" }
+}
+
+/// The service categories by kind of image, images of 1 MP or more first.
+pub fn breakdown_markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "\n### Service workload by kind of image\n");
+    let _ = writeln!(
+        md,
+        "| category | peer | kind | size | images | bytes ours/peer | wall ours/peer | CPU ours/peer | SSIMULACRA2 ours / peer |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---:|---:|---:|---:|---:|");
+    let g = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let mut rows: Vec<&Breakdown> = report.breakdowns.iter().collect();
+    rows.sort_by_key(|b| (b.category, b.ratio.peer.clone(), !b.large, b.kind != "all", b.kind.clone()));
+    for b in rows {
+        let r = &b.ratio;
+        let scores = match (r.ours_mean_score, r.peer_mean_score) {
+            (Some(o), Some(p)) => format!("{o:.1} / {p:.1}"),
+            _ if !b.category.is_lossy() => "lossless".into(),
+            _ => "n/a".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            b.category.label(),
+            r.peer,
+            b.kind,
+            if b.large { "≥ 1 MP" } else { "< 1 MP" },
+            r.images,
+            g(r.bytes_geomean),
+            g(r.wall_geomean),
+            g(r.cpu_geomean),
+            scores
+        );
+    }
+    md
 }
 
 /// One row per (category, peer): the geometric-mean ratios and mean scores, for the README.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use compressor_bench::BenchArgs;
 use serde_json::Value;
 
-const PEERS: [(&str, &str, &str); 10] = [
+const PEERS: [(&str, &str, &str); 13] = [
     ("oxipng-o2", "oxipng", "lossless-png"),
     ("oxipng-o4", "oxipng", "lossless-png"),
     ("optipng-o2", "optipng", "lossless-png"),
@@ -19,6 +19,9 @@ const PEERS: [(&str, &str, &str); 10] = [
     ("cjpeg-q80", "cjpeg", "jpeg-lossy"),
     ("cwebp-q80", "cwebp", "webp"),
     ("avifenc", "avifenc", "avif"),
+    ("pngquant-60-80", "pngquant", "service-lossy"),
+    ("go-png", "go-png", "service-lossless"),
+    ("oxipng-o2", "oxipng", "service-lossless"),
 ];
 
 fn write_png(path: &Path, width: u32, height: u32, color: png::ColorType, data: &[u8]) {
@@ -90,7 +93,7 @@ fn records<'a>(report: &'a Value, category: &str, method: &str) -> Vec<&'a Value
 
 fn images_for(category: &str) -> usize {
     match category {
-        "lossless-png" | "lossy-png" => 3,
+        "lossless-png" | "lossy-png" | "service-lossy" | "service-lossy-scored" | "service-lossless" => 3,
         "jpeg-lossless" | "jpeg-lossy" => 1,
         _ => 4,
     }
@@ -115,7 +118,17 @@ fn installed_peers_run_missing_ones_are_skipped_and_ratios_match_the_records() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
 
     // Ours ran in every category, with results.
-    for category in ["lossless-png", "lossy-png", "jpeg-lossless", "jpeg-lossy", "webp", "avif"] {
+    for category in [
+        "lossless-png",
+        "lossy-png",
+        "jpeg-lossless",
+        "jpeg-lossy",
+        "webp",
+        "avif",
+        "service-lossy",
+        "service-lossy-scored",
+        "service-lossless",
+    ] {
         let ours = records(&report, category, "ours");
         assert_eq!(ours.len(), images_for(category), "{category}: ours ran on every applicable image");
         for r in ours {
@@ -135,7 +148,7 @@ fn installed_peers_run_missing_ones_are_skipped_and_ratios_match_the_records() {
                 assert!(r["wall_s"].as_f64().unwrap() > 0.0, "{id}: {r}");
                 let rss = r["maxrss_kib"].as_u64().unwrap();
                 assert!(rss > 0 && rss < 128 << 10, "{id}: peak RSS {rss} KiB is not the tool's own: {r}");
-                if category != "lossless-png" && category != "jpeg-lossless" && category != "avif" {
+                if !["lossless-png", "jpeg-lossless", "avif", "service-lossless"].contains(&category) {
                     assert!(r["score"].as_f64().is_some(), "{id}: lossy result without a score: {r}");
                 }
             }
@@ -174,6 +187,14 @@ fn installed_peers_run_missing_ones_are_skipped_and_ratios_match_the_records() {
 
     let md = std::fs::read_to_string(tmp.path().join("bench.md")).unwrap();
     assert!(md.contains("### Goals") && md.contains("### Lossy PNG"), "{md}");
+    if installed("pngquant", &go_png) {
+        assert!(md.contains("### Service workload by kind of image"), "{md}");
+        let breakdowns = report["breakdowns"].as_array().unwrap();
+        assert!(
+            breakdowns.iter().any(|b| b["category"] == "service-lossy" && b["kind"] == "all" && b["ratio"]["images"] == 3),
+            "{breakdowns:?}"
+        );
+    }
     // The JSON holds everything: re-rendering it gives the same report.
     let mut again = args(tmp.path().join("unused"), tmp.path().join("unused.json"));
     again.from_json = Some(json);

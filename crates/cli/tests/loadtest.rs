@@ -266,3 +266,40 @@ fn http_get(url: &str) -> String {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
 }
+
+/// scripts/loadtest-compare.py (the speed issue's service comparison) runs end to end on a short
+/// budget: it starts the service, measures it and N concurrent pngquant processes on the same
+/// image, and prints every measurement and goal. The numbers are not judged here.
+#[test]
+fn the_service_comparison_script_measures_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = screenshot_png(dir.path(), 300);
+    let out = Command::new("python3")
+        .arg(repo_root().join("scripts/loadtest-compare.py"))
+        .args(["--duration", "1s", "--concurrency", "2", "--runs", "2", "--compressor", env!("CARGO_BIN_EXE_compressor")])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "| screenshot.png | 0.1 |",
+        "| throughput, 2 at a time (images/s) |",
+        "| legacy route throughput at 2 clients >= 2 x 2 pngquant processes |",
+        "| legacy route 1-client p50 <= 0.5 x one pngquant run (geomean over images) |",
+        "| POST /v1/compress 1-client p50 <= 0.6 x one pngquant run (geomean) |",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+    // Every ratio is a positive number: both sides were measured.
+    let ratios: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.ends_with(" x |"))
+        .map(|l| {
+            let cell = l.trim_end_matches(" x |").rsplit("| ").next().unwrap();
+            cell.trim().parse::<f64>().unwrap_or_else(|_| panic!("not a ratio: {l}"))
+        })
+        .collect();
+    assert_eq!(ratios.len(), 4, "{stdout}");
+    assert!(ratios.iter().all(|r| *r > 0.0 && r.is_finite()), "{ratios:?}");
+}

@@ -3,6 +3,7 @@
 mod batch;
 mod compress;
 mod engine_args;
+mod healthcheck;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ enum Command {
     Loadtest(compressor_loadtest::LoadArgs),
     /// Benchmark the engine against peer tools on a corpus
     Bench(compressor_bench::BenchArgs),
+    /// Ask a running service whether it is ready (GET /readyz): exit 0 if so, 1 if not (for container health checks)
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// Exit status 0 when every threshold passed, 1 when one was missed.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Batch { batch, engine } => batch::run(batch, engine.options()),
         Command::Loadtest(args) => loadtest(args),
         Command::Bench(args) => compressor_bench::run(args).map(|()| 0),
+        Command::Healthcheck(args) => healthcheck::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -8,12 +8,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+/// Where `compressor serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
 /// `compressor serve` flags. Every flag can also be set through the environment variable named
 /// beside it; a flag given on the command line wins.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address and port to listen on
-    #[arg(long, env = "COMPRESSOR_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(long, env = "COMPRESSOR_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Origins allowed to call the API from a browser (comma list; `*` allows any). Empty: no CORS headers
     #[arg(long, env = "COMPRESSOR_CORS_ORIGINS", value_delimiter = ',', default_value = "")]
@@ -47,7 +50,11 @@ pub struct ServeArgs {
     /// load balancer, which appends the client and its own address). 0: the connection's address
     #[arg(long, env = "COMPRESSOR_FORWARDED_FOR_DEPTH", default_value_t = 0)]
     pub forwarded_for_depth: usize,
-    /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C
+    /// After SIGTERM or Ctrl-C, keep serving this long with /readyz answering 503, so that a load
+    /// balancer's health checks take the instance out before it stops accepting connections
+    #[arg(long, env = "COMPRESSOR_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_delay)]
+    pub shutdown_delay: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C (after the delay)
     #[arg(long, env = "COMPRESSOR_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
     /// Log format: `text` or `json` (the level comes from RUST_LOG, default `info`)
@@ -75,6 +82,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// See [`ServeArgs::forwarded_for_depth`].
     pub forwarded_for_depth: usize,
+    /// See [`ServeArgs::shutdown_delay`].
+    pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -90,6 +99,7 @@ impl Default for Config {
             request_timeout: Duration::from_secs(60),
             rate_limit: None,
             forwarded_for_depth: 0,
+            shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(25),
         }
     }
@@ -129,6 +139,7 @@ impl Config {
             request_timeout: args.request_timeout,
             rate_limit: args.rate_limit,
             forwarded_for_depth: args.forwarded_for_depth,
+            shutdown_delay: args.shutdown_delay,
             shutdown_grace: args.shutdown_grace,
         })
     }
@@ -157,6 +168,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// A duration as [`parse_duration`] reads it, or zero (`0`, `0s`, `0ms`): for delays that may be off.
+pub fn parse_delay(s: &str) -> Result<Duration, String> {
+    if ["0", "0s", "0ms", "0m", "0h"].contains(&s.trim()) { Ok(Duration::ZERO) } else { parse_duration(s) }
+}
+
 /// `10/s`, `600/min`, `1000/h`, or with a count of units, `5/10s`.
 pub fn parse_rate(s: &str) -> Result<RateLimit, String> {
     let (count, per) = s.split_once('/').ok_or_else(|| format!("rate limit {s:?} is not like 10/s or 600/min"))?;
@@ -178,6 +194,10 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_delay("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_delay("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_delay("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_delay("0parsecs").is_err() && parse_delay("-1s").is_err());
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("").is_err());
     }

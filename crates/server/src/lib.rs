@@ -26,7 +26,7 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use config::{Config, RateLimit, ServeArgs, parse_duration, parse_rate};
+pub use config::{Config, DEFAULT_LISTEN, RateLimit, ServeArgs, parse_duration, parse_rate};
 pub use error::{ApiError, ErrorBody};
 pub use routes::legacy::options as legacy_options;
 
@@ -86,17 +86,22 @@ impl App {
         self.router.clone()
     }
 
-    /// Serves on `listener` until `shutdown` completes; then readiness turns 503, no new
-    /// connections are accepted and in-flight requests get up to the configured grace period to
-    /// finish. Returns `Ok(())` after a graceful (or grace-expired) stop.
+    /// Serves on `listener` until `shutdown` completes; then readiness turns 503, requests are
+    /// still served for the configured delay (while load balancers notice), then no new
+    /// connections are accepted and in-flight requests get up to the grace period to finish.
+    /// Returns `Ok(())` after a graceful (or grace-expired) stop.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.state.clone();
-        let grace = state.config.shutdown_grace;
+        let (delay, grace) = (state.config.shutdown_delay, state.config.shutdown_grace);
         let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
             state.draining.store(true, Ordering::SeqCst);
-            tracing::info!("shutting down: draining in-flight requests (grace {grace:?})");
+            if !delay.is_zero() {
+                tracing::info!("shutting down: not ready, still serving for {delay:?}");
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!("shutting down: no new connections; draining in-flight requests (grace {grace:?})");
             let _ = started_tx.send(());
         };
         let server = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(signal);

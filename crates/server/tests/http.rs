@@ -595,6 +595,22 @@ async fn graceful_shutdown_lets_the_in_flight_request_finish() {
 }
 
 #[tokio::test]
+async fn the_shutdown_delay_keeps_serving_while_readiness_says_draining() {
+    let mut server = Server::start(Config { shutdown_delay: Duration::from_millis(1500), ..config() }).await;
+    let client = client();
+    let stopped = server.shutdown();
+    // During the delay the listener still accepts: readiness says draining over the network, and
+    // compress requests are still answered, so a load balancer has time to take the instance out.
+    wait_until("readiness to report draining", Duration::from_secs(5), || async { readiness(&client, &server).await == "draining" }).await;
+    let response = client.post(server.url("/v1/compress")).body(png(32, 32, 13)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!stopped.is_finished(), "stopped before the delay was over");
+    let result = tokio::time::timeout(Duration::from_secs(10), stopped).await.expect("server stops after the delay");
+    result.unwrap().expect("App::run returns Ok");
+    assert!(client.get(server.url("/health")).send().await.is_err());
+}
+
+#[tokio::test]
 async fn metrics_count_requests_bytes_ratios_and_rejections() {
     let server = Server::start(Config { max_body_bytes: 50_000, ..config() }).await;
     let client = client();

@@ -1,56 +1,54 @@
 # syntax=docker/dockerfile:1
+#
+# The compressor image, two ways to the same filesystem (scripts/image.sh assembles it both times):
+#   docker build -t compressor .                  builds the binary in the `build` stage (needs the
+#                                                 rust:1-bookworm image from a registry)
+#   scripts/image.sh build                        uses target/release/compressor from the host
+#                                                 (ROOTFS=local; no base image is pulled at all)
+# The runtime image is FROM scratch: the stripped binary, the shared libraries it links, CA
+# certificates, passwd/group for user 10001. No shell.
 
-# ---- build ------------------------------------------------------------------------------------
-FROM rust:1-bookworm AS build
+ARG ROOTFS=build
 
-# nasm: mozjpeg-sys and rav1e (via ravif) assemble their SIMD kernels with it; without it the
-# build either fails or silently falls back to much slower C/Rust paths.
+# ---- build (registry users) -------------------------------------------------------------------
+FROM docker.io/library/rust:1-bookworm AS build
+# nasm: mozjpeg's and rav1e's SIMD kernels; libdav1d-dev + pkg-config: the AV1 decoder that
+# compressor-avif links (the runtime image gets libdav1d.so.6 copied in by scripts/image.sh).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nasm \
+ && apt-get install -y --no-install-recommends nasm pkg-config libdav1d-dev binutils \
  && rm -rf /var/lib/apt/lists/*
-
 WORKDIR /src
 COPY . .
-
-# Cache mounts keep the crates.io download and the target dir between builds (BuildKit only).
-# The binary is copied out in the same step because the cached target/ is not part of the layer.
+# Cache mounts keep the crates.io download and the target dir between builds (BuildKit, buildah).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p compressor \
- && install -D -m 0755 target/release/compressor /out/compressor
+ && scripts/image.sh rootfs / target/release/compressor
+
+# ---- the host's filesystem, from scripts/image.sh build ---------------------------------------
+FROM scratch AS local
+COPY rootfs/ /rootfs/
+
+FROM ${ROOTFS} AS rootfs
 
 # ---- runtime ----------------------------------------------------------------------------------
-FROM debian:bookworm-slim
+FROM scratch
+COPY --from=rootfs /rootfs/ /
 
-# ca-certificates: the batch mode talks TLS to object stores (S3, GCS). Nothing else is installed,
-# on purpose: no shell tools beyond what slim ships, no curl.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/*
-
-# Fixed numeric ids so Kubernetes `runAsNonRoot` can verify the user without resolving names.
-RUN groupadd --system --gid 10001 compressor \
- && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-      --shell /usr/sbin/nologin compressor
-
-COPY --from=build /out/compressor /usr/local/bin/compressor
-
+# A fixed numeric id, so Kubernetes `runAsNonRoot` can check it without resolving names.
 USER 10001:10001
 
-# The binary's own default listen address may be loopback-only; inside a container it must bind
-# all interfaces or nothing can reach it. Compose / k8s / GCE may override it.
+# The binary's default listen address; inside a container it must be all interfaces.
 ENV COMPRESSOR_LISTEN=0.0.0.0:8080
 EXPOSE 8080
 
-# The service drains in-flight requests on SIGTERM (docker stop, k8s, GCE shutdown).
+# The service drains in-flight requests on SIGTERM (docker/podman stop, Kubernetes, GCE shutdown).
 STOPSIGNAL SIGTERM
 
-# No HEALTHCHECK: Docker's HEALTHCHECK runs a command *inside* the container, and this image has
-# no HTTP client (adding curl would grow the image and its attack surface for one probe). Health
-# is checked from outside instead: Kubernetes httpGet probes and the GCP load-balancer health
-# check hit the HTTP endpoint directly. If the CLI ever grows a `compressor healthcheck`
-# subcommand, `HEALTHCHECK CMD ["/usr/local/bin/compressor", "healthcheck"]` can be added here.
+# The image has no shell and no curl: the binary asks itself (GET /readyz on COMPRESSOR_LISTEN).
+HEALTHCHECK --interval=10s --timeout=6s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/compressor", "healthcheck", "--timeout", "5s"]
 
 ENTRYPOINT ["/usr/local/bin/compressor"]
 CMD ["serve"]

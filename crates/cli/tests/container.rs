@@ -1,0 +1,150 @@
+//! The runtime container image, built by scripts/image.sh from this build's binary and run with
+//! podman (runc, the host's network, a read-only root filesystem, its own non-root user): it
+//! serves, compresses real images on both routes, answers its own HEALTHCHECK, has no shell, and
+//! drains an in-flight request on `podman stop` before exiting 0.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("COMPRESSOR_CORPUS").map(PathBuf::from).expect("COMPRESSOR_CORPUS must name the shared corpus");
+    assert!(dir.is_dir(), "COMPRESSOR_CORPUS={} is not a folder", dir.display());
+    dir
+}
+
+fn podman(args: &[&str]) -> Output {
+    Command::new("podman").args(args).output().expect("podman is needed for this test (scripts/install-deps.sh installs it)")
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A container removed when the test ends, however it ends.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "--force", "--time", "0", &self.0]);
+    }
+}
+
+fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !ready() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_image_serves_checks_its_health_and_drains_on_stop() {
+    let image = format!("localhost/compressor:test-{}", std::process::id());
+    let built = Command::new(repo_root().join("scripts/image.sh"))
+        .args(["build", env!("CARGO_BIN_EXE_compressor")])
+        .env("IMAGE", &image)
+        .output()
+        .unwrap();
+    let summary = ok(built);
+    assert!(summary.contains("MiB uncompressed") && summary.contains("gzip"), "{summary}");
+    println!("{summary}");
+    struct Image(String);
+    impl Drop for Image {
+        fn drop(&mut self) {
+            let _ = podman(&["rmi", "--force", &self.0]);
+        }
+    }
+    let _image = Image(image.clone());
+
+    let port = free_port();
+    let name = format!("compressor-test-{}", std::process::id());
+    ok(podman(&[
+        "run",
+        "--detach",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "--read-only",
+        "--env",
+        &format!("COMPRESSOR_LISTEN=127.0.0.1:{port}"),
+        "--env",
+        "COMPRESSOR_SHUTDOWN_GRACE=30s",
+        &image,
+    ]));
+    let container = Container(name.clone());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let health = format!("{base}/health");
+    wait_until("the service in the container", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let answer = client.get(&health).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "OK");
+
+    // It runs as its own numeric user, on a read-only root.
+    let pid = ok(podman(&["inspect", "--format", "{{.State.Pid}}", &container.0]));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(uid.split_whitespace().nth(1), Some("10001"), "{uid}");
+    assert_eq!(ok(podman(&["inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", &container.0])), "true");
+
+    // Real images through both routes.
+    let png = std::fs::read(corpus().join("png_real/screenshot/rich__features.png")).unwrap();
+    let jpeg = std::fs::read(corpus().join("photos_jpeg/exif-orientation__Landscape_2.jpg")).unwrap();
+    for (input, content_type) in [(&png, "image/png"), (&jpeg, "image/jpeg")] {
+        let answer = client.post(format!("{base}/v1/compress")).body(input.clone()).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(answer.headers()["content-type"], content_type);
+        let out = answer.bytes().await.unwrap();
+        assert!(!out.is_empty() && out.len() < input.len(), "{content_type}: {} -> {}", input.len(), out.len());
+    }
+    let form = reqwest::multipart::Form::new().part("image_files", reqwest::multipart::Part::bytes(png.clone()).file_name("shot.png"));
+    let answer = client.post(format!("{base}/compress-image")).multipart(form).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().contains_key("x-compression-metadata"));
+    assert!(answer.bytes().await.unwrap().len() < png.len());
+
+    // The image's own HEALTHCHECK (the binary asking itself), and the subcommand directly.
+    ok(podman(&["healthcheck", "run", &container.0]));
+    let inside = ok(podman(&["exec", &container.0, "/usr/local/bin/compressor", "healthcheck"]));
+    assert!(inside.ends_with("/readyz: ready"), "{inside}");
+
+    // No shell to run anything else with.
+    let shell = podman(&["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", &image, "-c", "true"]);
+    assert!(!shell.status.success(), "/bin/sh ran in the image");
+
+    // A slow request (lossless at the highest effort) is in flight when the container is stopped:
+    // it is answered, and the container then exits 0 well within the grace period.
+    let photo = std::fs::read(corpus().join("png_real/photo/imagecompression.info/rgb8bit_flower_foveon.png")).unwrap();
+    let slow = tokio::spawn({
+        let (client, url) = (client.clone(), format!("{base}/v1/compress?mode=lossless&effort=4"));
+        async move { client.post(url).body(photo).send().await.map(|r| r.status()) }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stop = tokio::task::spawn_blocking({
+        let name = container.0.clone();
+        move || {
+            let started = Instant::now();
+            let out = podman(&["stop", "--time", "40", &name]);
+            (out, started.elapsed())
+        }
+    });
+    let status = slow.await.unwrap().expect("the in-flight request got an answer");
+    assert_eq!(status, 200, "the in-flight request was cut off");
+    let (stopped, took) = stop.await.unwrap();
+    ok(stopped);
+    assert!(took < Duration::from_secs(35), "stop took {took:?}: it waited for the kill timeout");
+    assert_eq!(ok(podman(&["inspect", "--format", "{{.State.ExitCode}}", &container.0])), "0");
+    // Stopped means stopped: nothing answers any more.
+    assert!(client.get(&health).send().await.is_err());
+}

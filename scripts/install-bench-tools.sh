@@ -29,9 +29,11 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# oxipng: not packaged in Debian bookworm; built from crates.io (takes a few minutes).
+# oxipng: not packaged in Debian bookworm; built from crates.io (takes a few minutes), from the
+# home folder so that this project's .cargo/config.toml (target-cpu=x86-64-v3) does not apply: the
+# peer is measured as `cargo install oxipng` gives it to anyone.
 if ! command -v oxipng >/dev/null 2>&1; then
-  cargo install oxipng --locked
+  (cd "$HOME" && cargo install oxipng --locked)
 fi
 
 # The Go-style lossless re-encoder (image/png at BestCompression), built next to its source.

@@ -31,9 +31,18 @@ locals {
       # Per-IP rate limits see the real client: the HTTPS load balancer appends
       # "<client>, <its own address>" to X-Forwarded-For.
       COMPRESSOR_FORWARDED_FOR_DEPTH = "2"
+      # On SIGTERM (shutdown, preemption, a rolling update) /readyz turns 503 at once and the
+      # service keeps serving until the load balancer's health check has taken it out
+      # (interval x unhealthy threshold), then drains in-flight requests within the grace.
+      COMPRESSOR_SHUTDOWN_DELAY = "${local.lb_check_interval * local.lb_unhealthy_threshold + 2}s"
+      COMPRESSOR_SHUTDOWN_GRACE = "${max(var.drain_seconds - (local.lb_check_interval * local.lb_unhealthy_threshold + 2), 5)}s"
     },
     var.container_env,
   )
+
+  # The load balancer's health check: the service's shutdown delay waits this long for it.
+  lb_check_interval      = 5
+  lb_unhealthy_threshold = 2
 
   # Regional MIG surge/unavailable counts must be 0 or at least the number of zones.
   zones = slice(sort(data.google_compute_zones.available.names), 0, min(3, length(data.google_compute_zones.available.names)))
@@ -56,8 +65,11 @@ locals {
     # COS' host firewall drops inbound TCP except SSH; the VPC firewall rules are the real gate.
     ExecStartPre=/bin/sh -c 'iptables -w -C INPUT -p tcp --dport 8080 -j ACCEPT || iptables -w -A INPUT -p tcp --dport 8080 -j ACCEPT'
     ExecStartPre=-/usr/bin/docker rm -f compressor
+    # One worker per vCPU of this machine type (the service's own default, written out so the
+    # instance's configuration says it).
+    ExecStartPre=/bin/sh -c 'echo COMPRESSOR_WORKERS=$(nproc) > /run/compressor-workers.env'
     # Host networking: no docker-proxy copy of every upload, and the port is the VM's port.
-    ExecStart=/usr/bin/docker run --rm --name compressor --network host --read-only --tmpfs /tmp --env-file /etc/compressor.env ${var.image} serve
+    ExecStart=/usr/bin/docker run --rm --name compressor --network host --read-only --tmpfs /tmp --env-file /etc/compressor.env --env-file /run/compressor-workers.env ${var.image} serve
     ExecStop=/usr/bin/docker stop --time ${var.drain_seconds + 5} compressor
     Restart=always
     RestartSec=5
@@ -237,13 +249,14 @@ resource "google_compute_instance_template" "compressor" {
   }
 }
 
-# The load balancer's probe: quick to take an instance out of rotation (10 s), e.g. while it drains.
+# The load balancer's probe: quick to take an instance out of rotation (10 s), e.g. while it drains
+# (/readyz answers 503 from SIGTERM on).
 resource "google_compute_health_check" "lb" {
   name                = "${var.name}-lb"
-  check_interval_sec  = 5
+  check_interval_sec  = local.lb_check_interval
   timeout_sec         = 3
   healthy_threshold   = 2
-  unhealthy_threshold = 2
+  unhealthy_threshold = local.lb_unhealthy_threshold
 
   http_health_check {
     port         = 8080
@@ -266,7 +279,7 @@ resource "google_compute_health_check" "autohealing" {
 
   http_health_check {
     port         = 8080
-    request_path = var.health_check_path
+    request_path = "/health"
   }
 }
 

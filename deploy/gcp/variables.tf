@@ -71,9 +71,9 @@ variable "subnet_cidr" {
 }
 
 variable "health_check_path" {
-  description = "HTTP path the load balancer and autohealing probe on port 8080."
+  description = "HTTP path the load balancer probes on port 8080. /readyz answers 503 while the instance drains after SIGTERM, so the load balancer stops sending it requests; autohealing probes /health, which stays 200 while the process lives."
   type        = string
-  default     = "/health"
+  default     = "/readyz"
 }
 
 variable "drain_seconds" {

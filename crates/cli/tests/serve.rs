@@ -74,3 +74,28 @@ fn serve_refuses_bad_settings_with_status_2() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+/// A log sink that goes away (a closed pipe, a crashed log collector) must not take the service
+/// with it: it went on running but closed every connection without an answer.
+#[cfg(unix)]
+#[test]
+fn serve_keeps_answering_when_its_log_pipe_is_closed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compressor"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    log.read_line(&mut first).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    let address = event["fields"]["address"].as_str().unwrap().to_owned();
+    drop(log); // the reading end goes away: every log write from now on fails
+    for _ in 0..3 {
+        let health = get(&address, "/health");
+        assert!(health.starts_with("HTTP/1.1 200"), "{health:?}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -149,7 +149,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn init_logging(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log sink that goes away (a closed pipe) must not take requests with it: by default the
+    // subscriber reports its write errors with eprintln!, which panics on that same broken stderr
+    // inside the request's task, and every connection was closed without an answer.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     // `try_init` fails only if a subscriber is already set (embedding); that one is kept.
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }

@@ -13,6 +13,7 @@ packages=(
   podman runc     # the container image is built and run by the tests (FROM scratch: nothing is pulled)
   haproxy         # the rolling-restart test runs three instances behind a real load balancer
   binutils        # strip, for the container image
+  chromium chromium-driver  # the web page is tested in headless Chromium through chromedriver
 )
 
 missing=()

@@ -75,6 +75,45 @@ fn serve_refuses_bad_settings_with_status_2() {
     }
 }
 
+/// Starts `compressor serve` on a free port with these extra arguments and environment, and
+/// returns the child with the address it logged.
+#[cfg(unix)]
+fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_compressor"));
+    command.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]).args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().expect("a log line").unwrap();
+    // Keep reading the log, so the service never writes into a closed pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    (child, event["fields"]["address"].as_str().unwrap().to_owned())
+}
+
+#[cfg(unix)]
+#[test]
+fn the_web_page_is_on_by_default_and_off_with_no_ui_or_compressor_ui_false() {
+    for (args, env, page) in [
+        (&[][..], &[][..], true),
+        (&["--no-ui"][..], &[][..], false),
+        (&[][..], &[("COMPRESSOR_UI", "false")][..], false),
+        (&[][..], &[("COMPRESSOR_UI", "true")][..], true),
+    ] {
+        let (mut child, address) = start(args, env);
+        let answer = get(&address, "/");
+        let _ = child.kill();
+        let _ = child.wait();
+        if page {
+            assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("content-type: text/html"), "{args:?} {env:?}: {answer}");
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 404"), "{args:?} {env:?}: {answer}");
+        }
+    }
+}
+
 /// A log sink that goes away (a closed pipe, a crashed log collector) must not take the service
 /// with it: it went on running but closed every connection without an answer.
 #[cfg(unix)]

@@ -57,6 +57,12 @@ pub struct ServeArgs {
     /// How long in-flight requests may take to finish after SIGTERM or Ctrl-C (after the delay)
     #[arg(long, env = "COMPRESSOR_SHUTDOWN_GRACE", default_value = "25s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Serve no web page at `/` (for API-only deployments; COMPRESSOR_UI=false does the same)
+    #[arg(long)]
+    pub no_ui: bool,
+    /// Whether to serve the web page at `/` (COMPRESSOR_UI=false: none)
+    #[arg(long, env = "COMPRESSOR_UI", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
+    pub ui: bool,
     /// Log format: `text` or `json` (the level comes from RUST_LOG, default `info`)
     #[arg(long, env = "COMPRESSOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -85,6 +91,8 @@ pub struct Config {
     /// See [`ServeArgs::shutdown_delay`].
     pub shutdown_delay: Duration,
     pub shutdown_grace: Duration,
+    /// Serve the web page at `/`.
+    pub ui: bool,
 }
 
 impl Default for Config {
@@ -101,6 +109,7 @@ impl Default for Config {
             forwarded_for_depth: 0,
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(25),
+            ui: true,
         }
     }
 }
@@ -141,6 +150,7 @@ impl Config {
             forwarded_for_depth: args.forwarded_for_depth,
             shutdown_delay: args.shutdown_delay,
             shutdown_grace: args.shutdown_grace,
+            ui: args.ui && !args.no_ui,
         })
     }
 }

@@ -595,6 +595,34 @@ async fn graceful_shutdown_lets_the_in_flight_request_finish() {
 }
 
 #[tokio::test]
+async fn the_web_page_is_served_with_its_policy_a_tag_and_compression_unless_turned_off() {
+    let server = Server::start(config()).await;
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    for (path, content_type) in [("/", "text/html"), ("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css")] {
+        let page = client.get(server.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        let headers = page.headers().clone();
+        assert!(header(&headers, "content-type").starts_with(content_type), "{path}");
+        assert!(header(&headers, "content-security-policy").contains("script-src 'self'"), "{path}");
+        assert_eq!(header(&headers, "cache-control"), "no-cache");
+        let etag = header(&headers, "etag").to_owned();
+        let full = page.bytes().await.unwrap();
+        // Revalidation: the same tag is answered 304 with no body.
+        let again = client.get(server.url(path)).header("if-none-match", &etag).send().await.unwrap();
+        assert_eq!(again.status(), 304, "{path}");
+        assert!(again.bytes().await.unwrap().is_empty());
+        // Compressed for a browser that accepts it.
+        let gzipped = client.get(server.url(path)).header("accept-encoding", "gzip").send().await.unwrap();
+        assert_eq!(header(gzipped.headers(), "content-encoding"), "gzip", "{path}");
+        let compressed = gzipped.bytes().await.unwrap();
+        assert!(compressed.len() < full.len(), "{path}: {} gzipped bytes for {}", compressed.len(), full.len());
+    }
+    let off = Server::start(Config { ui: false, ..config() }).await;
+    assert_eq!(client.get(off.url("/")).send().await.unwrap().status(), 404);
+    assert_eq!(client.get(off.url("/ui/app.js")).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
 async fn the_shutdown_delay_keeps_serving_while_readiness_says_draining() {
     let mut server = Server::start(Config { shutdown_delay: Duration::from_millis(1500), ..config() }).await;
     let client = client();

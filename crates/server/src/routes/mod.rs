@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod legacy;
+pub mod ui;
 mod upload;
 pub mod v1;
 
@@ -15,6 +16,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -28,10 +30,11 @@ use crate::error::{ApiError, json_error};
 use crate::{AppState, guard, metrics, openapi};
 
 /// Result headers a browser script may read.
-const EXPOSED_HEADERS: [&str; 11] = [
+const EXPOSED_HEADERS: [&str; 12] = [
     "x-original-size",
     "x-compressed-size",
     "x-compression-ratio",
+    "x-compression-method",
     "x-quality-score",
     "x-processing-ms",
     "x-compression-metadata",
@@ -64,6 +67,9 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let (mut routes, doc) = routes(&state);
     if let Some(extra) = extra {
         routes = routes.merge(extra);
+    }
+    if state.config.ui {
+        routes = routes.merge(ui::router().layer(CompressionLayer::new()));
     }
     let doc = health::OpenApiJson(Arc::new(doc.to_pretty_json().expect("the OpenAPI document serialises")));
     let config = &state.config;

@@ -113,6 +113,7 @@ pub struct ImageBytes(Vec<u8>);
                 ("X-Original-Size" = u64, description = "Upload size in bytes"),
                 ("X-Compressed-Size" = u64, description = "Output size in bytes"),
                 ("X-Compression-Ratio" = f64, description = "Output size / upload size"),
+                ("X-Compression-Method" = String, description = "Which path produced the output, for example `png-quantized` or `unchanged`"),
                 ("X-Quality-Score" = f64, description = "SSIMULACRA2 of a lossy output, with `score=true` or `target_quality` (absent otherwise, and when lossless)"),
                 ("X-Processing-Ms" = u64, description = "Engine time in milliseconds"),
                 ("Content-Disposition" = String, description = "attachment with a safe file name"),
@@ -183,6 +184,9 @@ pub async fn compress(State(state): State<AppState>, request: Request) -> Result
     headers.insert("x-original-size", HeaderValue::from(result.input_size));
     headers.insert("x-compressed-size", HeaderValue::from(result.output_size));
     headers.insert("x-compression-ratio", decimal(result.ratio(), 4));
+    if let Ok(method) = HeaderValue::from_str(&result.method) {
+        headers.insert("x-compression-method", method);
+    }
     if let Some(score) = result.quality_score {
         headers.insert("x-quality-score", decimal(score, 2));
     }

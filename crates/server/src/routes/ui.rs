@@ -1,0 +1,102 @@
+//! The web page at `/`: plain HTML, CSS and JavaScript (`crates/server/ui/`) embedded in the binary,
+//! so a fresh install serves it with no other server and no request to any other host. Every
+//! asset carries a strict Content-Security-Policy (no inline script, nothing from elsewhere), an
+//! ETag to revalidate against, and is compressed when the browser accepts it (the router adds the
+//! compression layer).
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::AppState;
+
+/// What the page may load and where it may send requests: only this origin. Thumbnails, results
+/// and the ZIP are `blob:` URLs made in the page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+     connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+const ASSETS: [Asset; 4] = [
+    Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_bytes!("../../ui/index.html") },
+    Asset { path: "/ui/app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../ui/app.js") },
+    Asset { path: "/ui/app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../ui/app.css") },
+    Asset { path: "/ui/icon.svg", content_type: "image/svg+xml", body: include_bytes!("../../ui/icon.svg") },
+];
+
+/// One strong ETag per asset, from its bytes (the same binary always gives the same tags).
+static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|a| {
+            let mut hasher = DefaultHasher::new();
+            a.body.hash(&mut hasher);
+            HeaderValue::from_str(&format!("\"{:016x}\"", hasher.finish())).expect("hex is a valid header value")
+        })
+        .collect()
+});
+
+/// The page's routes; the caller adds compression.
+pub fn router() -> Router<AppState> {
+    ASSETS.iter().fold(Router::new(), |router, asset| router.route(asset.path, get(serve)))
+}
+
+async fn serve(uri: Uri, request_headers: HeaderMap) -> Response {
+    let Some(index) = ASSETS.iter().position(|a| a.path == uri.path()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (asset, etag) = (&ASSETS[index], &ETAGS[index]);
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, etag.clone());
+    // Always revalidate (a 304 costs one round trip on a page this small), so an upgraded server
+    // never leaves an old script running against a new API.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let matches = request_headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| tag.trim() == "*" || tag.trim().trim_start_matches("W/") == etag.to_str().unwrap_or_default());
+    if matches {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+    (headers, asset.body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_stays_small() {
+        // The budget: 100 KB uncompressed, everything included.
+        let weight: usize = ASSETS.iter().map(|a| a.body.len()).sum();
+        assert!(weight <= 100 * 1000, "the page weighs {weight} bytes");
+    }
+
+    #[test]
+    fn the_page_loads_nothing_inline_or_from_elsewhere() {
+        let html = std::str::from_utf8(ASSETS[0].body).unwrap();
+        assert!(!html.contains("<script>") && !html.contains(" style=") && !html.contains("<style"), "inline script or style");
+        for asset in &ASSETS {
+            let text = String::from_utf8_lossy(asset.body);
+            assert!(
+                !text.contains("http://") && !text.contains("https://") || asset.path == "/ui/icon.svg",
+                "{} names another host",
+                asset.path
+            );
+        }
+    }
+}

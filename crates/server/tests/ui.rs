@@ -1,0 +1,401 @@
+//! The web page in a real browser: Debian's headless Chromium, driven through chromedriver, against
+//! the service on a loopback port. Files go in through the page's file input, as a person's would.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Server, client, config, corpus, parse_metrics};
+use compressor_server::Config;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+/// chromedriver on a free port, and a browser session through it. Dropped, it stops chromedriver
+/// and any browser process still using its profile folder (a test that failed never closed it).
+struct Browser {
+    client: Client,
+    driver: Child,
+    profile: tempfile::TempDir,
+    /// Where the browser saves what download links give it.
+    downloads: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = Command::new("pkill").arg("-f").arg(self.profile.path()).status();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn browser() -> Browser {
+    let port = free_port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is needed (Debian's chromium-driver; scripts/install-deps.sh installs it)");
+    let profile = tempfile::tempdir().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1200",
+        &format!("--user-data-dir={}", profile.path().display()),
+    ];
+    let downloads = tempfile::tempdir().unwrap();
+    let prefs = json!({ "download.default_directory": downloads.path(), "download.prompt_for_download": false });
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), json!({ "binary": "/usr/bin/chromium", "args": args, "prefs": prefs }));
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a browser session");
+    Browser { client, driver, profile, downloads }
+}
+
+impl Browser {
+    fn page(&self) -> &Client {
+        &self.client
+    }
+
+    /// Ends the session, which closes the browser.
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.page().execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// Hands files to the page's file input, as choosing them in the dialog does.
+    async fn add_files(&self, paths: &[PathBuf]) {
+        let input = self.page().find(Locator::Id("files")).await.unwrap();
+        let list: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        input.send_keys(&list.join("\n")).await.unwrap();
+    }
+
+    /// Every row's state, name, status text and compressed bytes, in order.
+    async fn rows(&self) -> Vec<Value> {
+        let rows = self
+            .js("return [...document.querySelectorAll('#results tbody tr')].map(tr => ({
+                    state: tr.dataset.state,
+                    name: tr.querySelector('td.name').textContent,
+                    status: tr.querySelector('td.status').textContent,
+                    bytes: tr.querySelector('td[data-label=Compressed]').dataset.bytes,
+                    score: tr.querySelector('td[data-label=SSIMULACRA2]').textContent,
+                    method: tr.querySelector('td[data-label=Method]').textContent,
+                    href: (tr.querySelector('a.download') || {}).href || null,
+                    download: (tr.querySelector('a.download') || {}).download || null,
+                }));")
+            .await;
+        rows.as_array().unwrap().clone()
+    }
+
+    /// Waits until `count` rows are finished (done or failed).
+    async fn finished(&self, count: usize, limit: Duration) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let rows = self.rows().await;
+            if rows.len() == count && rows.iter().all(|r| r["state"] == "done" || r["state"] == "error") {
+                return rows;
+            }
+            assert!(start.elapsed() < limit, "rows not finished after {limit:?}: {rows:#?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks a download link (found by CSS) as a person would and returns the file the browser
+    /// saved, named as the link says.
+    async fn download(&self, link: &str, name: &str) -> Vec<u8> {
+        for old in std::fs::read_dir(self.downloads.path()).unwrap() {
+            std::fs::remove_file(old.unwrap().path()).unwrap();
+        }
+        self.page().find(Locator::Css(link)).await.unwrap_or_else(|e| panic!("{link}: {e}")).click().await.unwrap();
+        let saved = self.downloads.path().join(name);
+        let start = Instant::now();
+        loop {
+            let partial =
+                std::fs::read_dir(self.downloads.path()).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "crdownload"));
+            if saved.is_file() && !partial {
+                return std::fs::read(&saved).unwrap();
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{name} was not downloaded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every URL the page has fetched, by the browser's own resource timing.
+    async fn fetched(&self) -> Vec<String> {
+        let urls = self.js("return performance.getEntriesByType('resource').map(e => e.name).concat([location.href]);").await;
+        urls.as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_owned()).collect()
+    }
+}
+
+fn corpus_file(relative: &str) -> Option<PathBuf> {
+    let path = corpus()?.join(relative);
+    assert!(path.is_file(), "{} missing from the corpus", path.display());
+    Some(path)
+}
+
+/// The format of some bytes, from their magic numbers.
+fn format_of(data: &[u8]) -> &'static str {
+    if data.starts_with(b"\x89PNG") {
+        "png"
+    } else if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        "jpeg"
+    } else if data.starts_with(b"GIF8") {
+        "gif"
+    } else if data.len() > 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP" {
+        "webp"
+    } else {
+        "unknown"
+    }
+}
+
+async fn open(server: &Server) -> Browser {
+    let browser = browser().await;
+    browser.page().goto(&server.url("/")).await.unwrap();
+    browser.page().wait().for_element(Locator::Id("files")).await.unwrap();
+    browser
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_real_files_compress_and_download_as_the_api_answers() {
+    let (Some(png), Some(jpeg), Some(gif)) = (
+        corpus_file("png_real/screenshot/image-png__lorem_ipsum_screenshot.png"),
+        corpus_file("photos_jpeg/exif-orientation__Landscape_2.jpg"),
+        corpus_file("other/gif/pillow__hopper.gif"),
+    ) else {
+        return;
+    };
+    let server = Server::start(config()).await;
+    let browser = open(&server).await;
+    browser.add_files(&[png.clone(), jpeg.clone(), gif.clone()]).await;
+    let rows = browser.finished(3, Duration::from_secs(120)).await;
+    let http = client();
+    for (n, (row, (path, format))) in rows.iter().zip([(&png, "png"), (&jpeg, "jpeg"), (&gif, "gif")]).enumerate() {
+        assert_eq!(row["state"], "done", "{row}");
+        let input = std::fs::read(path).unwrap();
+        // What the API answers for the same file and the page's default options (score on).
+        let answer = http.post(server.url("/v1/compress?score=true")).body(input.clone()).send().await.unwrap();
+        let expected: usize = answer.headers()["x-compressed-size"].to_str().unwrap().parse().unwrap();
+        assert_eq!(row["bytes"].as_str().unwrap().parse::<usize>().unwrap(), expected, "{row}");
+        let link = format!("#results tbody tr:nth-child({}) a.download", n + 1);
+        let downloaded = browser.download(&link, row["download"].as_str().unwrap()).await;
+        assert_eq!(downloaded.len(), expected, "{row}");
+        assert_eq!(format_of(&downloaded), format, "{row}");
+        let info = compressor_engine::probe(&downloaded).unwrap_or_else(|e| panic!("{row}: {e}"));
+        assert_eq!((info.width, info.height), {
+            let i = compressor_engine::probe(&input).unwrap();
+            (i.width, i.height)
+        });
+        // Named after the upload, with the output's extension.
+        let extension = if format == "jpeg" { "jpg" } else { format };
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(row["download"], format!("{stem}.{extension}"), "{row}");
+        assert_eq!(row["method"], answer_method(&http, &server, &input).await, "{row}");
+        let lossy = ["-q", "quantized"].iter().any(|m| row["method"].as_str().unwrap().contains(m));
+        assert_eq!(!row["score"].as_str().unwrap().is_empty(), lossy, "a lossy result shows its score: {row}");
+    }
+    let total = browser.js("return document.getElementById('total-files').textContent").await;
+    assert_eq!(total, "3 of 3 files done");
+
+    // Download all: one ZIP of the three results, built in the page.
+    let archive = browser.download("#download-all", "compressed.zip").await;
+    let names = zip_names(&archive);
+    let expected: HashSet<String> = rows.iter().map(|r| r["download"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names.into_iter().collect::<HashSet<_>>(), expected);
+
+    // Nothing was fetched from anywhere else, and the page's policy says so.
+    let origin = server.url("");
+    for url in browser.fetched().await {
+        assert!(url.starts_with(&origin) || url.starts_with("blob:"), "the page fetched {url}");
+    }
+    let page = http.get(server.url("/")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    let paint = browser.js("const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : null;").await;
+    println!("first contentful paint: {paint} ms");
+
+    // The screenshot the README shows: the page with these results, from the top.
+    browser.js("window.scrollTo(0, 0); document.activeElement.blur(); return null;").await;
+    let shot = browser.page().screenshot().await.unwrap();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/ui");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("page.png"), &shot).unwrap();
+    assert_eq!(format_of(&shot), "png");
+    browser.close().await;
+}
+
+/// The method the API reports for an upload at the page's default options.
+async fn answer_method(http: &reqwest::Client, server: &Server, input: &[u8]) -> String {
+    let answer = http.post(server.url("/v1/compress?score=true")).body(input.to_vec()).send().await.unwrap();
+    answer.headers()["x-compression-method"].to_str().unwrap().to_owned()
+}
+
+/// File names in a ZIP's central directory.
+fn zip_names(archive: &[u8]) -> Vec<String> {
+    let end = archive.windows(4).rposition(|w| w == [0x50, 0x4b, 0x05, 0x06]).expect("end of central directory");
+    let count = u16::from_le_bytes([archive[end + 10], archive[end + 11]]) as usize;
+    let mut at = u32::from_le_bytes(archive[end + 16..end + 20].try_into().unwrap()) as usize;
+    let mut names = Vec::new();
+    for _ in 0..count {
+        assert_eq!(&archive[at..at + 4], [0x50, 0x4b, 0x01, 0x02]);
+        let name_len = u16::from_le_bytes([archive[at + 28], archive[at + 29]]) as usize;
+        let extra = u16::from_le_bytes([archive[at + 30], archive[at + 31]]) as usize;
+        let comment = u16::from_le_bytes([archive[at + 32], archive[at + 33]]) as usize;
+        names.push(String::from_utf8(archive[at + 46..at + 46 + name_len].to_vec()).unwrap());
+        at += 46 + name_len + extra + comment;
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_file_shows_the_servers_error_and_the_others_carry_on() {
+    let (Some(good), Some(also_good)) =
+        (corpus_file("png_real/icon_alpha/small-n-flat__96_cloud-sync.png"), corpus_file("photos_jpeg/exif-orientation__Landscape_2.jpg"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.png");
+    let mut bytes = std::fs::read(&good).unwrap();
+    bytes.truncate(bytes.len() / 3);
+    std::fs::write(&broken, &bytes).unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not an image").unwrap();
+
+    let server = Server::start(config()).await;
+    let answer = client().post(server.url("/v1/compress")).body(bytes).send().await.unwrap();
+    let status = answer.status();
+    let body: Value = answer.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap().to_owned();
+
+    let browser = open(&server).await;
+    browser.add_files(&[good, broken, also_good, text]).await;
+    let rows = browser.finished(4, Duration::from_secs(60)).await;
+    assert_eq!(rows.iter().map(|r| r["state"].as_str().unwrap()).collect::<Vec<_>>(), ["done", "error", "done", "error"]);
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(rows[1]["status"], message.as_str(), "the server's own message");
+    // The text file never reached the server: refused on the page.
+    assert!(rows[3]["status"].as_str().unwrap().contains("Not an image"), "{}", rows[3]);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_server_is_waited_for_and_every_file_still_compresses() {
+    let Some(corpus) = corpus() else { return };
+    let server = Server::start(Config { workers: 1, queue: 0, ..config() }).await;
+    // Six screenshots of 1-2 MP: each holds the one worker for a good fraction of a second.
+    let dir = corpus.join("png_real/screenshot");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    let files: Vec<PathBuf> = files.into_iter().skip(1).take(6).collect();
+    let browser = open(&server).await;
+    browser.add_files(&files).await;
+    let rows = browser.finished(6, Duration::from_secs(180)).await;
+    assert!(rows.iter().all(|r| r["state"] == "done"), "{rows:#?}");
+    let metrics = parse_metrics(&client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap());
+    let refused = metrics.get(r#"compressor_rejected_total{reason="overloaded"}"#).copied().unwrap_or(0.0);
+    println!("503s answered while six files went through one worker: {refused}");
+    assert!(refused >= 1.0, "no 503 happened: the page's waiting was not exercised");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_asks_for_an_api_key_refuses_a_wrong_one_and_uses_the_right_one() {
+    let Some(file) = corpus_file("png_real/icon_alpha/small-n-flat__96_cloud-sync.png") else { return };
+    let server = Server::start(Config { api_keys: ["right-key".to_owned()].into(), ..config() }).await;
+    let browser = open(&server).await;
+    let browser = &browser;
+    let dialog_open = || async { browser.js("return document.getElementById('key-dialog').open").await == true };
+    let answer = |key: &'static str| async move {
+        let page = browser.page();
+        let input = page.find(Locator::Id("key")).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(key).await.unwrap();
+        page.find(Locator::Css("#key-form button[value=save]")).await.unwrap().click().await.unwrap();
+    };
+    browser.add_files(std::slice::from_ref(&file)).await;
+    common::wait_until("the key dialog", Duration::from_secs(30), dialog_open).await;
+    answer("wrong-key").await;
+    common::wait_until("the key dialog again", Duration::from_secs(30), dialog_open).await;
+    let reason = browser.js("return document.getElementById('key-reason').textContent").await;
+    assert!(reason.as_str().unwrap().contains("refused"), "{reason}");
+    answer("right-key").await;
+    let rows = browser.finished(1, Duration::from_secs(60)).await;
+    assert_eq!(rows[0]["state"], "done", "{rows:?}");
+    let stored = browser.js("return localStorage.getItem('compressor.apiKey')").await;
+    assert_eq!(stored, "right-key");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webp_chosen_in_the_options_gives_webp_and_the_comparison_slider_changes_the_view() {
+    let Some(file) = corpus_file("png_real/screenshot/image-png__lorem_ipsum_screenshot.png") else { return };
+    let server = Server::start(config()).await;
+    let browser = open(&server).await;
+    let page = browser.page();
+    page.find(Locator::Css("#format option[value=webp]")).await.unwrap().click().await.unwrap();
+    browser.add_files(std::slice::from_ref(&file)).await;
+    let rows = browser.finished(1, Duration::from_secs(60)).await;
+    assert_eq!(rows[0]["state"], "done", "{rows:?}");
+    assert!(rows[0]["download"].as_str().unwrap().ends_with(".webp"), "{rows:?}");
+    let downloaded = browser.download("#results tbody tr a.download", rows[0]["download"].as_str().unwrap()).await;
+    assert_eq!(format_of(&downloaded), "webp");
+    // Remembered for the next visit.
+    page.refresh().await.unwrap();
+    page.wait().for_element(Locator::Id("files")).await.unwrap();
+    assert_eq!(browser.js("return document.getElementById('format').value").await, "webp");
+    page.find(Locator::Css("#format option[value=keep]")).await.unwrap().click().await.unwrap();
+
+    // The comparison: what shows left and right of the split follows the slider.
+    browser.add_files(std::slice::from_ref(&file)).await;
+    browser.finished(1, Duration::from_secs(60)).await;
+    page.find(Locator::Css("#results tbody tr button.compare")).await.unwrap().click().await.unwrap();
+    common::wait_until("the comparison", Duration::from_secs(10), || async {
+        browser.js("return !document.getElementById('compare').hidden && document.getElementById('after').complete && document.getElementById('after').naturalWidth > 0").await == true
+    })
+    .await;
+    let shown_at = |split: u32, fraction: f64| {
+        let browser = &browser;
+        let script = format!(
+            "const s = document.getElementById('split'); s.value = {split}; s.dispatchEvent(new Event('input'));
+             const v = document.getElementById('viewport').getBoundingClientRect();
+             const i = document.getElementById('before').getBoundingClientRect();
+             const left = Math.max(v.left, i.left), right = Math.min(v.right, i.right);
+             const top = Math.max(v.top, i.top), bottom = Math.min(v.bottom, i.bottom);
+             const e = document.elementFromPoint(left + (right - left) * {fraction}, (top + bottom) / 2);
+             return e ? e.id : null;"
+        );
+        async move { browser.js(&script).await }
+    };
+    assert_eq!(shown_at(50, 0.25).await, "before");
+    assert_eq!(shown_at(50, 0.75).await, "after");
+    assert_eq!(shown_at(10, 0.25).await, "after", "moving the split left shows the compressed image there");
+    assert_eq!(shown_at(90, 0.75).await, "before", "moving it right shows the original there");
+    // Zoom to 1:1: the image is drawn at its own size.
+    page.find(Locator::Id("zoom-1")).await.unwrap().click().await.unwrap();
+    let scale = browser.js("return document.getElementById('before').style.transform").await;
+    assert!(scale.as_str().unwrap().ends_with("scale(1)"), "{scale}");
+    browser.close().await;
+}

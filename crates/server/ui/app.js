@@ -1,0 +1,671 @@
+// The compressor page. Images are queued and sent, at most three at a time, to POST /v1/compress
+// on this same server; the answers are shown, zipped and compared here. No other host is ever
+// contacted (the server's Content-Security-Policy would refuse it anyway).
+"use strict";
+
+// The image types the service reads, with the extension each is saved under.
+const EXTENSIONS = { "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "image/avif": "avif" };
+const IMAGE_NAME = /\.(png|jpe?g|gif|webp|avif)$/i;
+const AT_ONCE = 3;
+const OPTIONS_KEY = "compressor.options";
+const API_KEY = "compressor.apiKey";
+
+const $ = (id) => document.getElementById(id);
+const items = [];
+let running = 0;
+let nextId = 1;
+let keyPrompt = null;
+
+// ---- options, remembered in this browser -------------------------------------------------------
+
+function readOptions() {
+  const f = $("options");
+  return {
+    mode: f.querySelector("input[name=mode]:checked").value,
+    quality: f.quality.value.trim(),
+    format: f.format.value,
+    metadata: f.metadata.value,
+    target_quality: f.target_quality.value.trim(),
+    max_bytes: f.max_bytes.value.trim(),
+    score: f.score.checked,
+  };
+}
+
+function loadOptions() {
+  let saved = null;
+  try {
+    saved = JSON.parse(localStorage.getItem(OPTIONS_KEY) || "null");
+  } catch (_) {
+    saved = null;
+  }
+  if (!saved) return;
+  const f = $("options");
+  for (const radio of f.querySelectorAll("input[name=mode]")) radio.checked = radio.value === saved.mode;
+  for (const name of ["quality", "format", "metadata", "target_quality", "max_bytes"]) {
+    if (typeof saved[name] === "string") f[name].value = saved[name];
+  }
+  f.score.checked = saved.score !== false;
+}
+
+function saveOptions() {
+  try {
+    localStorage.setItem(OPTIONS_KEY, JSON.stringify(readOptions()));
+  } catch (_) {
+    // Private windows may refuse storage; the options still apply to this visit.
+  }
+}
+
+function query(o) {
+  const q = new URLSearchParams();
+  if (o.mode !== "lossy") q.set("mode", o.mode);
+  if (o.quality) q.set("quality", o.quality);
+  if (o.format !== "keep") q.set("format", o.format);
+  if (o.metadata !== "safe") q.set("metadata", o.metadata);
+  if (o.target_quality) q.set("target_quality", o.target_quality);
+  if (o.max_bytes) q.set("max_bytes", o.max_bytes);
+  if (o.score && o.mode === "lossy") q.set("score", "true");
+  return q.toString();
+}
+
+// ---- formatting ----------------------------------------------------------------------------------
+
+function bytes(n) {
+  if (!Number.isFinite(n)) return "";
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+function saved(before, after) {
+  return before > 0 ? `${((1 - after / before) * 100).toFixed(1)}%` : "";
+}
+
+function element(tag, attributes = {}, text = "") {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (text) e.textContent = text;
+  return e;
+}
+
+function notice(text, bad = false) {
+  const n = $("notice");
+  n.textContent = text;
+  n.classList.toggle("bad", bad);
+}
+
+// ---- adding files ----------------------------------------------------------------------------------
+
+function looksLikeImage(file) {
+  if (file.type) return file.type in EXTENSIONS;
+  return IMAGE_NAME.test(file.name);
+}
+
+function addFiles(files) {
+  const list = Array.from(files);
+  if (!list.length) return;
+  for (const file of list) {
+    const id = nextId++;
+    const name = file.name || `pasted-${id}.${EXTENSIONS[file.type] || "png"}`;
+    const item = { id, file, name, state: "queued", progress: 0, message: "", result: null, options: readOptions() };
+    item.originalUrl = URL.createObjectURL(file);
+    item.row = row(item);
+    $("results").tBodies[0].append(item.row.tr);
+    items.push(item);
+    if (looksLikeImage(file)) {
+      render(item);
+    } else {
+      // The server recognises formats by content, but a file that says it is something else
+      // entirely is refused here, without uploading it.
+      fail(item, `Not an image this service reads (${file.type}): use PNG, JPEG, GIF, WebP or AVIF.`);
+    }
+  }
+  notice(`${list.length} file${list.length === 1 ? "" : "s"} added.`);
+  totals();
+  pump();
+}
+
+// ---- the queue -------------------------------------------------------------------------------------
+
+function pump() {
+  while (running < AT_ONCE) {
+    const item = items.find((i) => i.state === "queued");
+    if (!item) return;
+    running += 1;
+    send(item).finally(() => {
+      running -= 1;
+      pump();
+    });
+  }
+}
+
+function requeue(item) {
+  if (item.state === "removed") return;
+  item.state = "queued";
+  render(item);
+  pump();
+}
+
+function storedKey() {
+  try {
+    return localStorage.getItem(API_KEY) || "";
+  } catch (_) {
+    return "";
+  }
+}
+
+function retryAfterSeconds(xhr) {
+  const value = Number.parseInt(xhr.getResponseHeader("Retry-After") || "", 10);
+  return Number.isFinite(value) && value >= 0 ? Math.min(value, 60) : 2;
+}
+
+async function errorMessage(xhr) {
+  try {
+    const text = await xhr.response.text();
+    const body = JSON.parse(text);
+    if (body && body.error && body.error.message) return body.error.message;
+    return text || `${xhr.status} ${xhr.statusText}`;
+  } catch (_) {
+    return `${xhr.status} ${xhr.statusText || "error"}`;
+  }
+}
+
+// The upload's own name with the output's extension (the format may have changed).
+function outputName(name, type) {
+  const dot = name.lastIndexOf(".");
+  const stem = dot > 0 ? name.slice(0, dot) : name;
+  return `${stem}.${EXTENSIONS[type.split(";")[0].trim()] || "bin"}`;
+}
+
+function send(item) {
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1/compress?${query(item.options)}`);
+    xhr.responseType = "blob";
+    xhr.setRequestHeader("Content-Type", item.file.type || "application/octet-stream");
+    const key = storedKey();
+    if (key) xhr.setRequestHeader("Authorization", `Bearer ${key}`);
+    item.state = "uploading";
+    item.progress = 0;
+    render(item);
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && item.state === "uploading") {
+        item.progress = e.loaded / e.total;
+        render(item);
+      }
+    };
+    xhr.upload.onload = () => {
+      if (item.state === "uploading") {
+        item.state = "compressing";
+        render(item);
+      }
+    };
+    xhr.onerror = () => {
+      fail(item, "The server could not be reached.");
+      resolve();
+    };
+    xhr.onload = async () => {
+      if (item.state === "removed") return resolve();
+      if (xhr.status === 200) {
+        finish(item, xhr);
+      } else if (xhr.status === 503 || xhr.status === 429) {
+        // Busy or rate limited: wait as long as the server says, then try again.
+        const wait = retryAfterSeconds(xhr);
+        item.state = "waiting";
+        item.message = `${xhr.status === 503 ? "Server busy" : "Rate limited"}: retrying in ${wait} s`;
+        render(item);
+        setTimeout(() => requeue(item), wait * 1000);
+      } else if (xhr.status === 401) {
+        const why = await errorMessage(xhr);
+        item.state = "needs-key";
+        render(item);
+        askForKey(key ? `The key was refused: ${why}` : why);
+      } else {
+        fail(item, await errorMessage(xhr));
+      }
+      resolve();
+    };
+    xhr.send(item.file);
+  });
+}
+
+function finish(item, xhr) {
+  const header = (name) => xhr.getResponseHeader(name);
+  const type = header("Content-Type") || "application/octet-stream";
+  const blob = new Blob([xhr.response], { type });
+  const score = Number.parseFloat(header("X-Quality-Score") || "");
+  item.result = {
+    blob,
+    url: URL.createObjectURL(blob),
+    size: Number.parseInt(header("X-Compressed-Size") || `${blob.size}`, 10),
+    original: Number.parseInt(header("X-Original-Size") || `${item.file.size}`, 10),
+    score: Number.isFinite(score) ? score : null,
+    method: header("X-Compression-Method") || "",
+    filename: outputName(item.name, type),
+  };
+  item.state = "done";
+  item.message = "";
+  render(item);
+  totals();
+}
+
+function fail(item, message) {
+  item.state = "error";
+  item.message = message;
+  render(item);
+  totals();
+}
+
+// ---- the API key -----------------------------------------------------------------------------------
+
+function askForKey(reason) {
+  if (keyPrompt) return keyPrompt;
+  const dialog = $("key-dialog");
+  $("key-reason").textContent = `${reason} Enter the key you were given; it is kept in this browser only.`;
+  $("key").value = "";
+  dialog.returnValue = "";
+  keyPrompt = new Promise((resolve) => {
+    dialog.addEventListener(
+      "close",
+      () => {
+        keyPrompt = null;
+        const entered = $("key").value.trim();
+        const waiting = items.filter((i) => i.state === "needs-key");
+        if (dialog.returnValue === "save" && entered) {
+          try {
+            localStorage.setItem(API_KEY, entered);
+          } catch (_) {
+            // Kept for this visit only.
+          }
+          waiting.forEach(requeue);
+          resolve(true);
+        } else {
+          waiting.forEach((i) => fail(i, "No API key: this server needs one."));
+          resolve(false);
+        }
+      },
+      { once: true },
+    );
+    dialog.showModal();
+    $("key").focus();
+  });
+  return keyPrompt;
+}
+
+// ---- rows ------------------------------------------------------------------------------------------
+
+function row(item) {
+  const tr = element("tr", { "data-id": `${item.id}` });
+  const cells = {};
+  for (const [name, label, cls] of [
+    ["preview", "Preview", "preview"],
+    ["name", "File", "name"],
+    ["status", "Status", "status"],
+    ["original", "Original", "num"],
+    ["compressed", "Compressed", "num"],
+    ["saved", "Saved", "num"],
+    ["score", "SSIMULACRA2", "num"],
+    ["method", "Method", "method"],
+    ["actions", "Actions", "actions"],
+  ]) {
+    cells[name] = element("td", { class: cls, "data-label": label });
+    tr.append(cells[name]);
+  }
+  const thumb = element("img", { alt: "", src: item.originalUrl, loading: "lazy", decoding: "async" });
+  cells.preview.append(thumb);
+  cells.name.textContent = item.name;
+  cells.original.textContent = bytes(item.file.size);
+  return { tr, cells };
+}
+
+const STATE_TEXT = {
+  queued: "Queued",
+  uploading: "Uploading",
+  compressing: "Compressing…",
+  waiting: "Waiting",
+  "needs-key": "Needs an API key",
+  done: "Done",
+  error: "Failed",
+};
+
+function render(item) {
+  const { cells, tr } = item.row;
+  tr.dataset.state = item.state;
+  cells.status.replaceChildren();
+  const label = element("span", { class: `state-${item.state}` }, item.message || STATE_TEXT[item.state] || item.state);
+  cells.status.append(label);
+  if (item.state === "uploading") {
+    label.textContent = `Uploading ${Math.round(item.progress * 100)}%`;
+    const bar = element("span", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": `${Math.round(item.progress * 100)}`, "aria-label": `Uploading ${item.name}` });
+    const fill = element("i");
+    fill.style.width = `${item.progress * 100}%`;
+    bar.append(fill);
+    cells.status.append(bar);
+  }
+  const r = item.result;
+  cells.compressed.textContent = r ? bytes(r.size) : "";
+  cells.compressed.dataset.bytes = r ? `${r.size}` : "";
+  cells.saved.textContent = r ? saved(r.original, r.size) : "";
+  cells.score.textContent = r && r.score !== null ? r.score.toFixed(1) : "";
+  cells.method.textContent = r ? r.method : "";
+  cells.actions.replaceChildren();
+  if (r) {
+    const link = element("a", { href: r.url, download: r.filename, class: "download" }, "Download");
+    link.setAttribute("aria-label", `Download ${r.filename}`);
+    const compare = element("button", { type: "button", class: "compare" }, "Compare");
+    compare.setAttribute("aria-label", `Compare ${item.name} before and after`);
+    compare.addEventListener("click", () => openCompare(item));
+    cells.actions.append(link, compare);
+  }
+}
+
+function totals() {
+  const done = items.filter((i) => i.state === "done");
+  const failed = items.filter((i) => i.state === "error").length;
+  const before = done.reduce((s, i) => s + i.result.original, 0);
+  const after = done.reduce((s, i) => s + i.result.size, 0);
+  const total = items.length;
+  $("total-files").textContent = total
+    ? `${done.length} of ${total} file${total === 1 ? "" : "s"} done${failed ? `, ${failed} failed` : ""}`
+    : "No files yet";
+  $("total-before").textContent = done.length ? bytes(before) : "";
+  $("total-after").textContent = done.length ? bytes(after) : "";
+  $("total-saved").textContent = done.length ? saved(before, after) : "";
+  $("download-all").disabled = done.length === 0;
+}
+
+// ---- "Download all": one ZIP, built here ----------------------------------------------------------
+// The results are already in this page, so the ZIP is made from them (stored: images are
+// compressed already) rather than uploading them again to be zipped by the server, which would
+// also have to keep them between requests.
+
+const CRC_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+function crc32(data) {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+async function zip(entries) {
+  const encoder = new TextEncoder();
+  const parts = [];
+  const central = [];
+  let offset = 0;
+  const now = new Date();
+  const dosTime = (now.getHours() << 11) | (now.getMinutes() << 5) | (now.getSeconds() >> 1);
+  const dosDate = ((now.getFullYear() - 1980) << 9) | ((now.getMonth() + 1) << 5) | now.getDate();
+  for (const { name, blob } of entries) {
+    const data = new Uint8Array(await blob.arrayBuffer());
+    const nameBytes = encoder.encode(name);
+    const crc = crc32(data);
+    const local = new DataView(new ArrayBuffer(30));
+    local.setUint32(0, 0x04034b50, true);
+    local.setUint16(4, 20, true);
+    local.setUint16(6, 0x0800, true); // UTF-8 names
+    local.setUint16(8, 0, true); // stored
+    local.setUint16(10, dosTime, true);
+    local.setUint16(12, dosDate, true);
+    local.setUint32(14, crc, true);
+    local.setUint32(18, data.length, true);
+    local.setUint32(22, data.length, true);
+    local.setUint16(26, nameBytes.length, true);
+    parts.push(local, nameBytes, data);
+    const entry = new DataView(new ArrayBuffer(46));
+    entry.setUint32(0, 0x02014b50, true);
+    entry.setUint16(4, 20, true);
+    entry.setUint16(6, 20, true);
+    entry.setUint16(8, 0x0800, true);
+    entry.setUint16(12, dosTime, true);
+    entry.setUint16(14, dosDate, true);
+    entry.setUint32(16, crc, true);
+    entry.setUint32(20, data.length, true);
+    entry.setUint32(24, data.length, true);
+    entry.setUint16(28, nameBytes.length, true);
+    entry.setUint32(42, offset, true);
+    central.push(entry, nameBytes);
+    offset += 30 + nameBytes.length + data.length;
+  }
+  const centralSize = central.reduce((s, p) => s + p.byteLength, 0);
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, 0x06054b50, true);
+  end.setUint16(8, entries.length, true);
+  end.setUint16(10, entries.length, true);
+  end.setUint32(12, centralSize, true);
+  end.setUint32(16, offset, true);
+  return new Blob([...parts, ...central, end], { type: "application/zip" });
+}
+
+function uniqueNames(done) {
+  const seen = new Map();
+  return done.map((item) => {
+    const name = item.result.filename;
+    const count = seen.get(name) || 0;
+    seen.set(name, count + 1);
+    if (!count) return { name, blob: item.result.blob };
+    const dot = name.lastIndexOf(".");
+    const renamed = dot > 0 ? `${name.slice(0, dot)} (${count + 1})${name.slice(dot)}` : `${name} (${count + 1})`;
+    return { name: renamed, blob: item.result.blob };
+  });
+}
+
+async function downloadAll() {
+  const done = items.filter((i) => i.state === "done");
+  if (!done.length) return;
+  const archive = await zip(uniqueNames(done));
+  const link = element("a", { href: URL.createObjectURL(archive), download: "compressed.zip", id: "zip-link", hidden: "" });
+  document.body.append(link);
+  link.click();
+  // Kept in the page (hidden) so the archive can be fetched again; replaced by the next one.
+  const old = document.querySelectorAll("#zip-link");
+  for (const o of old) if (o !== link) o.remove();
+  notice(`compressed.zip: ${done.length} file${done.length === 1 ? "" : "s"}, ${bytes(archive.size)}.`);
+}
+
+// ---- before and after ---------------------------------------------------------------------------
+
+const view = { item: null, scale: 1, fit: true, x: 0, y: 0, width: 0, height: 0 };
+const ZOOMS = [0.125, 0.25, 0.5, 1, 2, 4];
+
+function openCompare(item) {
+  view.item = item;
+  $("compare").hidden = false;
+  $("compare-name").textContent = item.name;
+  const before = $("before");
+  const after = $("after");
+  let loaded = 0;
+  const ready = () => {
+    loaded += 1;
+    if (loaded < 2) return;
+    view.width = before.naturalWidth;
+    view.height = before.naturalHeight;
+    zoomFit();
+  };
+  before.onload = ready;
+  after.onload = ready;
+  before.src = item.originalUrl;
+  after.src = item.result.url;
+  $("compare").scrollIntoView({ block: "nearest" });
+  $("split").focus();
+}
+
+function layout() {
+  const port = $("viewport");
+  const w = view.width * view.scale;
+  const h = view.height * view.scale;
+  // Keep the image over the viewport: centred when smaller, within its edges when larger.
+  view.x = w <= port.clientWidth ? (port.clientWidth - w) / 2 : Math.min(0, Math.max(port.clientWidth - w, view.x));
+  view.y = h <= port.clientHeight ? (port.clientHeight - h) / 2 : Math.min(0, Math.max(port.clientHeight - h, view.y));
+  const transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
+  $("before").style.transform = transform;
+  $("after").style.transform = transform;
+  port.classList.toggle("pixels", view.scale >= 1);
+  $("zoom-level").textContent = view.fit ? `fit (${Math.round(view.scale * 100)}%)` : `${Math.round(view.scale * 100)}%`;
+  split();
+}
+
+function split() {
+  // The split runs across the image (at any zoom), not across the viewport.
+  const port = $("viewport");
+  const value = Number($("split").value) / 100;
+  const at = Math.min(port.clientWidth, Math.max(0, view.x + value * view.width * view.scale));
+  $("after-clip").style.clipPath = `inset(0 0 0 ${at}px)`;
+  $("divider").style.left = `${at}px`;
+}
+
+function zoomFit() {
+  const port = $("viewport");
+  if (!view.width) return;
+  view.scale = Math.min(1, port.clientWidth / view.width, port.clientHeight / view.height);
+  view.fit = true;
+  layout();
+}
+
+function zoomTo(scale) {
+  const port = $("viewport");
+  // Zoom about the viewport's centre.
+  const cx = (port.clientWidth / 2 - view.x) / view.scale;
+  const cy = (port.clientHeight / 2 - view.y) / view.scale;
+  view.scale = scale;
+  view.fit = false;
+  view.x = port.clientWidth / 2 - cx * scale;
+  view.y = port.clientHeight / 2 - cy * scale;
+  layout();
+}
+
+function zoomStep(direction) {
+  const next = direction > 0 ? ZOOMS.find((z) => z > view.scale + 1e-9) : [...ZOOMS].reverse().find((z) => z < view.scale - 1e-9);
+  if (next) zoomTo(next);
+}
+
+function pan(dx, dy) {
+  view.x += dx;
+  view.y += dy;
+  layout();
+}
+
+function setUpCompare() {
+  $("split").addEventListener("input", split);
+  $("zoom-fit").addEventListener("click", zoomFit);
+  $("zoom-1").addEventListener("click", () => zoomTo(1));
+  $("zoom-in").addEventListener("click", () => zoomStep(1));
+  $("zoom-out").addEventListener("click", () => zoomStep(-1));
+  $("compare-close").addEventListener("click", () => {
+    $("compare").hidden = true;
+    view.item = null;
+  });
+  const port = $("viewport");
+  let drag = null;
+  port.addEventListener("pointerdown", (e) => {
+    drag = { x: e.clientX, y: e.clientY };
+    port.setPointerCapture(e.pointerId);
+    port.classList.add("panning");
+  });
+  port.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    pan(e.clientX - drag.x, e.clientY - drag.y);
+    drag = { x: e.clientX, y: e.clientY };
+  });
+  const stop = () => {
+    drag = null;
+    port.classList.remove("panning");
+  };
+  port.addEventListener("pointerup", stop);
+  port.addEventListener("pointercancel", stop);
+  port.addEventListener("keydown", (e) => {
+    const step = e.shiftKey ? 200 : 40;
+    const moves = { ArrowLeft: [step, 0], ArrowRight: [-step, 0], ArrowUp: [0, step], ArrowDown: [0, -step] };
+    if (moves[e.key]) {
+      e.preventDefault();
+      pan(...moves[e.key]);
+    } else if (e.key === "+" || e.key === "=") {
+      zoomStep(1);
+    } else if (e.key === "-") {
+      zoomStep(-1);
+    }
+  });
+  window.addEventListener("resize", () => {
+    if (view.item) (view.fit ? zoomFit : layout)();
+  });
+}
+
+// ---- wiring ----------------------------------------------------------------------------------------
+
+function setUp() {
+  loadOptions();
+  const options = $("options");
+  options.addEventListener("change", () => {
+    saveOptions();
+    if (items.some((i) => i.state === "done" || i.state === "error")) {
+      notice("Options changed: “Compress all again” applies them to the files above.");
+    }
+  });
+  options.addEventListener("submit", (e) => {
+    e.preventDefault();
+    saveOptions();
+    const current = readOptions();
+    let again = 0;
+    for (const item of items) {
+      if (!looksLikeImage(item.file) || ["uploading", "compressing", "queued"].includes(item.state)) continue;
+      if (item.result) URL.revokeObjectURL(item.result.url);
+      Object.assign(item, { state: "queued", result: null, message: "", options: current });
+      render(item);
+      again += 1;
+    }
+    totals();
+    notice(again ? `Compressing ${again} file${again === 1 ? "" : "s"} again.` : "Nothing to compress again.");
+    pump();
+  });
+  $("clear").addEventListener("click", () => {
+    for (const item of items) {
+      item.state = "removed";
+      URL.revokeObjectURL(item.originalUrl);
+      if (item.result) URL.revokeObjectURL(item.result.url);
+      item.row.tr.remove();
+    }
+    items.length = 0;
+    $("compare").hidden = true;
+    totals();
+    notice("List cleared.");
+  });
+  $("choose").addEventListener("click", () => $("files").click());
+  $("files").addEventListener("change", (e) => {
+    addFiles(e.target.files);
+    e.target.value = "";
+  });
+  $("download-all").addEventListener("click", downloadAll);
+
+  let depth = 0;
+  document.addEventListener("dragenter", (e) => {
+    if (!e.dataTransfer || !Array.from(e.dataTransfer.types).includes("Files")) return;
+    e.preventDefault();
+    depth += 1;
+    document.body.classList.add("dragging");
+  });
+  document.addEventListener("dragover", (e) => e.preventDefault());
+  document.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) document.body.classList.remove("dragging");
+  });
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    depth = 0;
+    document.body.classList.remove("dragging");
+    if (e.dataTransfer) addFiles(e.dataTransfer.files);
+  });
+  document.addEventListener("paste", (e) => {
+    const files = e.clipboardData ? Array.from(e.clipboardData.files) : [];
+    if (files.length) addFiles(files);
+  });
+  setUpCompare();
+  totals();
+}
+
+setUp();

@@ -67,7 +67,7 @@ impl Peer {
 /// `bench/go-png` by `scripts/install-bench-tools.sh`.
 pub fn all() -> Vec<Peer> {
     use Category::*;
-    vec![
+    let mut peers = vec![
         Peer {
             id: "oxipng-o2",
             category: LosslessPng,
@@ -150,36 +150,15 @@ pub fn all() -> Vec<Peer> {
             needs_ppm: false,
             keeps_input_on: &[],
         },
-        // The old server's two routes, as it ran them: pngquant --quality=60-80 as a subprocess
-        // (default speed and threads), and Go's image/png at BestCompression; and oxipng -o 2.
-        Peer {
-            id: "pngquant-60-80",
-            category: ServiceLossy,
-            program: "pngquant",
-            args: &["--quality=60-80", "-"],
-            io: Io::Pipes,
-            needs_ppm: false,
-            keeps_input_on: &[99],
-        },
-        Peer {
-            id: "go-png",
-            category: ServiceLossless,
-            program: "go-png",
-            args: &[],
-            io: Io::Pipes,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-        Peer {
-            id: "oxipng-o2",
-            category: ServiceLossless,
-            program: "oxipng",
-            args: &["-o", "2", "--quiet", "--out", "{out}", "{in}"],
-            io: Io::Files,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-    ]
+    ];
+    // The service workload's peers are the old server's two routes as it ran them (pngquant
+    // --quality=60-80 as a subprocess with default speed and threads, Go's image/png at
+    // BestCompression) and oxipng -o 2: the same commands as above, in the service categories.
+    for (id, category) in [("pngquant-60-80", ServiceLossy), ("go-png", ServiceLossless), ("oxipng-o2", ServiceLossless)] {
+        let peer = peers.iter().find(|p| p.id == id).expect("defined above").clone();
+        peers.push(Peer { category, ..peer });
+    }
+    peers
 }
 
 /// Finds `program` in `search_path` (a PATH-style list), like `which`.

@@ -429,23 +429,7 @@ fn service_goals(breakdowns: &[Breakdown], records: &[Record], skipped: &[Skippe
     let mut out = Vec::new();
 
     let (v, detail) = match large(Category::ServiceLossy, "pngquant-60-80", "all") {
-        Some(r) => {
-            let wall_ok = r.wall_geomean.is_some_and(|w| w <= 0.5);
-            let cpu_ok = r.cpu_geomean.is_some_and(|c| c <= 0.8);
-            (
-                verdict(wall_ok && cpu_ok),
-                format!(
-                    "wall ours/pngquant {} (goal ≤ 0.5; totals {}) {}; CPU {} (goal ≤ 0.8; totals {}) {}; {} images",
-                    f(r.wall_geomean),
-                    f(r.wall_total_ratio),
-                    ok_word(wall_ok),
-                    f(r.cpu_geomean),
-                    f(r.cpu_total_ratio),
-                    ok_word(cpu_ok),
-                    r.images
-                ),
-            )
-        }
+        Some(r) => within(r, [("wall", r.wall_geomean, r.wall_total_ratio, 0.5), ("CPU", r.cpu_geomean, r.cpu_total_ratio, 0.8)]),
         None => missing("pngquant-60-80"),
     };
     out.push(Goal {
@@ -491,23 +475,7 @@ fn service_goals(breakdowns: &[Breakdown], records: &[Record], skipped: &[Skippe
     });
 
     let (v, detail) = match large(Category::ServiceLossless, "go-png", "all") {
-        Some(r) => {
-            let wall_ok = r.wall_geomean.is_some_and(|w| w <= 0.5);
-            let bytes_ok = r.bytes_geomean.is_some_and(|b| b <= 0.93);
-            (
-                verdict(wall_ok && bytes_ok),
-                format!(
-                    "wall ours/Go {} (goal ≤ 0.5; totals {}) {}; bytes {} (goal ≤ 0.93; totals {}) {}; {} images",
-                    f(r.wall_geomean),
-                    f(r.wall_total_ratio),
-                    ok_word(wall_ok),
-                    f(r.bytes_geomean),
-                    f(r.bytes_total_ratio),
-                    ok_word(bytes_ok),
-                    r.images
-                ),
-            )
-        }
+        Some(r) => within(r, [("wall", r.wall_geomean, r.wall_total_ratio, 0.5), ("bytes", r.bytes_geomean, r.bytes_total_ratio, 0.93)]),
         None => missing("go-png"),
     };
     out.push(Goal {
@@ -531,6 +499,20 @@ fn service_goals(breakdowns: &[Breakdown], records: &[Record], skipped: &[Skippe
     };
     out.push(Goal { goal: "Service lossy (≥ 1 MP): a reported score costs ≤ 10 % of the request's CPU".into(), verdict: v, detail });
     out
+}
+
+/// A goal on two of a ratio's measures, each at most its limit: (measure, geomean, total, limit).
+fn within(r: &Ratio, limits: [(&str, Option<f64>, Option<f64>, f64); 2]) -> (Verdict, String) {
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let judged: Vec<(bool, String)> = limits
+        .iter()
+        .map(|&(measure, geomean, total, limit)| {
+            let ok = geomean.is_some_and(|g| g <= limit);
+            (ok, format!("{measure} ours/{} {} (goal ≤ {limit}; totals {}) {}", r.peer, f(geomean), f(total), ok_word(ok)))
+        })
+        .collect();
+    let verdict = if judged.iter().all(|j| j.0) { Verdict::Met } else { Verdict::Missed };
+    (verdict, format!("{}; {} images", judged.into_iter().map(|j| j.1).collect::<Vec<_>>().join("; "), r.images))
 }
 
 fn ok_word(ok: bool) -> &'static str {

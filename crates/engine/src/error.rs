@@ -50,6 +50,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// A header cut off before the fields a probe reads.
+    pub(crate) fn truncated(format: &str) -> Self {
+        Error::corrupt(format!("{format} header is truncated"))
+    }
+
     pub(crate) fn corrupt(detail: impl fmt::Display) -> Self {
         Error::Corrupt { detail: detail.to_string() }
     }

@@ -2,14 +2,13 @@
 //! `auto` (try several formats, keep the smallest), and the searches for a target quality or a
 //! maximum size.
 
+use crate::codecs::{self, encode_plain, score_of};
+use crate::error::Error;
+use crate::format::{Format, ImageInfo};
 use crate::image::Image;
-use crate::pixels::Pixels;
-use crate::{
-    Candidate, CandidateReport, Encoded, Error, Format, ImageInfo, Mode, Options, OutputFormat, avif, gif, jpeg, png, score, webp,
-};
-
-pub const DEFAULT_WEBP_QUALITY: u8 = 80;
-pub const DEFAULT_AVIF_QUALITY: u8 = 70;
+use crate::options::{Mode, Options, OutputFormat};
+use crate::result::{Candidate, CandidateReport, Encoded};
+use crate::score;
 
 /// Most encodes one search may spend (bisection over quality 0-100 to within ~3 steps).
 const MAX_SEARCH_ENCODES: usize = 7;
@@ -25,9 +24,9 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
         return Err(Error::InvalidOptions { detail: "target_quality needs lossy mode (lossless output is exact)".into() });
     }
     if target == Some(info.format) && !searching {
-        return optimise_same_format(input, info, options);
+        return codecs::optimise(input, info, options);
     }
-    let source = decode(input, info, options)?;
+    let source = codecs::decode(input, info, options)?;
     let formats = match target {
         Some(f) => vec![f],
         None => auto_formats(info.format, &source, options),
@@ -81,60 +80,6 @@ fn choose(
     Ok(encoded)
 }
 
-/// The format's own optimiser: lossless re-encodings are verified, lossy ones scored.
-fn optimise_same_format(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
-    match info.format {
-        Format::Png => png::compress(input, info, options),
-        Format::Jpeg => jpeg::compress(input, info, options),
-        Format::Gif | Format::WebP => {
-            let source = decode(input, info, options)?;
-            let mut candidate = encode_for_goal(&source, info.format, options)?;
-            // Palette quantization can lose to the exact re-encoding on already-paletted GIFs.
-            if info.format == Format::Gif && !candidate.lossless {
-                let exact = encode_for_goal(&source, info.format, &Options { mode: Mode::Lossless, ..options.clone() });
-                if let Ok(exact) = exact
-                    && exact.data.len() <= candidate.data.len()
-                {
-                    candidate = exact;
-                }
-            }
-            // Lossless re-encodings must decode to the same frames, timing and loop count.
-            if candidate.lossless && decode_output(&candidate.data, info.format, options).ok().as_ref() != Some(&source) {
-                return Ok(Encoded::unchanged(input, info, vec!["re-encoded frames did not match the input exactly; input kept".into()]));
-            }
-            Ok(candidate.into_encoded())
-        }
-        // AVIF is lossy only: re-encode at the quality asked for; lossless mode keeps the input.
-        Format::Avif if options.mode == Mode::Lossless => {
-            Ok(Encoded::unchanged(input, info, vec!["AVIF cannot be re-encoded losslessly by this build; input kept".into()]))
-        }
-        Format::Avif => {
-            let source = decode(input, info, options)?;
-            Ok(encode_for_goal(&source, info.format, options)?.into_encoded())
-        }
-    }
-}
-
-pub(crate) fn decode(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Image, Error> {
-    match info.format {
-        Format::Png => png::decode_image(input, options),
-        Format::Jpeg => jpeg::decode_image(input),
-        Format::Gif => gif::decode(input, &options.limits),
-        Format::WebP => webp::decode(input, &options.limits),
-        Format::Avif => avif::decode(input, &options.limits),
-    }
-}
-
-/// Decodes bytes this engine just produced (for scores and verification).
-fn decode_output(data: &[u8], format: Format, options: &Options) -> Result<Image, Error> {
-    let info = crate::format::probe(data)?;
-    let mut image = decode(data, &info, &Options { first_frame: true, ..options.clone() })?;
-    if format == Format::Png || format == Format::Jpeg {
-        image.orientation = 1; // compare pixels as stored
-    }
-    Ok(image)
-}
-
 /// Formats `auto` tries: the caller's list, or WebP, AVIF and the input's own; minus those that
 /// cannot hold this image (animation into still-only formats, lossless into lossy-only ones).
 fn auto_formats(input: Format, image: &Image, options: &Options) -> Vec<Format> {
@@ -172,77 +117,30 @@ fn prepare(source: &Image, from: Format, to: Format, options: &Options) -> Resul
     Ok(image)
 }
 
-/// One encoding of the image in one format, with what it cost in quality.
-fn encode_at(image: &Image, format: Format, quality: u8, lossless: bool, options: &Options) -> Result<Vec<u8>, Error> {
-    match (format, lossless) {
-        (Format::Png, true) => png::encode_lossless(image, options),
-        (Format::Png, false) => png::encode_quantized(image, quality, options),
-        (Format::Jpeg, true) => Err(Error::unsupported("JPEG cannot store decoded pixels losslessly; use lossy mode or another format")),
-        (Format::Jpeg, false) => jpeg::encode_image(image, quality, options),
-        (Format::WebP, _) => webp::encode(image, &webp::Settings { lossless, quality, effort: options.effort }),
-        (Format::Avif, _) => avif::encode(image, quality, options.effort, if lossless { Mode::Lossless } else { Mode::Lossy }),
-        (Format::Gif, true) => {
-            gif::encode_exact(image)?.ok_or_else(|| Error::unsupported("a frame has more than 255 colours: GIF cannot hold it losslessly"))
-        }
-        (Format::Gif, false) => gif::encode_exact(&gif::quantize(image, quality, options.effort)?)?
-            .ok_or_else(|| Error::internal("quantized GIF frames still exceed 255 colours")),
-    }
-}
-
-fn default_quality(format: Format, options: &Options) -> u8 {
-    options.quality.map(|q| q.max).unwrap_or(match format {
-        Format::Png => png::DEFAULT_QUALITY.max,
-        Format::Jpeg => jpeg::DEFAULT_QUALITY,
-        Format::WebP => DEFAULT_WEBP_QUALITY,
-        Format::Avif => DEFAULT_AVIF_QUALITY,
-        Format::Gif => png::DEFAULT_QUALITY.max,
-    })
-}
-
-/// SSIMULACRA2 of `data` (in `format`) against `reference`, on the first frame.
-fn score_of(reference: &Pixels, data: &[u8], format: Format, options: &Options) -> Option<f64> {
-    let decoded = decode_output(data, format, options).ok()?;
-    score::ssimulacra2(reference, decoded.first())
-}
-
+/// The image in `format` meeting the options' goal: a target quality or a size searched for, or
+/// the plain encoding.
 fn encode_for_goal(image: &Image, format: Format, options: &Options) -> Result<Candidate, Error> {
-    let lossless = options.mode == Mode::Lossless;
-    let candidate = |data: Vec<u8>, quality: Option<u8>, score: Option<f64>, notes: Vec<String>| Candidate {
-        format,
-        width: image.width,
-        height: image.height,
-        method: match quality {
-            Some(q) => format!("{format}-q{q}"),
-            None => format!("{format}-lossless"),
-        },
-        data,
-        score,
-        lossless: quality.is_none(),
-        notes,
-    };
-    if lossless {
-        let data = encode_at(image, format, 100, true, options)?;
-        if let Some(max) = options.max_bytes.filter(|&m| data.len() as u64 > m) {
-            return Err(Error::CannotFit { max_bytes: max, smallest: data.len() as u64 });
+    let too_large = |data: &[u8]| options.max_bytes.filter(|&m| data.len() as u64 > m);
+    if options.mode == Mode::Lossless {
+        let exact = encode_plain(image, format, options)?;
+        if let Some(max) = too_large(&exact.data) {
+            return Err(Error::CannotFit { max_bytes: max, smallest: exact.data.len() as u64 });
         }
-        return Ok(candidate(data, None, None, vec![]));
+        return Ok(exact);
     }
     if let Some(target) = options.target_quality {
         let Searched { data, quality, score, notes } = search_target_quality(image, format, target, options)?;
-        if let Some(max) = options.max_bytes.filter(|&m| data.len() as u64 > m) {
+        if let Some(max) = too_large(&data) {
             return Err(Error::CannotFit { max_bytes: max, smallest: data.len() as u64 });
         }
-        return Ok(candidate(data, Some(quality), score, notes));
+        return Ok(Candidate::of(format, image, data, Some(quality), score, notes));
     }
     if let Some(max) = options.max_bytes {
         let (data, quality) = search_max_bytes(image, format, max, options)?;
         let score = options.score.then(|| score_of(image.first(), &data, format, options)).flatten();
-        return Ok(candidate(data, Some(quality), score, vec![]));
+        return Ok(Candidate::of(format, image, data, Some(quality), score, vec![]));
     }
-    let quality = default_quality(format, options);
-    let data = encode_at(image, format, quality, false, options)?;
-    let score = options.score.then(|| score_of(image.first(), &data, format, options)).flatten();
-    Ok(candidate(data, Some(quality), score, vec![]))
+    encode_plain(image, format, options)
 }
 
 /// The outcome of a target-quality search.
@@ -260,7 +158,7 @@ fn search_target_quality(image: &Image, format: Format, target: f64, options: &O
     let proxy = score::proxy(image.first()).map(|p| Image { width: p.width, height: p.height, ..Image::still(p) });
     let probe = proxy.as_ref().unwrap_or(image);
     let evaluate = |q: u8| -> Result<(Vec<u8>, Option<f64>), Error> {
-        let data = encode_at(probe, format, q, false, options)?;
+        let data = codecs::encode(probe, format, q, false, options)?;
         let score = score_of(probe.first(), &data, format, options);
         Ok((data, score))
     };
@@ -300,7 +198,7 @@ fn search_target_quality(image: &Image, format: Format, target: f64, options: &O
     }
     // Encode the full image at the quality found on the proxy; step up if the full image falls short.
     for attempt in 0.. {
-        let data = encode_at(image, format, quality, false, options)?;
+        let data = codecs::encode(image, format, quality, false, options)?;
         let score = score_of(image.first(), &data, format, options);
         if quality >= 100 || score.is_some_and(|s| s >= target) || attempt == 2 {
             return Ok(Searched { data, quality, score, notes });
@@ -323,7 +221,7 @@ fn search_max_bytes(image: &Image, format: Format, max_bytes: u64, options: &Opt
             break;
         }
         let mid = ((low + high) / 2) as u8;
-        let data = encode_at(image, format, mid, false, options)?;
+        let data = codecs::encode(image, format, mid, false, options)?;
         smallest = smallest.min(data.len() as u64);
         if fits(&data) {
             low = i16::from(mid);
@@ -333,7 +231,7 @@ fn search_max_bytes(image: &Image, format: Format, max_bytes: u64, options: &Opt
         }
     }
     if best.is_none() {
-        let data = encode_at(image, format, 0, false, options)?;
+        let data = codecs::encode(image, format, 0, false, options)?;
         smallest = smallest.min(data.len() as u64);
         if !fits(&data) {
             return Err(Error::CannotFit { max_bytes, smallest });

@@ -9,7 +9,7 @@
 
 use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssimulacra2};
 
-use crate::pixels::Pixels;
+use crate::image::pixels::Pixels;
 
 /// The score of `distorted` against `reference`, or `None` where the metric is undefined
 /// (images smaller than 8×8) or the two differ in size.

@@ -5,13 +5,26 @@ use std::io::Cursor;
 
 use oxipng::{BitDepth, ColorType, Deflater, FilterStrategy, RGBA8, RawImage, StripChunks};
 
+use crate::error::Error;
+use crate::format::{Format, ImageInfo};
 use crate::image::Image;
-use crate::metadata::{PNG_DISPLAY_CHUNKS, PNG_IMAGE_CHUNKS, exif_orientation, orientation_only_exif, png_chunks, write_png};
-use crate::pixels::{Pixels, Samples};
-use crate::{Encoded, Error, Format, ImageInfo, MetadataPolicy, Mode, Options, Quality, score};
+use crate::image::metadata::{PNG_DISPLAY_CHUNKS, PNG_IMAGE_CHUNKS, exif_orientation, orientation_only_exif, png_chunks, write_png};
+use crate::image::pixels::{Pixels, Samples};
+use crate::options::{MetadataPolicy, Mode, Options, Quality};
+use crate::result::Encoded;
+use crate::score;
 
 /// pngquant's own default, and the issue's.
 pub const DEFAULT_QUALITY: Quality = Quality::new(65, 80);
+
+/// Width and height from the IHDR chunk, which a valid PNG has first.
+pub(crate) fn dimensions(d: &[u8]) -> Result<(u32, u32), Error> {
+    if d.get(12..16) != Some(b"IHDR") {
+        return Err(if d.len() < 16 { Error::truncated("PNG") } else { Error::corrupt("PNG does not start with an IHDR chunk") });
+    }
+    let be32 = |at: usize| d.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    Ok((be32(16).ok_or_else(|| Error::truncated("PNG"))?, be32(20).ok_or_else(|| Error::truncated("PNG"))?))
+}
 
 /// Deflate cannot expand data more than about 1032:1, so a PNG whose raw pixels would need more
 /// than this many times its file size cannot be valid: refuse it before allocating.
@@ -276,8 +289,8 @@ fn apply_metadata_policy(input: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>
 
 /// Decodes the default image to RGBA, 8- or 16-bit as stored.
 pub(crate) fn decode(data: &[u8], options: &Options) -> Result<Pixels, Error> {
-    let info = crate::format::probe(data)?;
-    crate::format::check_header(&info, data.len(), &options.limits)?;
+    let info = super::probe(data)?;
+    super::check_header(&info, data.len(), &options.limits)?;
     let raw_estimate = u64::from(info.width) * u64::from(info.height);
     if raw_estimate / 8 > (data.len() as u64).saturating_mul(MAX_DEFLATE_RATIO) {
         return Err(Error::corrupt(format!(

@@ -2,9 +2,13 @@
 
 use ravif::{Encoder, Img, RGBA8};
 
+use crate::error::{Error, LimitKind};
 use crate::image::Image;
-use crate::pixels::Pixels;
-use crate::{Error, LimitKind, Limits, Mode};
+use crate::image::pixels::Pixels;
+use crate::options::{Limits, Mode};
+
+/// Default quality for AVIF.
+pub const DEFAULT_QUALITY: u8 = 70;
 
 /// rav1e speed for an effort. Measured on a 12-megapixel photo, one core, quality 70:
 /// speed 10 takes 3.0 s (591 KB), speed 9 7.6 s (536 KB), speeds 7-8 16 s (528 KB). The default

@@ -7,11 +7,18 @@ use std::io::Cursor;
 
 use gif::{DisposalMethod, Repeat};
 
-use crate::image::{Frame, Image};
-use crate::pixels::Pixels;
-use crate::{Error, LimitKind, Limits};
+use crate::error::{Error, LimitKind};
+use crate::image::pixels::Pixels;
+use crate::image::{Frame, Image, changed_bounds};
+use crate::options::Limits;
 
 /// Decodes every frame onto a full canvas, applying each frame's disposal.
+/// Width and height of the logical screen, from the header.
+pub(crate) fn dimensions(d: &[u8]) -> Result<(u32, u32), Error> {
+    let b = d.get(6..10).ok_or_else(|| Error::truncated("GIF"))?;
+    Ok((u32::from(u16::from_le_bytes([b[0], b[1]])), u32::from(u16::from_le_bytes([b[2], b[3]]))))
+}
+
 pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
     let mut opts = gif::DecodeOptions::new();
     opts.set_color_output(gif::ColorOutput::Indexed);
@@ -172,22 +179,6 @@ pub(crate) fn encode_exact(image: &Image) -> Result<Option<Vec<u8>>, Error> {
         shown_before_previous = std::mem::replace(&mut shown, canvas.clone());
     }
     write(image, &patches, w, h)
-}
-
-/// Smallest rectangle holding every pixel where `canvas` differs from `shown`.
-fn changed_bounds(canvas: &[[u8; 4]], shown: &[[u8; 4]], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
-    let (mut left, mut top, mut right, mut bottom) = (w, h, 0, 0);
-    for y in 0..h {
-        for x in 0..w {
-            if canvas[y * w + x] != shown[y * w + x] {
-                left = left.min(x);
-                right = right.max(x + 1);
-                top = top.min(y);
-                bottom = bottom.max(y + 1);
-            }
-        }
-    }
-    (right > left).then_some((left, top, right, bottom))
 }
 
 fn write(image: &Image, patches: &[Patch], w: usize, h: usize) -> Result<Option<Vec<u8>>, Error> {

@@ -1,7 +1,10 @@
 //! A decoded image, the meeting point of every decoder and encoder: frames of RGBA pixels, their
 //! timing, and the metadata that conversions carry across formats.
 
-use crate::pixels::{Pixels, Samples};
+pub(crate) mod metadata;
+pub(crate) mod pixels;
+
+use pixels::{Pixels, Samples};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Frame {
@@ -128,6 +131,24 @@ fn orient(p: &Pixels, orientation: u16) -> Pixels {
     Pixels { width: ow as u32, height: oh as u32, samples }
 }
 
+/// Bounds (left, top, right, bottom; right and bottom exclusive) of the pixels where `canvas`
+/// differs from `shown`, both `w`×`h` pixels of one representation; `None` when none differ.
+/// Animation encoders store only this rectangle of each frame.
+pub(crate) fn changed_bounds<P: PartialEq>(canvas: &[P], shown: &[P], w: usize, h: usize) -> Option<(usize, usize, usize, usize)> {
+    let (mut left, mut top, mut right, mut bottom) = (w, h, 0, 0);
+    for y in 0..h {
+        let (row, seen) = (&canvas[y * w..(y + 1) * w], &shown[y * w..(y + 1) * w]);
+        if let Some(first) = row.iter().zip(seen).position(|(c, s)| c != s) {
+            let last = row.iter().zip(seen).rposition(|(c, s)| c != s).unwrap_or(first);
+            left = left.min(first);
+            right = right.max(last + 1);
+            top = top.min(y);
+            bottom = y + 1;
+        }
+    }
+    (right > left).then_some((left, top, right, bottom))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +174,15 @@ mod tests {
         assert_eq!(reds(&orient(&numbered(), 7)), [5, 2, 4, 1, 3, 0]);
         assert_eq!(reds(&orient(&numbered(), 8)), [2, 5, 1, 4, 0, 3]);
         assert_eq!((orient(&numbered(), 6).width, orient(&numbered(), 6).height), (2, 3));
+    }
+
+    #[test]
+    fn changed_bounds_are_the_smallest_rectangle_around_the_differences() {
+        let shown = vec![0u8; 5 * 4];
+        let mut canvas = shown.clone();
+        assert_eq!(changed_bounds(&canvas, &shown, 5, 4), None);
+        canvas[5 + 1] = 1; // (1, 1)
+        canvas[2 * 5 + 3] = 1; // (3, 2)
+        assert_eq!(changed_bounds(&canvas, &shown, 5, 4), Some((1, 1, 4, 3)));
     }
 }

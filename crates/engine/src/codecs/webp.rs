@@ -6,9 +6,13 @@ use std::ptr;
 
 use libwebp_sys as sys;
 
-use crate::image::{Frame, Image};
-use crate::pixels::Pixels;
-use crate::{Error, LimitKind, Limits};
+use crate::error::{Error, LimitKind};
+use crate::image::pixels::Pixels;
+use crate::image::{Frame, Image, changed_bounds};
+use crate::options::Limits;
+
+/// Default quality for lossy WebP (cwebp's -q default too).
+pub const DEFAULT_QUALITY: u8 = 80;
 
 /// Reads the ICC profile chunk and the animation flag from the RIFF container.
 fn riff_chunks(data: &[u8]) -> (Option<Vec<u8>>, bool) {
@@ -25,6 +29,25 @@ fn riff_chunks(data: &[u8]) -> (Option<Vec<u8>>, bool) {
         pos = pos.saturating_add(8 + len + (len & 1));
     }
     (icc, animated)
+}
+
+/// Width and height from the first chunk: the canvas of an extended file, or the bitstream's.
+pub(crate) fn dimensions(d: &[u8]) -> Result<(u32, u32), Error> {
+    let truncated = || Error::truncated("WebP");
+    let le24 = |at: usize| d.get(at..at + 3).map(|b| u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16);
+    match d.get(12..16).ok_or_else(truncated)? {
+        b"VP8X" => Ok((le24(24).ok_or_else(truncated)? + 1, le24(27).ok_or_else(truncated)? + 1)),
+        b"VP8L" => {
+            let b = d.get(21..25).ok_or_else(truncated)?;
+            let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            Ok(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+        }
+        b"VP8 " => {
+            let b = d.get(26..30).ok_or_else(truncated)?;
+            Ok((u32::from(u16::from_le_bytes([b[0], b[1]]) & 0x3FFF), u32::from(u16::from_le_bytes([b[2], b[3]]) & 0x3FFF)))
+        }
+        other => Err(Error::corrupt(format!("WebP starts with unknown chunk {:?}", String::from_utf8_lossy(other)))),
+    }
 }
 
 pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
@@ -197,7 +220,8 @@ fn encode_animation(image: &Image, config: &sys::WebPConfig) -> Result<Vec<u8>, 
     let mut shown = vec![0u8; w * h * 4];
     for frame in &image.frames {
         let canvas = frame.pixels.to_rgba8();
-        let (mut left, mut top, right, bottom) = changed_rect(&canvas, &shown, w, h);
+        let as_pixels = |rgba: &[u8]| -> Vec<[u8; 4]> { rgba.chunks_exact(4).map(|p| [p[0], p[1], p[2], p[3]]).collect() };
+        let (mut left, mut top, right, bottom) = changed_bounds(&as_pixels(&canvas), &as_pixels(&shown), w, h).unwrap_or((0, 0, 1, 1));
         // Frame offsets are stored halved: round the rectangle's corner down to even.
         left &= !1;
         top &= !1;
@@ -226,24 +250,6 @@ fn encode_animation(image: &Image, config: &sys::WebPConfig) -> Result<Vec<u8>, 
     let bytes = unsafe { std::slice::from_raw_parts(out.bytes, out.size).to_vec() };
     unsafe { sys::WebPDataClear(&mut out) };
     Ok(bytes)
-}
-
-/// Bounds (left, top, right, bottom) of the pixels that differ; at least one pixel.
-fn changed_rect(canvas: &[u8], shown: &[u8], w: usize, h: usize) -> (usize, usize, usize, usize) {
-    let (mut left, mut top, mut right, mut bottom) = (w, h, 0, 0);
-    for y in 0..h {
-        let row = y * w * 4;
-        for x in 0..w {
-            let at = row + x * 4;
-            if canvas[at..at + 4] != shown[at..at + 4] {
-                left = left.min(x);
-                right = right.max(x + 1);
-                top = top.min(y);
-                bottom = bottom.max(y + 1);
-            }
-        }
-    }
-    if right == 0 { (0, 0, 1, 1) } else { (left, top, right, bottom) }
 }
 
 struct Mux(*mut sys::WebPMux);

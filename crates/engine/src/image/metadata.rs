@@ -3,7 +3,7 @@
 //! Under `safe`, EXIF is dropped (it can hold GPS positions) but the orientation must survive, so a
 //! minimal EXIF block holding only the orientation tag is written in its place.
 
-use crate::Error;
+use crate::error::Error;
 
 const ORIENTATION_TAG: u16 = 0x0112;
 

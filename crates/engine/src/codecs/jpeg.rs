@@ -10,10 +10,14 @@ use std::{mem, ptr};
 
 use mozjpeg_sys as sys;
 
+use crate::error::Error;
+use crate::format::{Format, ImageInfo};
 use crate::image::Image;
-use crate::metadata::{exif_orientation, orientation_only_exif};
-use crate::pixels::Pixels;
-use crate::{Encoded, Error, Format, ImageInfo, MetadataPolicy, Mode, Options, score};
+use crate::image::metadata::{exif_orientation, orientation_only_exif};
+use crate::image::pixels::Pixels;
+use crate::options::{MetadataPolicy, Mode, Options};
+use crate::result::Encoded;
+use crate::score;
 
 pub const DEFAULT_QUALITY: u8 = 80;
 
@@ -35,6 +39,11 @@ pub(crate) struct Header<'a> {
 
 /// Walks marker segments up to the first scan. Reads only headers, so it is cheap and safe to
 /// run on hostile input before any decoder sees it.
+/// Width and height from the frame header.
+pub(crate) fn dimensions(d: &[u8]) -> Result<(u32, u32), Error> {
+    read_header(d).map(|h| (h.width, h.height))
+}
+
 pub(crate) fn read_header(d: &[u8]) -> Result<Header<'_>, Error> {
     let truncated = || Error::corrupt("JPEG header is truncated");
     let mut pos = 2;

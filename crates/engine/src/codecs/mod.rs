@@ -1,0 +1,143 @@
+//! Every format behind one dispatch: each codec module reads its header (`dimensions`), decodes
+//! to an [`Image`], encodes one, and (PNG, JPEG) optimises its own format in place; this module is
+//! the one place that chooses between them by [`Format`]. Codecs use the layers below (`image`,
+//! `score`, `result`, `options`, `format`, `error`), never the pipeline above.
+
+pub(crate) mod avif;
+pub(crate) mod gif;
+pub(crate) mod jpeg;
+pub(crate) mod png;
+pub(crate) mod webp;
+
+use crate::error::{Error, LimitKind};
+use crate::format::{Format, ImageInfo, describe_unknown, detect};
+use crate::image::Image;
+use crate::image::pixels::Pixels;
+use crate::options::{Limits, Mode, Options};
+use crate::result::{Candidate, Encoded};
+use crate::score;
+
+/// Refuses inputs whose size or declared dimensions exceed the limits, or that declare no pixels.
+pub(crate) fn check_header(info: &ImageInfo, input_len: usize, limits: &Limits) -> Result<(), Error> {
+    let over = |what, value: u64, limit: u64| if value > limit { Err(Error::LimitExceeded { what, value, limit }) } else { Ok(()) };
+    over(LimitKind::InputBytes, input_len as u64, limits.max_input_bytes)?;
+    over(LimitKind::Dimension, u64::from(info.width.max(info.height)), u64::from(limits.max_dimension))?;
+    over(LimitKind::Pixels, u64::from(info.width) * u64::from(info.height), limits.max_pixels)?;
+    if info.width == 0 || info.height == 0 {
+        return Err(Error::corrupt(format!("{} header declares a {}x{} image", info.format, info.width, info.height)));
+    }
+    Ok(())
+}
+
+/// Detects the format and reads the dimensions from the header, without decoding.
+pub fn probe(data: &[u8]) -> Result<ImageInfo, Error> {
+    let format = detect(data).ok_or_else(|| Error::unsupported(describe_unknown(data)))?;
+    let (width, height) = match format {
+        Format::Png => png::dimensions(data)?,
+        Format::Jpeg => jpeg::dimensions(data)?,
+        Format::Gif => gif::dimensions(data)?,
+        Format::WebP => webp::dimensions(data)?,
+        Format::Avif => avif::dimensions(data)?,
+    };
+    Ok(ImageInfo { format, width, height })
+}
+
+pub(crate) fn decode(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Image, Error> {
+    match info.format {
+        Format::Png => png::decode_image(input, options),
+        Format::Jpeg => jpeg::decode_image(input),
+        Format::Gif => gif::decode(input, &options.limits),
+        Format::WebP => webp::decode(input, &options.limits),
+        Format::Avif => avif::decode(input, &options.limits),
+    }
+}
+
+/// Decodes bytes this engine just produced (for scores and verification).
+pub(crate) fn decode_output(data: &[u8], format: Format, options: &Options) -> Result<Image, Error> {
+    let info = probe(data)?;
+    let mut image = decode(data, &info, &Options { first_frame: true, ..options.clone() })?;
+    if format == Format::Png || format == Format::Jpeg {
+        image.orientation = 1; // compare pixels as stored
+    }
+    Ok(image)
+}
+
+/// One encoding of the image in one format, with what it cost in quality.
+pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool, options: &Options) -> Result<Vec<u8>, Error> {
+    match (format, lossless) {
+        (Format::Png, true) => png::encode_lossless(image, options),
+        (Format::Png, false) => png::encode_quantized(image, quality, options),
+        (Format::Jpeg, true) => Err(Error::unsupported("JPEG cannot store decoded pixels losslessly; use lossy mode or another format")),
+        (Format::Jpeg, false) => jpeg::encode_image(image, quality, options),
+        (Format::WebP, _) => webp::encode(image, &webp::Settings { lossless, quality, effort: options.effort }),
+        (Format::Avif, _) => avif::encode(image, quality, options.effort, if lossless { Mode::Lossless } else { Mode::Lossy }),
+        (Format::Gif, true) => {
+            gif::encode_exact(image)?.ok_or_else(|| Error::unsupported("a frame has more than 255 colours: GIF cannot hold it losslessly"))
+        }
+        (Format::Gif, false) => gif::encode_exact(&gif::quantize(image, quality, options.effort)?)?
+            .ok_or_else(|| Error::internal("quantized GIF frames still exceed 255 colours")),
+    }
+}
+
+pub(crate) fn default_quality(format: Format, options: &Options) -> u8 {
+    options.quality.map(|q| q.max).unwrap_or(match format {
+        Format::Png => png::DEFAULT_QUALITY.max,
+        Format::Jpeg => jpeg::DEFAULT_QUALITY,
+        Format::WebP => webp::DEFAULT_QUALITY,
+        Format::Avif => avif::DEFAULT_QUALITY,
+        Format::Gif => png::DEFAULT_QUALITY.max,
+    })
+}
+
+/// SSIMULACRA2 of `data` (in `format`) against `reference`, on the first frame.
+pub(crate) fn score_of(reference: &Pixels, data: &[u8], format: Format, options: &Options) -> Option<f64> {
+    let decoded = decode_output(data, format, options).ok()?;
+    score::ssimulacra2(reference, decoded.first())
+}
+
+/// The image in `format` at the options' settings, with no search: exact in lossless mode, else
+/// at the format's quality (scored when asked).
+pub(crate) fn encode_plain(image: &Image, format: Format, options: &Options) -> Result<Candidate, Error> {
+    if options.mode == Mode::Lossless {
+        let data = encode(image, format, 100, true, options)?;
+        return Ok(Candidate::of(format, image, data, None, None, vec![]));
+    }
+    let quality = default_quality(format, options);
+    let data = encode(image, format, quality, false, options)?;
+    let score = options.score.then(|| score_of(image.first(), &data, format, options)).flatten();
+    Ok(Candidate::of(format, image, data, Some(quality), score, vec![]))
+}
+
+/// The format's own optimiser: lossless re-encodings are verified, lossy ones scored.
+pub(crate) fn optimise(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+    match info.format {
+        Format::Png => png::compress(input, info, options),
+        Format::Jpeg => jpeg::compress(input, info, options),
+        Format::Gif | Format::WebP => {
+            let source = decode(input, info, options)?;
+            let mut candidate = encode_plain(&source, info.format, options)?;
+            // Palette quantization can lose to the exact re-encoding on already-paletted GIFs.
+            if info.format == Format::Gif && !candidate.lossless {
+                let exact = encode_plain(&source, info.format, &Options { mode: Mode::Lossless, ..options.clone() });
+                if let Ok(exact) = exact
+                    && exact.data.len() <= candidate.data.len()
+                {
+                    candidate = exact;
+                }
+            }
+            // Lossless re-encodings must decode to the same frames, timing and loop count.
+            if candidate.lossless && decode_output(&candidate.data, info.format, options).ok().as_ref() != Some(&source) {
+                return Ok(Encoded::unchanged(input, info, vec!["re-encoded frames did not match the input exactly; input kept".into()]));
+            }
+            Ok(candidate.into_encoded())
+        }
+        // AVIF is lossy only: re-encode at the quality asked for; lossless mode keeps the input.
+        Format::Avif if options.mode == Mode::Lossless => {
+            Ok(Encoded::unchanged(input, info, vec!["AVIF cannot be re-encoded losslessly by this build; input kept".into()]))
+        }
+        Format::Avif => {
+            let source = decode(input, info, options)?;
+            Ok(encode_plain(&source, info.format, options)?.into_encoded())
+        }
+    }
+}

@@ -1,15 +1,18 @@
 //! API keys and rate limiting, applied to the compress routes only (health, readiness, metrics and
 //! the OpenAPI document are open).
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
 
 use crate::AppState;
 use crate::config::RateLimit;
@@ -35,7 +38,7 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
             format!("ip:{}", ip.map_or_else(|| "unknown".into(), |ip| ip.to_string()))
         }
     };
-    let decision = limiter.take(&bucket, Instant::now());
+    let decision = limiter.take(&bucket);
     if !decision.allowed {
         return ApiError::RateLimited {
             limit: decision.limit,
@@ -90,68 +93,63 @@ fn format_window(per: Duration) -> String {
     }
 }
 
-/// One token bucket per caller: holds at most `count` tokens, refilled at `count / per`.
-pub struct RateLimiter {
+/// One token bucket per caller (governor's GCRA: at most `count` requests at once, one more every
+/// `per / count`), keyed by API key or client address.
+pub struct RateLimiter<C: Clock = DefaultClock> {
     rate: RateLimit,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    updated: Instant,
+    limiter: governor::RateLimiter<String, DashMapStateStore<String>, C, StateInformationMiddleware>,
+    clock: C,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Decision {
     pub allowed: bool,
     pub limit: u32,
-    /// Whole tokens left after this request.
+    /// Whole requests left after this one.
     pub remaining: u32,
     /// Seconds until the bucket is full again.
     pub reset: u64,
-    /// Seconds until the next token (only meaningful when refused).
+    /// Seconds until the next request is allowed (only meaningful when refused).
     pub retry_after: u64,
 }
 
-/// Buckets kept before full (idle) ones are dropped.
+/// Callers remembered before those back at a full bucket (which carry no state) are dropped.
 const MAX_IDLE_BUCKETS: usize = 10_000;
 
 impl RateLimiter {
     pub fn new(rate: RateLimit) -> RateLimiter {
-        RateLimiter { rate, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter::with_clock(rate, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> RateLimiter<C> {
+    fn with_clock(rate: RateLimit, clock: C) -> RateLimiter<C> {
+        // `parse_rate` only makes positive counts and periods.
+        let burst = NonZeroU32::new(rate.count).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(rate.per / burst.get()).unwrap_or_else(|| Quota::per_second(burst)).allow_burst(burst);
+        let limiter = governor::RateLimiter::dashmap_with_clock(quota, clock.clone()).with_middleware::<StateInformationMiddleware>();
+        RateLimiter { rate, limiter, clock }
     }
 
-    fn per_second(&self) -> f64 {
-        f64::from(self.rate.count) / self.rate.per.as_secs_f64()
-    }
-
-    fn refill(&self, bucket: &mut Bucket, now: Instant) {
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second()).min(f64::from(self.rate.count));
-        bucket.updated = now;
-    }
-
-    pub fn take(&self, key: &str, now: Instant) -> Decision {
-        let capacity = f64::from(self.rate.count);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= MAX_IDLE_BUCKETS && !buckets.contains_key(key) {
-            // Full buckets carry no state worth keeping: dropping one is the same as a new caller.
-            buckets.retain(|_, b| {
-                let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
-                b.tokens + elapsed * self.per_second() < capacity
-            });
+    pub fn take(&self, key: &str) -> Decision {
+        if self.limiter.len() >= MAX_IDLE_BUCKETS {
+            self.limiter.retain_recent();
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: capacity, updated: now });
-        self.refill(bucket, now);
-        let allowed = bucket.tokens >= 1.0;
-        if allowed {
-            bucket.tokens -= 1.0;
+        let per_request = self.rate.per.as_secs_f64() / f64::from(self.rate.count);
+        let limit = self.rate.count;
+        match self.limiter.check_key(&key.to_owned()) {
+            Ok(state) => {
+                let remaining = state.remaining_burst_capacity();
+                let reset = (f64::from(limit - remaining.min(limit)) * per_request).ceil() as u64;
+                Decision { allowed: true, limit, remaining, reset, retry_after: 0 }
+            }
+            Err(refused) => {
+                let wait = refused.wait_time_from(self.clock.now()).as_secs_f64();
+                // Empty: the next request is `wait` away, the rest follow one per interval.
+                let reset = (f64::from(limit - 1) * per_request + wait).ceil() as u64;
+                Decision { allowed: false, limit, remaining: 0, reset, retry_after: wait.ceil().max(1.0) as u64 }
+            }
         }
-        let secs_per_token = self.rate.per.as_secs_f64() / capacity;
-        let reset = ((capacity - bucket.tokens) * secs_per_token).ceil() as u64;
-        let retry_after = if allowed { 0 } else { ((1.0 - bucket.tokens) * secs_per_token).ceil().max(1.0) as u64 };
-        Decision { allowed, limit: self.rate.count, remaining: bucket.tokens.floor() as u32, reset, retry_after }
     }
 }
 
@@ -177,20 +175,21 @@ mod tests {
 
     #[test]
     fn bucket_allows_a_burst_then_refills() {
-        let limiter = RateLimiter::new(RateLimit { count: 2, per: Duration::from_secs(10) });
-        let t0 = Instant::now();
-        let first = limiter.take("a", t0);
+        let clock = governor::clock::FakeRelativeClock::default();
+        let limiter = RateLimiter::with_clock(RateLimit { count: 2, per: Duration::from_secs(10) }, clock.clone());
+        let first = limiter.take("a");
         assert_eq!((first.allowed, first.remaining), (true, 1));
-        assert!(limiter.take("a", t0).allowed);
-        let refused = limiter.take("a", t0);
+        assert!(limiter.take("a").allowed);
+        let refused = limiter.take("a");
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after, 5);
         assert_eq!(refused.reset, 10);
         // Another caller has its own bucket.
-        assert!(limiter.take("b", t0).allowed);
+        assert!(limiter.take("b").allowed);
         // One token is back after 5 s.
-        assert!(limiter.take("a", t0 + Duration::from_secs(5)).allowed);
-        assert!(!limiter.take("a", t0 + Duration::from_secs(5)).allowed);
+        clock.advance(Duration::from_secs(5));
+        assert!(limiter.take("a").allowed);
+        assert!(!limiter.take("a").allowed);
     }
 
     #[test]

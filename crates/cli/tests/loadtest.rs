@@ -7,24 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use compressor_test_support::{free_port, repo_root, wait_for_port};
+
 fn compressor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_compressor"))
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A running `compressor serve`, stopped on drop.
@@ -49,7 +35,7 @@ fn serve(env: &[(&str, &str)]) -> Server {
         cmd.env(k, v);
     }
     let child = cmd.spawn().unwrap();
-    wait_for_port(port);
+    wait_for_port(port, "compressor serve");
     Server { child, url: format!("http://127.0.0.1:{port}"), port }
 }
 
@@ -64,14 +50,7 @@ fn screenshot_png(dir: &Path, side: u32) -> PathBuf {
         }
     }
     let path = dir.join("screenshot.png");
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, side, side);
-        enc.set_color(png::ColorType::Rgba);
-        enc.set_compression(png::Compression::Fast);
-        enc.write_header().unwrap().write_image_data(&rgba).unwrap();
-    }
-    std::fs::write(&path, out).unwrap();
+    std::fs::write(&path, compressor_test_support::encode_png(side, side, &rgba, &[])).unwrap();
     path
 }
 
@@ -240,7 +219,7 @@ fn prometheus_scrapes_the_service_and_the_dashboard_uses_real_metrics() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_port(prom_port);
+    wait_for_port(prom_port, "prometheus");
     let deadline = Instant::now() + Duration::from_secs(40);
     let query =
         format!("http://127.0.0.1:{prom_port}/api/v1/query?query=sum(compressor_http_requests_total%7Broute%3D%22%2Fv1%2Fcompress%22%7D)");

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use compressor_test_support::free_port;
 
 fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
@@ -120,14 +118,8 @@ fn haproxy(dir: &Path, port: u16, backends: &[u16]) -> Balancer {
 fn image(dir: &Path) -> PathBuf {
     let (w, h) = (160u32, 120u32);
     let rgba: Vec<u8> = (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 3) as u8, (y * 2) as u8, ((x ^ y) * 5) as u8, 255])).collect();
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, w, h);
-        encoder.set_color(png::ColorType::Rgba);
-        encoder.write_header().unwrap().write_image_data(&rgba).unwrap();
-    }
     let path = dir.join("upload.png");
-    std::fs::write(&path, out).unwrap();
+    std::fs::write(&path, compressor_test_support::encode_png(w, h, &rgba, &[])).unwrap();
     path
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Server, client, config, corpus, parse_metrics};
+use common::{Server, client, config, corpus, corpus_file, free_port, parse_metrics};
 use compressor_server::Config;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -29,10 +29,6 @@ impl Drop for Browser {
         let _ = self.driver.wait();
         let _ = Command::new("pkill").arg("-f").arg(self.profile.path()).status();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn browser() -> Browser {
@@ -149,12 +145,6 @@ impl Browser {
         let urls = self.js("return performance.getEntriesByType('resource').map(e => e.name).concat([location.href]);").await;
         urls.as_array().unwrap().iter().map(|u| u.as_str().unwrap().to_owned()).collect()
     }
-}
-
-fn corpus_file(relative: &str) -> Option<PathBuf> {
-    let path = corpus()?.join(relative);
-    assert!(path.is_file(), "{} missing from the corpus", path.display());
-    Some(path)
 }
 
 /// The format of some bytes, from their magic numbers.

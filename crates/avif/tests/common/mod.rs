@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: the test pattern, error measures, the corpus folder.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
+
+pub use compressor_test_support::{assert_close, corpus, mae};
 
 /// The RGBA test pattern (smooth gradients, alpha 255 → 64 left to right). The fixtures in
 /// `tests/data` were encoded from exactly this pattern (see `tests/data/make-fixtures.sh`).
@@ -25,26 +27,6 @@ pub fn opaque_pattern(w: u32, h: u32) -> Vec<u8> {
     let mut p = pattern(w, h);
     p.chunks_exact_mut(4).for_each(|px| px[3] = 255);
     p
-}
-
-/// Mean absolute difference per channel (R, G, B, A).
-pub fn mae(a: &[u8], b: &[u8]) -> [f64; 4] {
-    assert_eq!(a.len(), b.len(), "buffers differ in size");
-    let mut sum = [0u64; 4];
-    for (pa, pb) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
-        for c in 0..4 {
-            sum[c] += u64::from(pa[c].abs_diff(pb[c]));
-        }
-    }
-    let n = (a.len() / 4).max(1) as f64;
-    sum.map(|s| s as f64 / n)
-}
-
-/// Asserts every channel's mean absolute error is below `limit`, with a readable message.
-pub fn assert_close(what: &str, got: &[u8], want: &[u8], limit: f64) {
-    let e = mae(got, want);
-    eprintln!("{what}: mean abs error R {:.3} G {:.3} B {:.3} A {:.3}", e[0], e[1], e[2], e[3]);
-    assert!(e.iter().all(|&v| v < limit), "{what}: mean absolute error {e:?} not below {limit}");
 }
 
 /// BT.601 luma of each pixel as an opaque grey RGBA image (what a monochrome encode keeps).
@@ -80,22 +62,6 @@ pub fn flip_top_bottom(rgba: &[u8], w: u32, h: u32) -> Vec<u8> {
 /// Mirrors left and right.
 pub fn flip_left_right(rgba: &[u8], w: u32) -> Vec<u8> {
     rgba.chunks_exact(w as usize * 4).flat_map(|row| row.chunks_exact(4).rev().flatten().copied().collect::<Vec<u8>>()).collect()
-}
-
-/// The shared corpus, from `COMPRESSOR_CORPUS`. Unset: `None` and a notice (the test is skipped).
-/// Set but missing: a failure, so CI cannot silently skip it.
-pub fn corpus() -> Option<PathBuf> {
-    match std::env::var_os("COMPRESSOR_CORPUS") {
-        None => {
-            eprintln!("COMPRESSOR_CORPUS is not set: skipping a corpus test");
-            None
-        }
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            assert!(dir.is_dir(), "COMPRESSOR_CORPUS={} is not a directory", dir.display());
-            Some(dir)
-        }
-    }
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {

@@ -1,11 +1,12 @@
-//! Helpers for the HTTP tests: a real server on a loopback port, test images made in code, the
-//! corpus location, and a Prometheus text parser.
-#![allow(dead_code)]
+//! Helpers for the HTTP tests: a real server on a loopback port and a Prometheus text parser,
+//! with the workspace's shared ones (test images made in code, the corpus location).
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
+
+pub use compressor_test_support::{bomb_png, corpus, corpus_file, decode_png, free_port, noisy_png as png};
 
 use compressor_server::{App, Config};
 use tokio::net::TcpListener;
@@ -56,88 +57,6 @@ pub fn client() -> reqwest::Client {
 /// Test defaults: small pools and limits that the tests override where they matter.
 pub fn config() -> Config {
     Config { workers: 2, queue: 8, ..Config::default() }
-}
-
-/// An RGB PNG (stored with fast deflate) of a gradient with noise: many colours, so lossy palette
-/// quantization makes it much smaller, and the encoders have real work to do.
-pub fn png(width: u32, height: u32, seed: u32) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(2_654_435_761) | 1;
-    let mut noise = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state % 24) as u8
-    };
-    let mut pixels = Vec::with_capacity((width * height * 3) as usize);
-    for y in 0..height {
-        for x in 0..width {
-            pixels.push(((x * 200 / width.max(1)) as u8).wrapping_add(noise()));
-            pixels.push(((y * 200 / height.max(1)) as u8).wrapping_add(noise()));
-            pixels.push((((x + y) * 100 / (width + height).max(1)) as u8).wrapping_add(noise()));
-        }
-    }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    encoder.write_header().unwrap().write_image_data(&pixels).unwrap();
-    out
-}
-
-/// A PNG header declaring `width` x `height` with a tiny IDAT: a decompression bomb by its header.
-pub fn bomb_png(width: u32, height: u32) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut chunk = |kind: &[u8; 4], data: &[u8]| {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let mut crc = crc32(kind, 0xFFFF_FFFF);
-        crc = crc32(data, crc);
-        out.extend_from_slice(&(!crc).to_be_bytes());
-    };
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
-    chunk(b"IEND", &[]);
-    out
-}
-
-fn crc32(data: &[u8], mut crc: u32) -> u32 {
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    crc
-}
-
-/// Width and height of a PNG, decoding it fully (so a broken output fails the test).
-pub fn decode_png(data: &[u8]) -> (u32, u32) {
-    let decoder = png::Decoder::new(std::io::Cursor::new(data));
-    let mut reader = decoder.read_info().expect("PNG header");
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let frame = reader.next_frame(&mut buf).expect("PNG frame");
-    (frame.width, frame.height)
-}
-
-/// The corpus from `COMPRESSOR_CORPUS`: unset skips (with a notice), set but missing fails.
-pub fn corpus() -> Option<PathBuf> {
-    match std::env::var_os("COMPRESSOR_CORPUS") {
-        None => {
-            eprintln!("COMPRESSOR_CORPUS is not set: skipping a corpus test");
-            None
-        }
-        Some(dir) => {
-            let dir = PathBuf::from(dir);
-            assert!(dir.is_dir(), "COMPRESSOR_CORPUS={} is not a directory", dir.display());
-            Some(dir)
-        }
-    }
 }
 
 /// Samples of a Prometheus text exposition: `name{labels}` (labels as written) → value.

@@ -329,6 +329,7 @@ impl Run {
         // A single PUT: the object appears whole or not at all (local: temp file + rename).
         let output = self.dst.child(&output_relative);
         let size = result.data.len() as u64;
+        self.dst.remove_staging_leftovers(&output_relative);
         self.dst.store.put(&output, PutPayload::from(result.data)).await.context("writing")?;
         Ok((if result.changed { Status::Done } else { Status::Unchanged }, output_relative, size))
     }

@@ -79,6 +79,21 @@ impl Location {
         relative.split('/').fold(self.prefix.clone(), |p, part| p.child(part))
     }
 
+    /// Removes what a killed run left of an unfinished local write of `relative`: object_store
+    /// stages a local PUT in `<file>#<n>` (n = 1, 2, …) and renames it, so a SIGKILL between the
+    /// two leaves the staging file beside the output. Remote PUTs are atomic and leave nothing.
+    pub fn remove_staging_leftovers(&self, relative: &str) {
+        let Some(root) = &self.local_root else { return };
+        let file = root.join(relative);
+        for n in 1.. {
+            let mut staging = file.clone().into_os_string();
+            staging.push(format!("#{n}"));
+            if std::fs::remove_file(&staging).is_err() {
+                break;
+            }
+        }
+    }
+
     /// `key` relative to the prefix, or `None` if it is not under it.
     pub fn relative(&self, key: &Path) -> Option<String> {
         let parts: Vec<_> = key.prefix_match(&self.prefix)?.map(|p| p.as_ref().to_owned()).collect();

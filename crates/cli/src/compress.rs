@@ -28,6 +28,12 @@ pub struct CompressArgs {
     /// One JSON object per file on standard output
     #[arg(long)]
     pub json: bool,
+    /// Responsive variants: one output per width (NAME-<W>w.<ext>, WebP unless --format says
+    /// otherwise), decoded once; prints a ready srcset attribute. Widths beyond the image's own
+    /// are skipped unless --enlarge
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..),
+          conflicts_with_all = ["output", "in_place", "width", "height", "fit"])]
+    pub widths: Vec<u32>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -45,7 +51,7 @@ struct FileReport<'a> {
 }
 
 #[derive(Debug, Serialize)]
-struct ErrorReport {
+pub(crate) struct ErrorReport {
     code: &'static str,
     message: String,
 }
@@ -62,11 +68,14 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     if args.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read only once");
     }
-    if args.in_place && args.engine.format != compressor_engine::OutputFormat::Keep {
+    if args.in_place && args.engine.format.is_some_and(|f| f != compressor_engine::OutputFormat::Keep) {
         bail!("--in-place cannot change the format (the file name would lie); use --out-dir");
     }
     if args.in_place && args.inputs.iter().any(|p| p.as_os_str() == "-") {
         bail!("--in-place cannot replace standard input");
+    }
+    if !args.widths.is_empty() {
+        return crate::variants::run(&args);
     }
     let options = args.engine.options();
     let mut failed = 0;
@@ -100,23 +109,27 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
-fn error_report(e: &anyhow::Error) -> ErrorReport {
+pub(crate) fn error_report(e: &anyhow::Error) -> ErrorReport {
     match e.downcast_ref::<compressor_engine::Error>() {
         Some(engine) => ErrorReport { code: engine.code(), message: engine.to_string() },
         None => ErrorReport { code: "io", message: format!("{e:#}") },
     }
 }
 
-/// Compresses one input and writes its output; returns the result and where it went.
-fn compress_one(input: &Path, args: &CompressArgs, options: &compressor_engine::Options) -> anyhow::Result<(Compressed, Option<PathBuf>)> {
-    let from_stdin = input.as_os_str() == "-";
-    let data = if from_stdin {
+/// The bytes of an input file, or of standard input for `-`.
+pub(crate) fn read_input(input: &Path) -> anyhow::Result<Vec<u8>> {
+    if input.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin().lock().read_to_end(&mut buf).context("reading standard input")?;
-        buf
+        Ok(buf)
     } else {
-        std::fs::read(input).with_context(|| format!("reading {}", input.display()))?
-    };
+        std::fs::read(input).with_context(|| format!("reading {}", input.display()))
+    }
+}
+
+/// Compresses one input and writes its output; returns the result and where it went.
+fn compress_one(input: &Path, args: &CompressArgs, options: &compressor_engine::Options) -> anyhow::Result<(Compressed, Option<PathBuf>)> {
+    let data = read_input(input)?;
     let result = compress(&data, options)?;
     let destination = output_path(input, args, &result)?;
     match &destination {
@@ -160,7 +173,7 @@ fn output_path(input: &Path, args: &CompressArgs, result: &Compressed) -> anyhow
 
 /// Writes to a temporary file beside the target and renames it over the target, so a crash or a
 /// full disk never leaves a truncated file under the final name.
-fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
@@ -173,7 +186,7 @@ fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn human_line(name: &str, r: &Compressed, output: Option<&Path>, ms: u128) -> String {
+pub(crate) fn human_line(name: &str, r: &Compressed, output: Option<&Path>, ms: u128) -> String {
     let saved = (1.0 - r.ratio()) * 100.0;
     let mut line = format!("{name}: {} -> {} ({saved:.1}% saved) {}", human_bytes(r.input_size), human_bytes(r.output_size), r.method);
     if let Some(score) = r.quality_score {

@@ -1,9 +1,10 @@
 //! Engine options as command-line flags, shared by every subcommand that compresses.
 
-use clap::Args;
-use compressor_engine::{Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality};
+use clap::{ArgGroup, Args};
+use compressor_engine::{Fit, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
 
 #[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("resize_side").args(["width", "height"]).multiple(true)))]
 pub struct EngineArgs {
     /// lossy (palette quantization, JPEG re-encoding) or lossless (pixel-identical, verified)
     #[arg(short, long, default_value = "lossy", value_parser = parse::<Mode>)]
@@ -20,15 +21,32 @@ pub struct EngineArgs {
     /// Refuse images with more pixels than this (checked from the header, before decoding)
     #[arg(long, default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,
-    /// Output format: keep, png, jpeg, webp, avif, gif, or auto (smallest of WebP, AVIF and the input's format)
-    #[arg(short, long, default_value = "keep", value_parser = parse::<OutputFormat>)]
-    pub format: OutputFormat,
+    /// Output format: keep, png, jpeg, webp, avif, gif, or auto (smallest of WebP, AVIF and the input's format).
+    /// Default keep (webp for --widths)
+    #[arg(short, long, value_parser = parse::<OutputFormat>)]
+    pub format: Option<OutputFormat>,
     /// Smallest output whose SSIMULACRA2 score is at least this (e.g. 80; 90 is visually lossless)
     #[arg(long, value_parser = parse_score)]
     pub target_quality: Option<f64>,
     /// Best-quality output no larger than this many bytes
     #[arg(long)]
     pub max_bytes: Option<u64>,
+    /// With --max-bytes: when even the lowest quality does not fit, shrink the image by steps until it does
+    #[arg(long, requires = "max_bytes")]
+    pub allow_downscale: bool,
+    /// Resize to this width in pixels (as displayed, after the EXIF orientation)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub width: Option<u32>,
+    /// Resize to this height in pixels
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub height: Option<u32>,
+    /// How --width and --height apply: scale (one side given, the other follows), fit (inside the
+    /// box, the default), cover (fill the box, centred crop), fill (stretch)
+    #[arg(long, requires = "resize_side", value_parser = parse::<Fit>)]
+    pub fit: Option<Fit>,
+    /// Allow resizing beyond the image's own size (by default no side is enlarged)
+    #[arg(long)]
+    pub enlarge: bool,
     /// Colour that transparency is flattened onto for JPEG output, as RRGGBB
     #[arg(long, default_value = "ffffff", value_parser = parse_colour)]
     pub background: [u8; 3],
@@ -49,12 +67,19 @@ impl EngineArgs {
             metadata: self.metadata,
             effort: self.effort,
             limits: Limits { max_pixels: self.max_pixels, ..Limits::default() },
-            format: self.format,
+            format: self.format.unwrap_or_default(),
             target_quality: self.target_quality,
             max_bytes: self.max_bytes,
             background: self.background,
             first_frame: self.first_frame,
             score: self.score,
+            allow_downscale: self.allow_downscale,
+            resize: (self.width.is_some() || self.height.is_some()).then(|| Resize {
+                width: self.width,
+                height: self.height,
+                fit: self.fit.unwrap_or_default(),
+                enlarge: self.enlarge,
+            }),
             ..Options::default()
         }
     }

@@ -4,6 +4,7 @@ mod batch;
 mod compress;
 mod engine_args;
 mod healthcheck;
+mod variants;
 
 use std::process::ExitCode;
 

@@ -548,3 +548,32 @@ fn local_to_gcs_and_gcs_to_gcs_on_a_real_gcs_emulator() {
     assert!(skipped >= 1 && skipped <= written_before, "{skipped} skipped after {written_before} were written: {report}");
     assert_eq!(skipped + report["compressed"].as_u64().unwrap() as usize + report["unchanged"].as_u64().unwrap() as usize, 60, "{report}");
 }
+
+#[test]
+fn resize_flags_apply_to_every_image_of_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    let keys = generated_tree(&src, 4, 96);
+    let out = compressor().arg("batch").arg(&src).arg(&dst).args(["--width", "48", "--format", "webp", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected: BTreeSet<String> = keys.iter().map(|k| k.replace(".png", ".webp")).collect();
+    assert_eq!(tree(&dst), expected);
+    for key in &expected {
+        let data = std::fs::read(dst.join(key)).unwrap();
+        // VP8L header: 14-bit width-1 and height-1 after the signature byte 0x2f.
+        let at = data.windows(4).position(|w| w == b"VP8L").map(|p| p + 9);
+        let vp8x_or_vp8 = data.windows(4).position(|w| w == b"VP8 ").map(|p| p + 14);
+        let (w, h) = match (at, vp8x_or_vp8) {
+            (Some(p), _) => {
+                let bits = u32::from_le_bytes(data[p..p + 4].try_into().unwrap());
+                ((bits & 0x3fff) + 1, ((bits >> 14) & 0x3fff) + 1)
+            }
+            (None, Some(p)) => (
+                u32::from(u16::from_le_bytes([data[p], data[p + 1]]) & 0x3fff),
+                u32::from(u16::from_le_bytes([data[p + 2], data[p + 3]]) & 0x3fff),
+            ),
+            _ => panic!("{key}: not a WebP"),
+        };
+        assert_eq!((w, h), (48, 48), "{key}");
+    }
+}

@@ -138,3 +138,64 @@ fn compresses_a_real_screenshot_when_the_corpus_is_available() {
     // The old pngquant pipeline's promise for screenshots: 70-85 % smaller.
     assert!(ratio < 0.30, "lossy screenshot only {:.0}% smaller", (1.0 - ratio) * 100.0);
 }
+
+#[test]
+fn resizes_with_width_height_and_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("shot.png");
+    write_png(&input, 120, 80);
+    let out = run(compressor().arg("compress").arg(&input).args(["--width", "60", "--json", "-o"]).arg(dir.path().join("w.png")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = &json_lines(&out)[0];
+    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(60), Some(40)), "{r}");
+    assert_eq!(r["resized_from"], serde_json::json!([120, 80]));
+    assert_eq!(compressor_test_support::decode_png(&std::fs::read(dir.path().join("w.png")).unwrap()), (60, 40));
+
+    let out = run(compressor()
+        .arg("compress")
+        .arg(&input)
+        .args(["--width", "30", "--height", "30", "--fit", "cover", "-o"])
+        .arg(dir.path().join("c.png")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(compressor_test_support::decode_png(&std::fs::read(dir.path().join("c.png")).unwrap()), (30, 30));
+
+    // Options that make no sense are usage errors, before any file is read.
+    for bad in [&["--fit", "cover"][..], &["--allow-downscale"], &["--width", "0"], &["--fit", "squash", "--width", "9"]] {
+        let out = run(compressor().arg("compress").arg(&input).args(bad));
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = run(compressor().arg("compress").arg(&input).args(["--width", "40", "--height", "40", "--fit", "scale", "-o", "-"]));
+    assert_eq!(out.status.code(), Some(1), "scale with both sides is refused by the engine");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid options"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn widths_write_responsive_variants_and_print_their_srcset() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("hero.png");
+    write_png(&input, 120, 80);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = run(compressor().arg("compress").arg(&input).args(["--widths", "80,40,500", "--out-dir"]).arg(&out_dir));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"srcset="hero-40w.webp 40w, hero-80w.webp 80w""#);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["hero-40w.webp", "hero-80w.webp"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped widths [500]"));
+    for name in &names {
+        assert_eq!(&std::fs::read(out_dir.join(name)).unwrap()[8..12], b"WEBP", "{name}");
+    }
+
+    let out =
+        run(compressor().arg("compress").arg(&input).args(["--widths", "50", "--format", "png", "--json", "--out-dir"]).arg(&out_dir));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = &json_lines(&out)[0];
+    assert_eq!(r["srcset"], "hero-50w.png 50w");
+    assert_eq!(r["variants"][0]["width"], 50);
+    assert_eq!(compressor_test_support::decode_png(&std::fs::read(out_dir.join("hero-50w.png")).unwrap()), (50, 33));
+
+    let out = run(compressor().arg("compress").arg(&input).args(["--widths", "50", "--width", "20"]));
+    assert_eq!(out.status.code(), Some(2), "--widths and --width conflict");
+}

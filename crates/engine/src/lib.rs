@@ -14,7 +14,7 @@
 //! Layers, each using only the ones below it: this file (the public surface and [`compress`]) →
 //! `pipeline` (what to produce: same format, conversion, `auto`, searches) → `codecs` (one module
 //! per format behind one dispatch) → `score`, `image` (decoded images, pixels, metadata), `result`,
-//! `options`, `format`, `error`, `parallel`.
+//! `options`, `format`, `error`, `parallel`; `resize` sits beside `codecs`, used by the pipeline.
 
 mod codecs;
 mod error;
@@ -23,6 +23,7 @@ mod image;
 mod options;
 mod parallel;
 mod pipeline;
+mod resize;
 mod result;
 mod score;
 
@@ -31,7 +32,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub use codecs::probe;
 pub use error::{Error, LimitKind};
 pub use format::{Format, ImageInfo, detect};
-pub use options::{Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality};
+pub use options::{Fit, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
 pub use result::{CandidateReport, Compressed};
 
 use result::Encoded;
@@ -76,32 +77,89 @@ pub fn orient_rgba8(data: &[u8], width: u32, height: u32, orientation: u16) -> O
 /// Compresses one image held in memory.
 pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
     options.validate()?;
+    let info = check_input(input, options)?;
+    let encoded = guarded(&info, || pipeline::run(input, &info, options))?;
+    Ok(report(input, &info, encoded))
+}
+
+/// One output per width for responsive images (`srcset`): the input decoded once and resized
+/// from its full size for each width, each result encoded as `options` ask (`format: Auto`
+/// chooses per width). Widths come back sorted and without repeats, each with its result, or
+/// `None` when it is beyond the image's own width and `enlarge` is off. `options.resize` must
+/// be unset: the widths are the resize.
+pub fn variants(input: &[u8], widths: &[u32], enlarge: bool, options: &Options) -> Result<Vec<(u32, Option<Compressed>)>, Error> {
+    options.validate()?;
+    if options.resize.is_some() {
+        return Err(Error::InvalidOptions { detail: "variants take widths; do not also ask for a resize".into() });
+    }
+    let mut widths = widths.to_vec();
+    widths.sort_unstable();
+    widths.dedup();
+    if widths.is_empty() || widths.len() > MAX_VARIANTS {
+        return Err(Error::InvalidOptions { detail: format!("variants need 1 to {MAX_VARIANTS} widths, not {}", widths.len()) });
+    }
+    let info = check_input(input, options)?;
+    let encoded = guarded(&info, || pipeline::variants(input, &info, &widths, enlarge, options))?;
+    Ok(widths.into_iter().zip(encoded).map(|(w, e)| (w, e.map(|e| report(input, &info, e)))).collect())
+}
+
+/// Most widths one [`variants`] call makes.
+pub const MAX_VARIANTS: usize = 16;
+
+/// The file name of one variant: `photo-640w.webp` for stem `photo`.
+pub fn variant_file_name(stem: &str, variant: &Compressed) -> String {
+    format!("{stem}-{}w.{}", variant.width, variant.format.extension())
+}
+
+/// A `srcset` attribute value from (file name, width) pairs: `a-320w.webp 320w, a-640w.webp 640w`.
+pub fn srcset<'a>(files: impl IntoIterator<Item = (&'a str, u32)>) -> String {
+    files.into_iter().map(|(name, width)| format!("{name} {width}w")).collect::<Vec<_>>().join(", ")
+}
+
+/// The input's format and size from its header, within the limits.
+fn check_input(input: &[u8], options: &Options) -> Result<ImageInfo, Error> {
     let limit = options.limits.max_input_bytes;
     if input.len() as u64 > limit {
         return Err(Error::LimitExceeded { what: LimitKind::InputBytes, value: input.len() as u64, limit });
     }
     let info = probe(input)?;
     codecs::check_header(&info, input.len(), &options.limits)?;
+    Ok(info)
+}
 
+/// Runs `job` with codec panics caught, on one thread for small images.
+fn guarded<T: Send>(info: &ImageInfo, job: impl FnOnce() -> Result<T, Error> + Send) -> Result<T, Error> {
     let run = || {
-        catch_unwind(AssertUnwindSafe(|| pipeline::run(input, &info, options))).unwrap_or_else(|panic| {
+        catch_unwind(AssertUnwindSafe(job)).unwrap_or_else(|panic| {
             let detail = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()));
             Err(Error::internal(format!("codec panicked: {}", detail.unwrap_or_default())))
         })
     };
     let pixels = u64::from(info.width) * u64::from(info.height);
-    let encoded = if pixels < parallel::PARALLEL_MIN_PIXELS { parallel::on_one_thread(run) } else { run() }?;
+    if pixels < parallel::PARALLEL_MIN_PIXELS { parallel::on_one_thread(run) } else { run() }
+}
 
-    // Never larger: in the same format, a result that does not shrink is not worth a change.
-    let encoded = if encoded.format == info.format && encoded.data.len() >= input.len() && encoded.data != input {
-        let mut notes = encoded.notes;
-        notes.push(format!("{} output ({} bytes) was not smaller than the input; input kept", encoded.method, encoded.data.len()));
-        Encoded { candidates: encoded.candidates, ..Encoded::unchanged(input, &info, notes) }
-    } else {
-        encoded
+/// The report of one result, after the never-larger rule. The rule compares like with like: an
+/// output in the input's format and at its size that is not smaller is replaced by the input. A
+/// resized output has no such twin (the input is not an answer to a resize), so it is kept, with
+/// a note when it is larger.
+fn report(input: &[u8], info: &ImageInfo, encoded: Encoded) -> Compressed {
+    let larger = encoded.format == info.format && encoded.data.len() >= input.len() && encoded.data != input;
+    let encoded = match encoded.resized_from {
+        None if larger => {
+            let mut notes = encoded.notes;
+            notes.push(format!("{} output ({} bytes) was not smaller than the input; input kept", encoded.method, encoded.data.len()));
+            Encoded { candidates: encoded.candidates, ..Encoded::unchanged(input, info, notes) }
+        }
+        Some(_) if encoded.data.len() >= input.len() => {
+            let mut encoded = encoded;
+            encoded.notes.push(format!("the resized output ({} bytes) is not smaller than the input", encoded.data.len()));
+            encoded
+        }
+        _ => encoded,
     };
     let changed = encoded.data != input;
-    Ok(Compressed {
+    Compressed {
         format: encoded.format,
         width: encoded.width,
         height: encoded.height,
@@ -112,6 +170,7 @@ pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
         method: if changed { encoded.method } else { "unchanged".into() },
         notes: encoded.notes,
         candidates: encoded.candidates,
+        resized_from: encoded.resized_from,
         data: encoded.data,
-    })
+    }
 }

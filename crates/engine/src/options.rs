@@ -121,6 +121,78 @@ impl FromStr for OutputFormat {
     }
 }
 
+/// How an image is fitted to the size asked for; see [`Resize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fit {
+    /// One side given; the other follows the aspect ratio.
+    Scale,
+    /// Inside the box, aspect ratio kept (one side may be smaller). Spelled `fit`.
+    #[default]
+    #[serde(rename = "fit")]
+    Inside,
+    /// Fills the box exactly, aspect ratio kept, the overflow cropped equally from both sides
+    /// (a centred crop, to the nearest whole output pixel).
+    Cover,
+    /// Stretched to the box exactly, aspect ratio not kept.
+    Fill,
+}
+
+impl FromStr for Fit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "scale" => Ok(Fit::Scale),
+            "fit" | "inside" | "contain" => Ok(Fit::Inside),
+            "cover" => Ok(Fit::Cover),
+            "fill" => Ok(Fit::Fill),
+            _ => Err(Error::InvalidOptions { detail: format!("fit {s:?} is not scale, fit, cover or fill") }),
+        }
+    }
+}
+
+impl fmt::Display for Fit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Fit::Scale => "scale",
+            Fit::Inside => "fit",
+            Fit::Cover => "cover",
+            Fit::Fill => "fill",
+        })
+    }
+}
+
+/// A new size for the image, applied after the EXIF orientation (so `width` is the width as
+/// displayed). Images are resized with Lanczos3 in linear light, with premultiplied alpha.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Resize {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fit: Fit,
+    /// Allow the result to be larger than the input; without it no side is ever enlarged.
+    pub enlarge: bool,
+}
+
+impl Resize {
+    /// The box's sides as the fit needs them: an error when a side it needs is missing.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        let invalid = |detail: String| Err(Error::InvalidOptions { detail });
+        if self.width == Some(0) || self.height == Some(0) {
+            return invalid("width and height must be at least 1".into());
+        }
+        match (self.fit, self.width, self.height) {
+            (_, None, None) => invalid(format!("fit {} needs a width or a height", self.fit)),
+            (Fit::Scale, Some(_), Some(_)) => {
+                invalid("fit scale takes one side (the other follows the aspect ratio); use fit, cover or fill for a box".into())
+            }
+            (Fit::Cover | Fit::Fill, w, h) if w.is_none() || h.is_none() => {
+                invalid(format!("fit {} needs both width and height", self.fit))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Checked against the header before any pixel buffer is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Limits {
@@ -160,6 +232,10 @@ pub struct Options {
     pub background: [u8; 3],
     /// Allow animated input into a still-only format by keeping the first frame.
     pub first_frame: bool,
+    /// A new size for the image.
+    pub resize: Option<Resize>,
+    /// With `max_bytes`: when even the lowest quality does not fit, shrink the image by steps until it does.
+    pub allow_downscale: bool,
 }
 
 impl Default for Options {
@@ -177,6 +253,8 @@ impl Default for Options {
             max_bytes: None,
             background: [255, 255, 255],
             first_frame: false,
+            resize: None,
+            allow_downscale: false,
         }
     }
 }
@@ -190,6 +268,12 @@ impl Options {
             && (q.min > q.max || q.max > 100)
         {
             return Err(Error::InvalidOptions { detail: format!("quality {q} is not a range within 0-100") });
+        }
+        if let Some(resize) = &self.resize {
+            resize.validate()?;
+        }
+        if self.allow_downscale && self.max_bytes.is_none() {
+            return Err(Error::InvalidOptions { detail: "allow_downscale needs max_bytes (the size to shrink towards)".into() });
         }
         Ok(())
     }

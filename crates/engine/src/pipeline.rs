@@ -6,7 +6,8 @@ use crate::codecs::{self, encode_plain, score_of};
 use crate::error::Error;
 use crate::format::{Format, ImageInfo};
 use crate::image::Image;
-use crate::options::{Mode, Options, OutputFormat};
+use crate::options::{Fit, Mode, Options, OutputFormat, Resize};
+use crate::resize;
 use crate::result::{Candidate, CandidateReport, Encoded};
 use crate::score;
 
@@ -14,27 +15,117 @@ use crate::score;
 const MAX_SEARCH_ENCODES: usize = 7;
 
 pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+    if options.mode == Mode::Lossless && options.target_quality.is_some() {
+        return Err(Error::InvalidOptions { detail: "target_quality needs lossy mode (lossless output is exact)".into() });
+    }
+    if keeps_format(info, options) && options.resize.is_none() {
+        return codecs::optimise(input, info, options);
+    }
+    let source = codecs::decode(input, info, options)?;
+    let Some(request) = &options.resize else {
+        return at_full_size(input, info, &source, options);
+    };
+    let (width, height) = upright_size(&source);
+    let plan = resize::plan(width, height, request);
+    let mut notes = Vec::new();
+    if plan.not_enlarged {
+        notes.push(format!("not enlarged beyond the image's {width}x{height} (allow enlarge to upscale)"));
+    }
+    let mut encoded = if plan.keeps(width, height) {
+        at_full_size(input, info, &source, options)?
+    } else {
+        resize::check_limits(&plan, &options.limits)?;
+        notes.push(resized_note(width, height, &plan, request.fit));
+        let resized = resize::apply(&source.apply_orientation(), &plan)?;
+        Encoded { resized_from: Some((width, height)), ..convert(&resized, None, info, options)? }
+    };
+    encoded.notes.splice(0..0, notes);
+    Ok(encoded)
+}
+
+/// One encoding per width, resized from a single decode of the input (for `srcset` variants).
+/// Widths beyond the image's own are skipped unless `enlarge`; a width equal to it is the image
+/// at full size. Returns each width's result in order, `None` for the skipped ones.
+pub(crate) fn variants(
+    input: &[u8],
+    info: &ImageInfo,
+    widths: &[u32],
+    enlarge: bool,
+    options: &Options,
+) -> Result<Vec<Option<Encoded>>, Error> {
+    let source = codecs::decode(input, info, options)?;
+    let (width, height) = upright_size(&source);
+    let upright = source.clone().apply_orientation();
+    widths
+        .iter()
+        .map(|&w| {
+            let request = Resize { width: Some(w), height: None, fit: Fit::Scale, enlarge };
+            request.validate()?;
+            let plan = resize::plan(width, height, &request);
+            if plan.not_enlarged {
+                return Ok(None);
+            }
+            if plan.keeps(width, height) {
+                return at_full_size(input, info, &source, options).map(Some);
+            }
+            resize::check_limits(&plan, &options.limits)?;
+            let resized = resize::apply(&upright, &plan)?;
+            let mut encoded = Encoded { resized_from: Some((width, height)), ..convert(&resized, None, info, options)? };
+            encoded.notes.insert(0, resized_note(width, height, &plan, Fit::Scale));
+            Ok(Some(encoded))
+        })
+        .collect()
+}
+
+/// The output keeps the input's format and no search is asked for: the format's own optimiser.
+fn keeps_format(info: &ImageInfo, options: &Options) -> bool {
+    let searching = options.target_quality.is_some() || options.max_bytes.is_some();
+    let target = if let OutputFormat::To(f) = options.format { f } else { info.format };
+    options.format != OutputFormat::Auto && target == info.format && !searching
+}
+
+/// The image at its own size: optimised in its format, or converted from the decoded `source`.
+fn at_full_size(input: &[u8], info: &ImageInfo, source: &Image, options: &Options) -> Result<Encoded, Error> {
+    if keeps_format(info, options) { codecs::optimise(input, info, options) } else { convert(source, Some(input), info, options) }
+}
+
+/// Width and height as displayed (after the EXIF orientation).
+fn upright_size(image: &Image) -> (u32, u32) {
+    if (5..=8).contains(&image.orientation) { (image.height, image.width) } else { (image.width, image.height) }
+}
+
+fn resized_note(width: u32, height: u32, plan: &resize::Plan, fit: Fit) -> String {
+    let crop = if plan.region.width < f64::from(width) || plan.region.height < f64::from(height) {
+        format!(", centred crop of {:.0}x{:.0}", plan.region.width, plan.region.height)
+    } else {
+        String::new()
+    };
+    let how = match fit {
+        Fit::Scale => "aspect kept",
+        Fit::Inside => "fit inside the box",
+        Fit::Cover => "cover",
+        Fit::Fill => "stretched",
+    };
+    format!("resized {width}x{height} to {}x{} ({how}{crop}; Lanczos3 in linear light)", plan.width, plan.height)
+}
+
+/// Encodes decoded pixels in the target format, or under `auto` in each candidate format keeping
+/// the smallest. `input` is the original file when `source` is its full-size decode: `auto` then
+/// keeps it if nothing beats it.
+fn convert(source: &Image, input: Option<&[u8]>, info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
     let target = match options.format {
         OutputFormat::Keep => Some(info.format),
         OutputFormat::To(f) => Some(f),
         OutputFormat::Auto => None,
     };
-    let searching = options.target_quality.is_some() || options.max_bytes.is_some();
-    if options.mode == Mode::Lossless && options.target_quality.is_some() {
-        return Err(Error::InvalidOptions { detail: "target_quality needs lossy mode (lossless output is exact)".into() });
-    }
-    if target == Some(info.format) && !searching {
-        return codecs::optimise(input, info, options);
-    }
-    let source = codecs::decode(input, info, options)?;
     let formats = match target {
         Some(f) => vec![f],
-        None => auto_formats(info.format, &source, options),
+        None => auto_formats(info.format, source, options),
     };
     let mut candidates = Vec::new();
     let mut errors = Vec::new();
     for format in formats {
-        let result = prepare(&source, info.format, format, options).and_then(|image| encode_for_goal(&image, format, options));
+        let result = prepare(source, info.format, format, options).and_then(|image| encode_for_goal(&image, format, options));
         match result {
             Ok(c) => candidates.push(c),
             Err(e) if target.is_none() => errors.push(format!("{format}: {e}")),
@@ -47,7 +138,7 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
 /// Picks the smallest candidate that meets the target (all meet it when there is none); under
 /// `auto` the untouched input competes too, so `auto` never returns something larger.
 fn choose(
-    input: &[u8],
+    input: Option<&[u8]>,
     info: &ImageInfo,
     mut candidates: Vec<Candidate>,
     errors: Vec<String>,
@@ -65,7 +156,10 @@ fn choose(
     let reports: Vec<CandidateReport> = candidates.iter().map(Candidate::report).collect();
     let mut notes: Vec<String> = errors.iter().map(|e| format!("skipped {e}")).collect();
     let chosen = candidates.swap_remove(best);
-    if options.format == OutputFormat::Auto && chosen.data.len() >= input.len() {
+    if let Some(input) = input
+        && options.format == OutputFormat::Auto
+        && chosen.data.len() >= input.len()
+    {
         notes.push("no candidate was smaller than the input; input kept".into());
         return Ok(Encoded { candidates: reports, ..Encoded::unchanged(input, info, notes) });
     }
@@ -117,12 +211,25 @@ fn prepare(source: &Image, from: Format, to: Format, options: &Options) -> Resul
     Ok(image)
 }
 
-/// The image in `format` meeting the options' goal: a target quality or a size searched for, or
-/// the plain encoding.
+/// The image in `format` meeting the options' goal (a target quality or a size searched for, or
+/// the plain encoding); shrunk by steps when it cannot fit `max_bytes` and downscaling is allowed.
 fn encode_for_goal(image: &Image, format: Format, options: &Options) -> Result<Candidate, Error> {
+    match encode_at_size(image, format, options) {
+        Err(Error::CannotFit { max_bytes, smallest }) if options.allow_downscale => {
+            downscale_to_fit(image, format, max_bytes, smallest, options)
+        }
+        result => result,
+    }
+}
+
+fn encode_at_size(image: &Image, format: Format, options: &Options) -> Result<Candidate, Error> {
     let too_large = |data: &[u8]| options.max_bytes.filter(|&m| data.len() as u64 > m);
     if options.mode == Mode::Lossless {
         let exact = encode_plain(image, format, options)?;
+        // The guarantee of lossless mode, for conversions and resized pixels too.
+        if !codecs::decodes_to(&exact.data, format, image, options) {
+            return Err(Error::internal(format!("lossless {format} output did not decode to the same pixels")));
+        }
         if let Some(max) = too_large(&exact.data) {
             return Err(Error::CannotFit { max_bytes: max, smallest: exact.data.len() as u64 });
         }
@@ -141,6 +248,39 @@ fn encode_for_goal(image: &Image, format: Format, options: &Options) -> Result<C
         return Ok(Candidate::of(format, image, data, Some(quality), score, vec![]));
     }
     encode_plain(image, format, options)
+}
+
+/// Most size reductions one downscale search tries.
+const MAX_DOWNSCALE_STEPS: usize = 8;
+/// Downscaling stops before either side goes below this.
+const MIN_DOWNSCALED_SIDE: u32 = 8;
+
+/// Shrinks `image` (always from its full size) until its encoding fits `max_bytes`. Bytes fall
+/// roughly with the pixel count, so each step scales the sides by the square root of what is left
+/// to save, a little further, and at most to half.
+fn downscale_to_fit(image: &Image, format: Format, max_bytes: u64, mut smallest: u64, options: &Options) -> Result<Candidate, Error> {
+    let mut scale = 1.0;
+    for _ in 0..MAX_DOWNSCALE_STEPS {
+        scale *= ((max_bytes as f64 / smallest as f64).sqrt() * 0.95).clamp(0.5, 0.9);
+        let plan = resize::Plan::scaled(image.width, image.height, scale);
+        if plan.width.min(plan.height) < MIN_DOWNSCALED_SIDE {
+            break;
+        }
+        let smaller = resize::apply(image, &plan)?;
+        match encode_at_size(&smaller, format, options) {
+            Ok(mut fitted) => {
+                fitted.notes.push(format!(
+                    "downscaled from {}x{} to {}x{} to fit within {max_bytes} bytes",
+                    image.width, image.height, plan.width, plan.height
+                ));
+                fitted.resized_from = Some((image.width, image.height));
+                return Ok(fitted);
+            }
+            Err(Error::CannotFit { smallest: s, .. }) => smallest = s,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::CannotFit { max_bytes, smallest })
 }
 
 /// The outcome of a target-quality search.

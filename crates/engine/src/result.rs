@@ -24,6 +24,9 @@ pub struct Compressed {
     pub notes: Vec<String>,
     /// Every format tried by `format=auto` (or a search), smallest first.
     pub candidates: Vec<CandidateReport>,
+    /// The input's width and height (as displayed) when the output was resized or downscaled;
+    /// `width` and `height` are then the size reached.
+    pub resized_from: Option<(u32, u32)>,
 }
 
 /// One output tried by `auto`: its format, size and score.
@@ -53,6 +56,8 @@ pub(crate) struct Encoded {
     pub(crate) method: String,
     pub(crate) notes: Vec<String>,
     pub(crate) candidates: Vec<CandidateReport>,
+    /// The source's size when these pixels were resized from it.
+    pub(crate) resized_from: Option<(u32, u32)>,
 }
 
 /// One encoding tried by the pipeline.
@@ -67,6 +72,8 @@ pub(crate) struct Candidate {
     /// Exact pixels (no quality setting was involved).
     pub(crate) lossless: bool,
     pub(crate) notes: Vec<String>,
+    /// Set when the image was shrunk to fit a byte budget: the size it was shrunk from.
+    pub(crate) resized_from: Option<(u32, u32)>,
 }
 
 impl Candidate {
@@ -83,7 +90,17 @@ impl Candidate {
             Some(q) => format!("{format}-q{q}"),
             None => format!("{format}-lossless"),
         };
-        Candidate { format, width: image.width, height: image.height, data, score, method, lossless: quality.is_none(), notes }
+        Candidate {
+            format,
+            width: image.width,
+            height: image.height,
+            data,
+            score,
+            method,
+            lossless: quality.is_none(),
+            notes,
+            resized_from: None,
+        }
     }
 
     pub(crate) fn report(&self) -> CandidateReport {
@@ -100,6 +117,7 @@ impl Candidate {
             method: self.method,
             notes: self.notes,
             candidates: Vec::new(),
+            resized_from: self.resized_from,
         }
     }
 }
@@ -116,6 +134,7 @@ impl Encoded {
             method: "unchanged".into(),
             notes,
             candidates: Vec::new(),
+            resized_from: None,
         }
     }
 }

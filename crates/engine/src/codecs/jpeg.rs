@@ -108,6 +108,7 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
             method: "jpeg-lossless".into(),
             notes,
             candidates: Vec::new(),
+            resized_from: None,
         },
         None => Encoded::unchanged(input, info, vec!["optimised coefficients did not decode to identical pixels; input kept".into()]),
     };
@@ -142,6 +143,7 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
         method: format!("jpeg-q{quality}"),
         notes: vec![],
         candidates: Vec::new(),
+        resized_from: None,
     })
 }
 
@@ -220,21 +222,28 @@ fn decode(data: &[u8]) -> Result<Decoded, Error> {
         let mut d = mozjpeg::Decompress::new_mem(data)?;
         d.do_block_smoothing(false);
         let (w, h) = d.size();
-        Ok(match d.image()? {
-            mozjpeg::decompress::Format::RGB(mut s) => {
-                let rgb: Vec<[u8; 3]> = s.read_scanlines()?;
-                s.finish()?;
-                Decoded::Pixels(Pixels::rgba8(w as u32, h as u32, rgb.iter().flat_map(|p| [p[0], p[1], p[2], 255]).collect()))
-            }
-            mozjpeg::decompress::Format::Gray(mut s) => {
+        let (w32, h32) = (w as u32, h as u32);
+        Ok(match d.color_space() {
+            sys::J_COLOR_SPACE::JCS_GRAYSCALE => {
+                let mut s = d.grayscale()?;
                 let gray: Vec<u8> = s.read_scanlines()?;
                 s.finish()?;
-                Decoded::Pixels(Pixels::rgba8(w as u32, h as u32, gray.iter().flat_map(|&g| [g, g, g, 255]).collect()))
+                Decoded::Pixels(Pixels::rgba8(w32, h32, gray.iter().flat_map(|&g| [g, g, g, 255]).collect()))
             }
-            mozjpeg::decompress::Format::CMYK(mut s) => {
+            sys::J_COLOR_SPACE::JCS_CMYK | sys::J_COLOR_SPACE::JCS_YCCK => {
+                let mozjpeg::decompress::Format::CMYK(mut s) = d.image()? else {
+                    return Err(std::io::Error::other("CMYK JPEG did not decode as CMYK"));
+                };
                 let cmyk: Vec<u8> = s.read_scanlines()?;
                 s.finish()?;
                 Decoded::Cmyk(cmyk)
+            }
+            // libjpeg writes RGBA rows itself: no second pass over the pixels.
+            _ => {
+                let mut s = d.rgba()?;
+                let rgba: Vec<u8> = s.read_scanlines()?;
+                s.finish()?;
+                Decoded::Pixels(Pixels::rgba8(w32, h32, rgba))
             }
         })
     }));

@@ -62,6 +62,13 @@ pub(crate) fn decode_output(data: &[u8], format: Format, options: &Options) -> R
     Ok(image)
 }
 
+/// True when `data` decodes to exactly `image`'s frames, every pixel of each. (Timing is kept to
+/// each format's precision: GIF counts hundredths of a second.)
+pub(crate) fn decodes_to(data: &[u8], format: Format, image: &Image, options: &Options) -> bool {
+    let Ok(decoded) = decode_output(data, format, options) else { return false };
+    decoded.frames.len() == image.frames.len() && decoded.frames.iter().zip(&image.frames).all(|(d, f)| d.pixels.same_pixels(&f.pixels))
+}
+
 /// One encoding of the image in one format, with what it cost in quality.
 pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool, options: &Options) -> Result<Vec<u8>, Error> {
     match (format, lossless) {

@@ -63,6 +63,7 @@ fn lossless(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) 
         method: "png-lossless".into(),
         notes: vec![],
         candidates: Vec::new(),
+        resized_from: None,
     })
 }
 
@@ -108,6 +109,7 @@ fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> 
         method: "png-quantized".into(),
         notes,
         candidates: vec![],
+        resized_from: None,
     })
 }
 

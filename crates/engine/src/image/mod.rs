@@ -47,10 +47,7 @@ impl Image {
     }
 
     pub fn has_alpha(&self) -> bool {
-        self.frames.iter().any(|f| match &f.pixels.samples {
-            Samples::Rgba8(v) => v.chunks_exact(4).any(|p| p[3] != u8::MAX),
-            Samples::Rgba16(v) => v.chunks_exact(4).any(|p| p[3] != u16::MAX),
-        })
+        self.frames.iter().any(|f| f.pixels.has_alpha())
     }
 
     /// Keeps only the first frame.

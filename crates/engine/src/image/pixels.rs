@@ -23,6 +23,14 @@ impl Pixels {
         Pixels { width, height, samples: Samples::Rgba8(data) }
     }
 
+    /// True when any pixel is not fully opaque.
+    pub fn has_alpha(&self) -> bool {
+        match &self.samples {
+            Samples::Rgba8(v) => v.chunks_exact(4).any(|p| p[3] != u8::MAX),
+            Samples::Rgba16(v) => v.chunks_exact(4).any(|p| p[3] != u16::MAX),
+        }
+    }
+
     /// RGBA8, scaling 16-bit samples down with rounding.
     pub fn to_rgba8(&self) -> Cow<'_, [u8]> {
         match &self.samples {

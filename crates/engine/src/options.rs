@@ -260,7 +260,9 @@ impl Default for Options {
 }
 
 impl Options {
-    pub(crate) fn validate(&self) -> Result<(), Error> {
+    /// Checks that the options can be met, without an image: callers validate a request before
+    /// reading its body; [`crate::compress`] validates again.
+    pub fn validate(&self) -> Result<(), Error> {
         if !(1..=6).contains(&self.effort) {
             return Err(Error::InvalidOptions { detail: format!("effort {} is not in 1..=6", self.effort) });
         }

@@ -118,11 +118,13 @@ async fn v1_multipart_upload_with_json_report() {
         "changed",
         "method",
         "notes",
+        "resized_from",
         "filename",
         "data_base64",
     ]
     .into();
     assert_eq!(keys, expected);
+    assert!(report["resized_from"].is_null());
     assert_eq!(report["format"], "png");
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(80), Some(80)));
     assert_eq!(report["original_size"].as_u64(), Some(input.len() as u64));
@@ -151,6 +153,14 @@ async fn v1_bad_parameters_are_400() {
         "max_bytes=0",
         "qualty=80",
         "max_bytes=lots",
+        "width=0",
+        "width=abc",
+        "fit=cover",
+        "width=10&fit=squash",
+        "width=10&height=10&fit=scale",
+        "width=10&fit=cover",
+        "allow_downscale=true",
+        "enlarge=true",
     ] {
         let response = client.post(server.url(&format!("/v1/compress?{query}"))).body(png(8, 8, 3)).send().await.unwrap();
         let (status, _, code) = error_of(response).await;
@@ -718,8 +728,9 @@ async fn metrics_count_overload_timeouts_auth_and_rate_limits() {
 
 /// Every route the router serves, as (method, path). The OpenAPI document must list exactly these,
 /// and each must answer on the running server.
-const ROUTES: [(&str, &str); 7] = [
+const ROUTES: [(&str, &str); 8] = [
     ("post", "/v1/compress"),
+    ("post", "/v1/variants"),
     ("post", "/compress-image"),
     ("get", "/health"),
     ("get", "/healthz"),
@@ -764,10 +775,119 @@ async fn openapi_document_matches_the_routes() {
     // Error responses refer to the shared schema, and the compress parameters are documented.
     let compress = &doc["paths"]["/v1/compress"]["post"];
     let params: BTreeSet<&str> = compress["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(params, ["mode", "quality", "format", "metadata", "effort", "target_quality", "max_bytes", "score"].into());
+    let expected_params = [
+        "mode",
+        "quality",
+        "format",
+        "metadata",
+        "effort",
+        "target_quality",
+        "max_bytes",
+        "score",
+        "width",
+        "height",
+        "fit",
+        "enlarge",
+        "allow_downscale",
+    ];
+    assert_eq!(params, expected_params.into());
+    let variants = &doc["paths"]["/v1/variants"]["post"];
+    let params: BTreeSet<&str> = variants["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(params.contains("widths") && params.contains("format"), "{params:?}");
+    assert!(variants["responses"]["200"]["content"]["application/zip"].is_object());
     for status in ["400", "401", "413", "415", "422", "429", "503", "504"] {
         let schema = &compress["responses"][status]["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(schema, "#/components/schemas/ErrorBody", "{status}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn v1_resizes_with_width_height_and_fit() {
+    let server = Server::start(config()).await;
+    let client = client();
+    let input = png(300, 200, 4);
+    let response = client.post(server.url("/v1/compress?width=150&mode=lossless")).body(input.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(response.headers(), "x-image-size"), "150x100");
+    assert_eq!(header(response.headers(), "x-resized-from"), "300x200");
+    assert_eq!(decode_png(&response.bytes().await.unwrap()), (150, 100));
+
+    let response = client
+        .post(server.url("/v1/compress?width=64&height=64&fit=cover&format=webp"))
+        .header("accept", "application/json")
+        .body(input.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64(), report["format"].as_str()), (Some(64), Some(64), Some("webp")));
+    assert_eq!(report["resized_from"], serde_json::json!([300, 200]));
+    assert!(report["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().contains("centred crop")), "{report}");
+
+    // Not enlarged by default; enlarging past the server's pixel limit is refused before decoding.
+    let response = client.post(server.url("/v1/compress?width=600&mode=lossless")).body(input.clone()).send().await.unwrap();
+    assert_eq!(header(response.headers(), "x-image-size"), "300x200");
+    assert!(response.headers().get("x-resized-from").is_none());
+    let response = client.post(server.url("/v1/compress?width=60000&enlarge=true")).body(input).send().await.unwrap();
+    let (status, _, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded"));
+}
+
+/// The files of a ZIP (read with the `zip` crate), by name.
+fn unzip(data: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(data)).expect("a ZIP");
+    (0..archive.len())
+        .map(|i| {
+            let mut file = archive.by_index(i).unwrap();
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).unwrap();
+            (file.name().unwrap().into_owned(), bytes)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn variants_come_back_as_one_zip_with_a_manifest_and_srcset() {
+    let server = Server::start(config()).await;
+    let client = client();
+    let form = Form::new().part("file", Part::bytes(png(400, 300, 9)).file_name("hero shot.png"));
+    // Commas as a browser's URLSearchParams writes them.
+    let response = client.post(server.url("/v1/variants?widths=200%2C100%2C800&score=true")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(response.headers(), "content-type"), "application/zip");
+    assert_eq!(header(response.headers(), "content-disposition"), "attachment; filename=\"hero_shot-variants.zip\"");
+    assert_eq!(header(response.headers(), "x-variant-count"), "2");
+    let files = unzip(&response.bytes().await.unwrap());
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["hero_shot-100w.webp", "hero_shot-200w.webp", "manifest.json"]);
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["srcset"], "hero_shot-100w.webp 100w, hero_shot-200w.webp 200w");
+    assert_eq!(manifest["skipped"], serde_json::json!([800]));
+    assert_eq!(manifest["source"]["width"], 400);
+    for variant in manifest["variants"].as_array().unwrap() {
+        let file = &files[variant["file"].as_str().unwrap()];
+        assert_eq!(variant["bytes"].as_u64(), Some(file.len() as u64));
+        assert_eq!(&file[8..12], b"WEBP");
+        assert_eq!(variant["height"].as_u64().unwrap() * 4, variant["width"].as_u64().unwrap() * 3, "{variant}");
+        assert!(variant["quality_score"].as_f64().is_some(), "{variant}");
+    }
+
+    // PNG on request, raw body.
+    let response = client.post(server.url("/v1/variants?widths=50&format=png")).body(png(100, 100, 2)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let files = unzip(&response.bytes().await.unwrap());
+    assert_eq!(decode_png(&files["image-50w.png"]), (50, 50));
+
+    for query in ["", "widths=", "widths=0", "widths=a,b", "widths=100&width=50", "widths=100&bogus=1", "widths=900"] {
+        let response = client.post(server.url(&format!("/v1/variants?{query}"))).body(png(100, 100, 2)).send().await.unwrap();
+        let (status, _, code) = error_of(response).await;
+        assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_options"), "{query}");
+    }
+    let too_many: Vec<String> = (1..=17).map(|w| (w * 5).to_string()).collect();
+    let response =
+        client.post(server.url(&format!("/v1/variants?widths={}", too_many.join(",")))).body(png(100, 100, 2)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }

@@ -5,6 +5,7 @@ pub mod legacy;
 pub mod ui;
 mod upload;
 pub mod v1;
+pub mod variants;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -30,8 +31,11 @@ use crate::error::{ApiError, json_error};
 use crate::{AppState, guard, metrics, openapi};
 
 /// Result headers a browser script may read.
-const EXPOSED_HEADERS: [&str; 12] = [
+const EXPOSED_HEADERS: [&str; 15] = [
     "x-original-size",
+    "x-image-size",
+    "x-resized-from",
+    "x-variant-count",
     "x-compressed-size",
     "x-compression-ratio",
     "x-compression-method",
@@ -49,6 +53,7 @@ const EXPOSED_HEADERS: [&str; 12] = [
 fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let compress = OpenApiRouter::new()
         .routes(routes!(v1::compress))
+        .routes(routes!(variants::variants))
         .routes(routes!(legacy::compress_image))
         .route_layer(middleware::from_fn_with_state(state.clone(), guard::check));
     let open = OpenApiRouter::new()

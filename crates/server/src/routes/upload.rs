@@ -144,14 +144,18 @@ pub fn sanitize_filename(name: &str) -> Option<String> {
 
 /// `stem.ext` for an output: the upload's stem (sanitised) or `image`, with the output's extension.
 pub fn output_filename(upload_name: Option<&str>, extension: &str) -> String {
-    let stem = upload_name
+    format!("{}.{extension}", output_stem(upload_name))
+}
+
+/// The upload's file name without its extension, made safe, or `image`.
+pub fn output_stem(upload_name: Option<&str>) -> String {
+    upload_name
         .and_then(sanitize_filename)
         .map(|n| match n.rsplit_once('.') {
             Some((stem, _)) if !stem.is_empty() => stem.to_owned(),
             _ => n,
         })
-        .unwrap_or_else(|| "image".into());
-    format!("{stem}.{extension}")
+        .unwrap_or_else(|| "image".into())
 }
 
 #[cfg(test)]

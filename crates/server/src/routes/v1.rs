@@ -4,7 +4,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use compressor_engine::{Format, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality};
+use compressor_engine::{Fit, Format, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
 use serde::{Deserialize, Serialize};
 
 use super::upload::{self, Outcome};
@@ -43,6 +43,20 @@ pub struct CompressParams {
     /// `quality_score`). Off by default: scoring the whole image costs more CPU than compressing it.
     /// Target-quality searches always report the score they reached.
     pub score: Option<bool>,
+    /// Resize to this width in pixels (as displayed, after the EXIF orientation)
+    #[param(minimum = 1, maximum = 65535)]
+    pub width: Option<u32>,
+    /// Resize to this height in pixels
+    #[param(minimum = 1, maximum = 65535)]
+    pub height: Option<u32>,
+    /// How `width` and `height` apply: `scale` (one side given, the other follows), `fit` (inside
+    /// the box, aspect kept; the default), `cover` (fill the box, centred crop) or `fill` (stretch)
+    #[param(pattern = "^(scale|fit|inside|contain|cover|fill)$", example = "fit")]
+    pub fit: Option<String>,
+    /// `true` to allow resizing beyond the image's own size (by default no side is enlarged)
+    pub enlarge: Option<bool>,
+    /// With `max_bytes`: when even the lowest quality does not fit, shrink the image by steps until it does
+    pub allow_downscale: Option<bool>,
 }
 
 /// The report returned instead of the bytes when the request asks for `Accept: application/json`.
@@ -69,6 +83,8 @@ pub struct CompressReport {
     pub method: String,
     /// Fallbacks and decisions worth telling a user about
     pub notes: Vec<String>,
+    /// The input's width and height (as displayed) when the output was resized, else null
+    pub resized_from: Option<[u32; 2]>,
     /// A safe file name for the output
     pub filename: String,
     /// The output bytes, base64 (standard alphabet, padded)
@@ -116,6 +132,8 @@ pub struct ImageBytes(Vec<u8>);
                 ("X-Compression-Method" = String, description = "Which path produced the output, for example `png-quantized` or `unchanged`"),
                 ("X-Quality-Score" = f64, description = "SSIMULACRA2 of a lossy output, with `score=true` or `target_quality` (absent otherwise, and when lossless)"),
                 ("X-Processing-Ms" = u64, description = "Engine time in milliseconds"),
+                ("X-Image-Size" = String, description = "Output width x height, for example `640x480`"),
+                ("X-Resized-From" = String, description = "The input's width x height, when the output was resized"),
                 ("Content-Disposition" = String, description = "attachment with a safe file name"),
             ),
             content(
@@ -168,6 +186,7 @@ pub async fn compress(State(state): State<AppState>, request: Request) -> Result
             changed: result.changed,
             method: result.method,
             notes: result.notes,
+            resized_from: result.resized_from.map(|(w, h)| [w, h]),
             filename,
             data_base64: base64::engine::general_purpose::STANDARD.encode(&result.data),
         };
@@ -191,7 +210,15 @@ pub async fn compress(State(state): State<AppState>, request: Request) -> Result
         headers.insert("x-quality-score", decimal(score, 2));
     }
     headers.insert("x-processing-ms", HeaderValue::from(processing_ms));
+    headers.insert("x-image-size", size_header(result.width, result.height));
+    if let Some((width, height)) = result.resized_from {
+        headers.insert("x-resized-from", size_header(width, height));
+    }
     Ok((headers, result.data).into_response())
+}
+
+fn size_header(width: u32, height: u32) -> HeaderValue {
+    HeaderValue::from_str(&format!("{width}x{height}")).expect("digits and x")
 }
 
 fn decimal(value: f64, places: usize) -> HeaderValue {
@@ -199,7 +226,7 @@ fn decimal(value: f64, places: usize) -> HeaderValue {
 }
 
 /// Engine options from the query and the `Accept` header; the server's limits always apply.
-fn options(params: &CompressParams, accept: &str, state: &AppState) -> Result<Options, ApiError> {
+pub(super) fn options(params: &CompressParams, accept: &str, state: &AppState) -> Result<Options, ApiError> {
     let bad = |message: String| ApiError::BadRequest { code: "invalid_options", message };
     let mut options = Options {
         limits: Limits { max_pixels: state.config.max_pixels, max_input_bytes: state.config.max_body_bytes as u64, ..Limits::default() },
@@ -239,6 +266,17 @@ fn options(params: &CompressParams, accept: &str, state: &AppState) -> Result<Op
         options.max_bytes = Some(max_bytes);
     }
     options.score = params.score.unwrap_or(false);
+    options.allow_downscale = params.allow_downscale.unwrap_or(false);
+    if params.width.is_some() || params.height.is_some() {
+        let fit = match &params.fit {
+            Some(fit) => fit.parse::<Fit>().map_err(ApiError::from)?,
+            None => Fit::default(),
+        };
+        options.resize = Some(Resize { width: params.width, height: params.height, fit, enlarge: params.enlarge.unwrap_or(false) });
+    } else if params.fit.is_some() || params.enlarge.is_some() {
+        return Err(bad("fit and enlarge need width or height".into()));
+    }
+    options.validate().map_err(ApiError::from)?;
     Ok(options)
 }
 

@@ -389,3 +389,43 @@ async fn webp_chosen_in_the_options_gives_webp_and_the_comparison_slider_changes
     assert!(scale.as_str().unwrap().ends_with("scale(1)"), "{scale}");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resize_options_give_the_asked_size_and_the_comparison_matches_it() {
+    let Some(file) = corpus_file("photos_jpeg/exif-orientation__Portrait_6.jpg") else { return }; // 1200x1800 upright
+    let server = Server::start(config()).await;
+    let browser = open(&server).await;
+    let page = browser.page();
+    let width = page.find(Locator::Id("width")).await.unwrap();
+    width.send_keys("300").await.unwrap();
+    let height = page.find(Locator::Id("height")).await.unwrap();
+    height.send_keys("300").await.unwrap();
+    page.find(Locator::Css("#fit option[value=cover]")).await.unwrap().click().await.unwrap();
+    browser.add_files(std::slice::from_ref(&file)).await;
+    let rows = browser.finished(1, Duration::from_secs(60)).await;
+    assert_eq!(rows[0]["state"], "done", "{rows:?}");
+    assert!(rows[0]["method"].as_str().unwrap().ends_with("1200×1800 → 300×300"), "{rows:?}");
+    let downloaded = browser.download("#results tbody tr a.download", rows[0]["download"].as_str().unwrap()).await;
+    let (w, h, _) = compressor_test_support::jpeg_samples(&downloaded);
+    assert_eq!((w, h), (300, 300));
+
+    // The comparison draws the original into the output's box, so the two line up.
+    page.find(Locator::Css("#results tbody tr button.compare")).await.unwrap().click().await.unwrap();
+    common::wait_until("the comparison", Duration::from_secs(10), || async {
+        browser.js("return document.getElementById('after').naturalWidth > 0 && document.getElementById('before').naturalWidth > 0").await
+            == true
+    })
+    .await;
+    let boxes = browser
+        .js("const b = document.getElementById('before'), a = document.getElementById('after');
+             return [b.offsetWidth, b.offsetHeight, a.offsetWidth, a.offsetHeight, getComputedStyle(b).objectFit];")
+        .await;
+    assert_eq!(boxes, json!([300, 300, 300, 300, "cover"]));
+
+    // Remembered for the next visit.
+    page.refresh().await.unwrap();
+    page.wait().for_element(Locator::Id("files")).await.unwrap();
+    let remembered = browser.js("return ['width', 'height', 'fit'].map(id => document.getElementById(id).value)").await;
+    assert_eq!(remembered, json!(["300", "300", "cover"]));
+    browser.close().await;
+}

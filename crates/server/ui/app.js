@@ -27,6 +27,10 @@ function readOptions() {
     metadata: f.metadata.value,
     target_quality: f.target_quality.value.trim(),
     max_bytes: f.max_bytes.value.trim(),
+    width: f.width.value.trim(),
+    height: f.height.value.trim(),
+    fit: f.fit.value,
+    enlarge: f.enlarge.checked,
     score: f.score.checked,
   };
 }
@@ -41,10 +45,11 @@ function loadOptions() {
   if (!saved) return;
   const f = $("options");
   for (const radio of f.querySelectorAll("input[name=mode]")) radio.checked = radio.value === saved.mode;
-  for (const name of ["quality", "format", "metadata", "target_quality", "max_bytes"]) {
+  for (const name of ["quality", "format", "metadata", "target_quality", "max_bytes", "width", "height", "fit"]) {
     if (typeof saved[name] === "string") f[name].value = saved[name];
   }
   f.score.checked = saved.score !== false;
+  f.enlarge.checked = saved.enlarge === true;
 }
 
 function saveOptions() {
@@ -63,6 +68,10 @@ function query(o) {
   if (o.metadata !== "safe") q.set("metadata", o.metadata);
   if (o.target_quality) q.set("target_quality", o.target_quality);
   if (o.max_bytes) q.set("max_bytes", o.max_bytes);
+  if (o.width) q.set("width", o.width);
+  if (o.height) q.set("height", o.height);
+  if ((o.width || o.height) && o.fit !== "fit") q.set("fit", o.fit);
+  if ((o.width || o.height) && o.enlarge) q.set("enlarge", "true");
   if (o.score && o.mode === "lossy") q.set("score", "true");
   return q.toString();
 }
@@ -240,6 +249,8 @@ function finish(item, xhr) {
     original: Number.parseInt(header("X-Original-Size") || `${item.file.size}`, 10),
     score: Number.isFinite(score) ? score : null,
     method: header("X-Compression-Method") || "",
+    imageSize: header("X-Image-Size") || "",
+    resizedFrom: header("X-Resized-From") || "",
     filename: outputName(item.name, type),
   };
   item.state = "done";
@@ -347,6 +358,7 @@ function render(item) {
   cells.saved.textContent = r ? saved(r.original, r.size) : "";
   cells.score.textContent = r && r.score !== null ? r.score.toFixed(1) : "";
   cells.method.textContent = r ? r.method : "";
+  if (r && r.resizedFrom) cells.method.textContent += ` · ${r.resizedFrom.replace("x", "×")} → ${r.imageSize.replace("x", "×")}`;
   cells.actions.replaceChildren();
   if (r) {
     const link = element("a", { href: r.url, download: r.filename, class: "download" }, "Download");
@@ -484,8 +496,13 @@ function openCompare(item) {
   const ready = () => {
     loaded += 1;
     if (loaded < 2) return;
-    view.width = before.naturalWidth;
-    view.height = before.naturalHeight;
+    // Compared at the output's size: a resized original is drawn to the same box, cropped
+    // from the centre (as cover crops) or stretched (as fill does).
+    view.width = after.naturalWidth;
+    view.height = after.naturalHeight;
+    before.style.width = `${view.width}px`;
+    before.style.height = `${view.height}px`;
+    before.style.objectFit = item.options.fit === "fill" ? "fill" : "cover";
     zoomFit();
   };
   before.onload = ready;

@@ -11,6 +11,7 @@ packages=(
   webp                  # cwebp
   golang-go             # builds bench/go-png, the old server's lossless re-encode
   libavif-bin           # avifenc (may be missing on older releases; then AVIF is skipped)
+  libvips-tools         # vipsthumbnail (resize peer) and vips (the reference downscales the resize scores use)
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use compressor_engine::{Format, Mode, Options, OutputFormat, Quality};
+use compressor_engine::{Fit, Format, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
 use serde::{Deserialize, Serialize};
 
 use crate::measure::{Kind, Rgba};
@@ -43,10 +43,16 @@ pub enum Category {
     ServiceLossyScored,
     /// What `POST /compress-image?strategy=stdlib` runs: the lossless route.
     ServiceLossless,
+    /// Large images to 1280 px wide, as WebP q 80.
+    #[serde(rename = "resize-1280")]
+    Resize1280,
+    /// Large images to a 300×300 centred cover, as WebP q 80.
+    #[serde(rename = "resize-cover-300")]
+    ResizeCover300,
 }
 
 impl Category {
-    pub const ALL: [Category; 9] = [
+    pub const ALL: [Category; 11] = [
         Category::LosslessPng,
         Category::LossyPng,
         Category::JpegLossless,
@@ -56,6 +62,8 @@ impl Category {
         Category::ServiceLossy,
         Category::ServiceLossyScored,
         Category::ServiceLossless,
+        Category::Resize1280,
+        Category::ResizeCover300,
     ];
 
     pub fn label(self) -> &'static str {
@@ -69,6 +77,8 @@ impl Category {
             Category::ServiceLossy => "Service: lossy PNG 60-80 (legacy route)",
             Category::ServiceLossyScored => "Service: lossy PNG 60-80 with its score",
             Category::ServiceLossless => "Service: lossless PNG (legacy stdlib route)",
+            Category::Resize1280 => "Resize: to 1280 px wide, WebP q 80 (images wider than 1280)",
+            Category::ResizeCover300 => "Resize: 300×300 centred cover, WebP q 80 (images wider than 1280)",
         }
     }
 
@@ -83,6 +93,8 @@ impl Category {
             Category::ServiceLossy => "service-lossy",
             Category::ServiceLossyScored => "service-lossy-scored",
             Category::ServiceLossless => "service-lossless",
+            Category::Resize1280 => "resize-1280",
+            Category::ResizeCover300 => "resize-cover-300",
         }
     }
 
@@ -106,13 +118,38 @@ impl Category {
         self.is_lossy() && self != Category::ServiceLossyScored
     }
 
-    /// Which inputs the category applies to.
+    pub fn is_resize(self) -> bool {
+        matches!(self, Category::Resize1280 | Category::ResizeCover300)
+    }
+
+    /// The box a resize category fits into, and whether it covers it.
+    fn resize_box(self) -> Option<(u32, Option<u32>, bool)> {
+        match self {
+            Category::Resize1280 => Some((1280, None, false)),
+            Category::ResizeCover300 => Some((300, Some(300), true)),
+            _ => None,
+        }
+    }
+
+    /// The extension peers must give their output file (tools that pick the format from it).
+    fn output_extension(self) -> &'static str {
+        if self.is_resize() { "webp" } else { "out" }
+    }
+
+    /// Which inputs the category applies to; resizing is measured on images wider (as displayed)
+    /// than 1280 px, where it is what a user asks for.
+    fn applies_to_image(self, input: Kind, upright_width: Option<u32>) -> bool {
+        self.applies_to(input) && (!self.is_resize() || upright_width.is_some_and(|w| w > 1280))
+    }
+
+    /// Which kinds of input the category applies to.
     fn applies_to(self, input: Kind) -> bool {
         match self {
             Category::LosslessPng | Category::LossyPng => input == Kind::Png,
             Category::ServiceLossy | Category::ServiceLossyScored | Category::ServiceLossless => input == Kind::Png,
             Category::JpegLossless | Category::JpegLossy => input == Kind::Jpeg,
             Category::WebP | Category::Avif => matches!(input, Kind::Png | Kind::Jpeg),
+            Category::Resize1280 | Category::ResizeCover300 => matches!(input, Kind::Png | Kind::Jpeg),
         }
     }
 
@@ -129,6 +166,17 @@ impl Category {
             Category::JpegLossy => Options { mode: Mode::Lossy, quality: Some(Quality::new(0, 80)), ..base },
             Category::WebP => Options { format: OutputFormat::To(Format::WebP), quality: Some(Quality::new(0, 80)), ..base },
             Category::Avif => Options { format: OutputFormat::To(Format::Avif), ..base },
+            Category::Resize1280 | Category::ResizeCover300 => {
+                let (width, height, cover) = self.resize_box().expect("a resize category");
+                let fit = if cover { Fit::Cover } else { Fit::Scale };
+                Options {
+                    format: OutputFormat::To(Format::WebP),
+                    quality: Some(Quality::new(0, 80)),
+                    metadata: MetadataPolicy::Strip,
+                    resize: Some(Resize { width: Some(width), height, fit, enlarge: false }),
+                    ..base
+                }
+            }
         }
     }
 
@@ -144,6 +192,8 @@ impl Category {
             Category::ServiceLossy => "ours (legacy route: lossy, q 60-80, no score)",
             Category::ServiceLossyScored => "ours (lossy, q 60-80, score computed)",
             Category::ServiceLossless => "ours (legacy route: lossless, effort 1)",
+            Category::Resize1280 => "ours (--width 1280 --format webp -q 80 --metadata strip)",
+            Category::ResizeCover300 => "ours (--width 300 --height 300 --fit cover --format webp -q 80 --metadata strip)",
         }
     }
 }
@@ -157,11 +207,12 @@ pub struct BenchArgs {
     #[arg(long, default_values = ["../shared/corpus/png_real", "../shared/corpus/photos_jpeg"])]
     pub corpus: Vec<PathBuf>,
     /// Peers to run, comma-separated ids (default: all); ours always runs.
-    /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc
+    /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc,
+    /// vipsthumbnail-1280, vipsthumbnail-cover-300
     #[arg(long, value_delimiter = ',')]
     pub tools: Vec<String>,
     /// Categories to run, comma-separated (default: all): lossless-png, lossy-png, jpeg-lossless, jpeg-lossy, webp, avif,
-    /// service-lossy, service-lossy-scored, service-lossless
+    /// service-lossy, service-lossy-scored, service-lossless, resize-1280, resize-cover-300
     #[arg(long, value_delimiter = ',')]
     pub categories: Vec<String>,
     /// Timed runs per (image, method); the median is reported. Default 3 (1 with --quick)
@@ -365,6 +416,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         }
     }
     let avifdec = peers::find("avifdec", &search_path);
+    let vips = peers::find("vips", &search_path);
     let djpeg = peers::find("djpeg", &search_path);
     let engine = EngineCommand::new(args)?;
     // Started while this process is still small: children forked from it report their own peak RSS.
@@ -380,14 +432,22 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     for (n, input) in inputs.iter().enumerate() {
         eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
         let data = std::fs::read(&input.path)?;
-        let pixels = compressor_engine::probe(&data).ok().map(|i| u64::from(i.width) * u64::from(i.height));
+        let info = compressor_engine::probe(&data).ok();
+        let pixels = info.as_ref().map(|i| u64::from(i.width) * u64::from(i.height));
+        let upright_width = info.as_ref().map(|i| if (5..=8).contains(&measure::orientation(&data)) { i.height } else { i.width });
         let mut reference: Option<Option<(Rgba, u32)>> = None;
-        for &category in categories.iter().filter(|c| c.applies_to(input.kind)) {
+        let mut resize_references = measure::ResizeReferences::new(vips.as_deref(), &input.path);
+        for &category in categories.iter().filter(|c| c.applies_to_image(input.kind, upright_width)) {
             let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
             let outs = run_category(category, input, &peers, &mut runner)?;
             for (mut record, output) in outs {
                 record.pixels = pixels;
-                if category.scored_by_harness()
+                if let (Some((width, height, cover)), Some(output)) = (category.resize_box(), &output) {
+                    // Each tool against a reference of its own geometry: vipsthumbnail scales both
+                    // axes by one factor, ours maps the image exactly onto the output's pixels.
+                    let uniform = cover || record.method != OURS;
+                    record.score = resize_references.score(output, (width, height), cover, uniform, &mut record.note);
+                } else if category.scored_by_harness()
                     && let Some(output) = output
                 {
                     let reference =
@@ -491,7 +551,7 @@ fn run_ours(category: Category, input: &Input, r: &mut Runner) -> anyhow::Result
 
 fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
     let peer = &available.peer;
-    let out = r.work.join(format!("{}.out", peer.id));
+    let out = r.work.join(format!("{}.{}", peer.id, peer.category.output_extension()));
     std::fs::remove_file(&out).ok();
     let source = if peer.needs_ppm { ppm.to_path_buf() } else { input.path.clone() };
     if !source.exists() {
@@ -504,6 +564,12 @@ fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) ->
         .map(|a| match *a {
             "{in}" => source.clone().into_os_string(),
             "{out}" => out.clone().into_os_string(),
+            // vipsthumbnail takes save options after the path: `{out}[Q=80,strip]`.
+            other if other.starts_with("{out}") => {
+                let mut path = out.clone().into_os_string();
+                path.push(&other["{out}".len()..]);
+                path
+            }
             other => other.into(),
         })
         .collect();

@@ -152,6 +152,130 @@ pub fn ssimulacra2(reference: &Rgba, distorted: &Rgba) -> Option<f64> {
     compressor_engine::ssimulacra2_rgba8(&reference.data, &distorted.data, reference.width, reference.height)
 }
 
+/// High-quality reference downscales of one input, made by libvips in floating point, to score
+/// resized outputs against: turned upright (`autorot`), converted to linear light (scRGB),
+/// premultiplied, resized with Lanczos3 and no integer box pre-shrink (`--gap 0`), centre-cropped
+/// for covers, then back to 8-bit sRGB. No tool's own pipeline is used (ours never runs here).
+/// Made once per geometry and kept for the input's other methods.
+pub struct ResizeReferences<'a> {
+    vips: Option<&'a Path>,
+    input: &'a Path,
+    made: Vec<(Geometry, Result<Rgba, String>)>,
+}
+
+/// Output width and height, cover, uniform scale.
+type Geometry = (u32, u32, bool, bool);
+
+impl<'a> ResizeReferences<'a> {
+    pub fn new(vips: Option<&'a Path>, input: &'a Path) -> Self {
+        ResizeReferences { vips, input, made: Vec::new() }
+    }
+
+    /// SSIMULACRA2 of a resized `output` against the reference of its size. `target` is the box
+    /// asked for; `uniform`: one scale factor for both axes (the output's height then follows
+    /// from its width), else each axis scaled exactly onto the output.
+    pub fn score(
+        &mut self,
+        output: &[u8],
+        target: (u32, Option<u32>),
+        cover: bool,
+        uniform: bool,
+        note: &mut Option<String>,
+    ) -> Option<f64> {
+        let decoded = match decode(output, None) {
+            Ok(d) => d,
+            Err(e) => {
+                note.get_or_insert_with(|| format!("score n/a: {e:#}"));
+                return None;
+            }
+        };
+        let key = (decoded.width, decoded.height, cover, uniform);
+        if !self.made.iter().any(|(k, _)| *k == key) {
+            let made = self.make(decoded.width, decoded.height, target, cover, uniform).map_err(|e| format!("{e:#}"));
+            self.made.push((key, made));
+        }
+        match &self.made.iter().find(|(k, _)| *k == key).expect("made above").1 {
+            Ok(reference) => {
+                let score = ssimulacra2(reference, &decoded);
+                if score.is_none() {
+                    note.get_or_insert_with(|| format!("score n/a: reference {}x{}", reference.width, reference.height));
+                }
+                score
+            }
+            Err(e) => {
+                note.get_or_insert_with(|| format!("score n/a: reference: {e}"));
+                None
+            }
+        }
+    }
+
+    fn make(&self, width: u32, height: u32, target: (u32, Option<u32>), cover: bool, uniform: bool) -> anyhow::Result<Rgba> {
+        let vips = self.vips.ok_or_else(|| anyhow!("vips not installed (libvips-tools)"))?;
+        let dir = tempfile::tempdir()?;
+        let at = |name: &str| dir.path().join(name).into_os_string();
+        let run = |args: &[&std::ffi::OsStr]| -> anyhow::Result<String> {
+            let out = Command::new(vips).args(args).output().context("running vips")?;
+            if !out.status.success() {
+                bail!("vips {:?}: {}", args.first(), String::from_utf8_lossy(&out.stderr).trim());
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        let os = |s: &str| std::ffi::OsString::from(s);
+        run(&[&os("autorot"), self.input.as_os_str(), &at("upright.v")])?;
+        let vipsheader = vips.with_file_name("vipsheader");
+        let field = |file: &str, name: &str| -> anyhow::Result<f64> {
+            let out = Command::new(&vipsheader).args(["-f", name]).arg(at(file)).output().context("running vipsheader")?;
+            String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().with_context(|| format!("vipsheader -f {name}"))
+        };
+        let size = |file: &str| -> anyhow::Result<(f64, f64)> { Ok((field(file, "width")?, field(file, "height")?)) };
+        let (w, h) = size("upright.v")?;
+        run(&[&os("colourspace"), &at("upright.v"), &at("linear.v"), &os("scrgb")])?;
+        // premultiply takes the last band as alpha, so only images with one (grey+A, RGB+A).
+        let alpha = matches!(field("linear.v", "bands")? as u32, 2 | 4);
+        if alpha {
+            run(&[&os("premultiply"), &at("linear.v"), &at("premultiplied.v")])?;
+        } else {
+            run(&[&os("copy"), &at("linear.v"), &at("premultiplied.v")])?;
+        }
+        let (tw, th) = (f64::from(target.0), target.1.map(f64::from));
+        let (hscale, vscale) = match (cover, th) {
+            (true, Some(th)) => {
+                let s = (tw / w).max(th / h);
+                (s, s)
+            }
+            _ if uniform => (tw / w, tw / w),
+            _ => (f64::from(width) / w, f64::from(height) / h),
+        };
+        let (hs, vs) = (format!("{hscale}"), format!("{vscale}"));
+        run(&[
+            &os("resize"),
+            &at("premultiplied.v"),
+            &at("resized.v"),
+            &os(&hs),
+            &os("--vscale"),
+            &os(&vs),
+            &os("--kernel"),
+            &os("lanczos3"),
+            &os("--gap"),
+            &os("0"),
+        ])?;
+        let (rw, rh) = size("resized.v")?;
+        let (left, top) = (((rw - f64::from(width)) / 2.0).floor().max(0.0), ((rh - f64::from(height)) / 2.0).floor().max(0.0));
+        if rw < f64::from(width) || rh < f64::from(height) {
+            bail!("reference {rw}x{rh} is smaller than the output {width}x{height}");
+        }
+        let (l, t, cw, ch) = (format!("{left}"), format!("{top}"), width.to_string(), height.to_string());
+        run(&[&os("extract_area"), &at("resized.v"), &at("cropped.v"), &os(&l), &os(&t), &os(&cw), &os(&ch)])?;
+        if alpha {
+            run(&[&os("unpremultiply"), &at("cropped.v"), &at("straight.v")])?;
+        } else {
+            run(&[&os("copy"), &at("cropped.v"), &at("straight.v")])?;
+        }
+        run(&[&os("colourspace"), &at("straight.v"), &at("reference.png"), &os("srgb")])?;
+        decode_png(&std::fs::read(dir.path().join("reference.png"))?)
+    }
+}
+
 /// The median (mean of the middle two for even counts); `None` for no samples.
 pub fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() {

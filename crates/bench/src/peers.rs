@@ -150,6 +150,26 @@ pub fn all() -> Vec<Peer> {
             needs_ppm: false,
             keeps_input_on: &[],
         },
+        // libvips' thumbnailer as people run it: shrink-on-load for JPEG, its default resampling
+        // (sRGB, Lanczos3 after a box pre-shrink), then WebP at q 80 without metadata.
+        Peer {
+            id: "vipsthumbnail-1280",
+            category: Resize1280,
+            program: "vipsthumbnail",
+            args: &["{in}", "--size", "1280x", "-o", "{out}[Q=80,strip]"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "vipsthumbnail-cover-300",
+            category: ResizeCover300,
+            program: "vipsthumbnail",
+            args: &["{in}", "--size", "300x300", "--smartcrop", "centre", "-o", "{out}[Q=80,strip]"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
     ];
     // The service workload's peers are the old server's two routes as it ran them (pngquant
     // --quality=60-80 as a subprocess with default speed and threads, Go's image/png at

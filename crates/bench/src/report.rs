@@ -187,6 +187,7 @@ pub fn build(runs: usize, args: &BenchArgs, tools: Vec<(Peer, PathBuf)>, skipped
     let breakdowns = breakdowns(&records);
     let mut goals = goals(&categories, &skipped);
     goals.extend(service_goals(&breakdowns, &records, &skipped));
+    goals.extend(resize_goals(&categories, &skipped));
     Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         runs,
@@ -499,6 +500,46 @@ fn service_goals(breakdowns: &[Breakdown], records: &[Record], skipped: &[Skippe
     };
     out.push(Goal { goal: "Service lossy (≥ 1 MP): a reported score costs ≤ 10 % of the request's CPU".into(), verdict: v, detail });
     out
+}
+
+/// The resize issue's goals: as fast as vipsthumbnail (wall) and at least its mean SSIMULACRA2
+/// against the reference downscale.
+fn resize_goals(categories: &[CategorySummary], skipped: &[Skipped]) -> Vec<Goal> {
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let score = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    [(Category::Resize1280, "vipsthumbnail-1280"), (Category::ResizeCover300, "vipsthumbnail-cover-300")]
+        .into_iter()
+        .map(|(category, peer)| {
+            let ratio = categories.iter().find(|s| s.category == category).and_then(|s| s.ratios.iter().find(|r| r.peer == peer));
+            let (verdict, detail) = match ratio.filter(|r| r.images > 0) {
+                Some(r) => {
+                    let fast = r.wall_geomean.is_some_and(|g| g <= 1.0);
+                    let good = matches!((r.ours_mean_score, r.peer_mean_score), (Some(o), Some(p)) if o >= p);
+                    let verdict = if fast && good { Verdict::Met } else { Verdict::Missed };
+                    let detail = format!(
+                        "wall ours/{peer} {} (goal ≤ 1; totals {}) {}; CPU {} (totals {}); mean SSIMULACRA2 ours {} vs {} {} ({} scored); bytes {}; {} images",
+                        f(r.wall_geomean),
+                        f(r.wall_total_ratio),
+                        ok_word(fast),
+                        f(r.cpu_geomean),
+                        f(r.cpu_total_ratio),
+                        score(r.ours_mean_score),
+                        score(r.peer_mean_score),
+                        ok_word(good),
+                        r.scored,
+                        f(r.bytes_geomean),
+                        r.images
+                    );
+                    (verdict, detail)
+                }
+                None => {
+                    let why = skipped.iter().find(|s| s.id == peer).map(|s| s.reason.clone()).unwrap_or_else(|| "not run".into());
+                    (Verdict::NotApplicable, format!("{peer}: {why}"))
+                }
+            };
+            Goal { goal: format!("{}: wall ≤ 1.0 × {peer}, mean SSIMULACRA2 ≥ its", category.label()), verdict, detail }
+        })
+        .collect()
 }
 
 /// A goal on two of a ratio's measures, each at most its limit: (measure, geomean, total, limit).

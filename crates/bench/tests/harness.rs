@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use compressor_bench::BenchArgs;
 use serde_json::Value;
 
-const PEERS: [(&str, &str, &str); 13] = [
+const PEERS: [(&str, &str, &str); 15] = [
     ("oxipng-o2", "oxipng", "lossless-png"),
     ("oxipng-o4", "oxipng", "lossless-png"),
     ("optipng-o2", "optipng", "lossless-png"),
@@ -22,6 +22,8 @@ const PEERS: [(&str, &str, &str); 13] = [
     ("pngquant-60-80", "pngquant", "service-lossy"),
     ("go-png", "go-png", "service-lossless"),
     ("oxipng-o2", "oxipng", "service-lossless"),
+    ("vipsthumbnail-1280", "vipsthumbnail", "resize-1280"),
+    ("vipsthumbnail-cover-300", "vipsthumbnail", "resize-cover-300"),
 ];
 
 fn write_png(path: &Path, width: u32, height: u32, color: png::ColorType, data: &[u8]) {
@@ -90,6 +92,8 @@ fn images_for(category: &str) -> usize {
     match category {
         "lossless-png" | "lossy-png" | "service-lossy" | "service-lossy-scored" | "service-lossless" => 3,
         "jpeg-lossless" | "jpeg-lossy" => 1,
+        // Resizing is measured on images wider than 1280 px; this corpus has none.
+        "resize-1280" | "resize-cover-300" => 0,
         _ => 4,
     }
 }
@@ -226,4 +230,58 @@ fn with_no_peers_on_the_path_all_are_skipped_and_goals_are_not_judged() {
     for g in report["goals"].as_array().unwrap() {
         assert_eq!(g["verdict"], "N/A", "{g}");
     }
+}
+
+/// The resize categories on a generated 1600×1000 screenshot-like PNG: both methods give a WebP
+/// of the asked size, scored against the reference downscale (when vips is installed).
+#[test]
+fn resize_categories_score_both_tools_against_the_reference_downscale() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("corpus");
+    std::fs::create_dir(&dir).unwrap();
+    let (w, h) = (1600u32, 1000u32);
+    // Thin dark lines on white with a coloured band: detail that a poor downscale blurs or aliases.
+    let rgb: Vec<u8> = (0..h)
+        .flat_map(|y| {
+            (0..w).flat_map(move |x| {
+                if x % 7 == 0 || y % 5 == 0 {
+                    [30, 30, 30]
+                } else if y < 200 {
+                    [40, 120, 220]
+                } else {
+                    [250, 250, 250]
+                }
+            })
+        })
+        .collect();
+    write_png(&dir.join("wide.png"), w, h, png::ColorType::Rgb, &rgb);
+    let json = tmp.path().join("bench.json");
+    let mut a = args(dir, json.clone());
+    a.categories = vec!["resize-1280".into(), "resize-cover-300".into()];
+    compressor_bench::run(a).unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let vips = installed("vips", Path::new("")) && installed("vipsthumbnail", Path::new(""));
+    for (category, peer) in [("resize-1280", "vipsthumbnail-1280"), ("resize-cover-300", "vipsthumbnail-cover-300")] {
+        let mut methods = vec!["ours"];
+        if vips {
+            methods.push(peer);
+        }
+        for method in methods {
+            let rs = records(&report, category, method);
+            assert_eq!(rs.len(), 1, "{category} {method}");
+            assert_eq!(rs[0]["status"], "ok", "{}", rs[0]);
+            if vips {
+                let score = rs[0]["score"].as_f64().unwrap_or_else(|| panic!("{category} {method}: no score: {}", rs[0]));
+                println!("{category} {method}: {score:.2}");
+                assert!(score <= 100.0, "{category} {method}: {score}");
+                // A reference that does not line up with the output (shifted, mirrored, other
+                // colours) scores far below zero; ours, resized in linear light like it, cannot.
+                if method == "ours" {
+                    assert!(score > 50.0, "{category}: {score}: the reference does not match the output");
+                }
+            }
+        }
+    }
+    let goals: Vec<&str> = report["goals"].as_array().unwrap().iter().map(|g| g["goal"].as_str().unwrap()).collect();
+    assert!(goals.iter().any(|g| g.starts_with("Resize: to 1280")), "{goals:?}");
 }

@@ -21,11 +21,16 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
     if keeps_format(info, options) && options.resize.is_none() {
         return codecs::optimise(input, info, options);
     }
-    let source = codecs::decode(input, info, options)?;
     let Some(request) = &options.resize else {
-        return at_full_size(input, info, &source, options);
+        return at_full_size(input, info, &codecs::decode(input, info, options)?, options);
     };
-    let (width, height) = upright_size(&source);
+    let shrink = decode_shrink(input, info, request)?;
+    let source = codecs::decode_shrunk(input, info, options, shrink)?;
+    // Sizes as displayed, of the whole image (a shrunk decode is smaller: the header has them).
+    let (width, height) = match shrink {
+        1 => upright_size(&source),
+        _ => upright(info, source.orientation),
+    };
     let plan = resize::plan(width, height, request);
     let mut notes = Vec::new();
     if plan.not_enlarged {
@@ -36,12 +41,39 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
     } else {
         resize::check_limits(&plan, &options.limits)?;
         notes.push(resized_note(width, height, &plan, request.fit));
-        let resized = resize::apply(&source.apply_orientation(), &plan)?;
+        if shrink > 1 {
+            notes.push(format!("JPEG decoded at 1/{shrink} scale (libjpeg's scaled inverse DCT) before resizing"));
+        }
+        let upright = source.apply_orientation();
+        let plan = plan.on_source((width, height), (upright.width, upright.height));
+        let resized = resize::apply(&upright, &plan)?;
         Encoded { resized_from: Some((width, height)), ..convert(&resized, None, info, options)? }
     };
     encoded.notes.splice(0..0, notes);
     Ok(encoded)
 }
+
+/// How much smaller a resize may decode the image: a JPEG's DCT scaling by 1/2, 1/4 or 1/8 costs
+/// far less than decoding every pixel (libvips' shrink-on-load), but it averages in sRGB, so it
+/// is used only while Lanczos3 keeps at least [`JPEG_SHRINK_HEADROOM`]× of the reduction to do
+/// in linear light.
+fn decode_shrink(input: &[u8], info: &ImageInfo, request: &Resize) -> Result<u32, Error> {
+    if info.format != Format::Jpeg {
+        return Ok(1);
+    }
+    let (width, height) = upright(info, codecs::jpeg::orientation(input)?);
+    let plan = resize::plan(width, height, request);
+    let reduction = f64::min(plan.region.width / f64::from(plan.width.max(1)), plan.region.height / f64::from(plan.height.max(1)));
+    Ok([8, 4, 2].into_iter().find(|&s| f64::from(s) * JPEG_SHRINK_HEADROOM <= reduction).unwrap_or(1))
+}
+
+/// The header's width and height as displayed under an EXIF orientation.
+fn upright(info: &ImageInfo, orientation: u16) -> (u32, u32) {
+    if (5..=8).contains(&orientation) { (info.height, info.width) } else { (info.width, info.height) }
+}
+
+/// The part of a resize left to Lanczos3 in linear light when a JPEG is decoded shrunk.
+const JPEG_SHRINK_HEADROOM: f64 = 1.5;
 
 /// One encoding per width, resized from a single decode of the input (for `srcset` variants).
 /// Widths beyond the image's own are skipped unless `enlarge`; a width equal to it is the image

@@ -53,6 +53,15 @@ impl Plan {
         (self.width, self.height) == (width, height) && self.region == Region::whole(width, height)
     }
 
+    /// The same output from a smaller decode of the source: `full` is the size the plan was made
+    /// for, `decoded` the size of the pixels it will be applied to (a JPEG decoded shrunk).
+    pub fn on_source(self, full: (u32, u32), decoded: (u32, u32)) -> Plan {
+        let (sx, sy) = (f64::from(decoded.0) / f64::from(full.0), f64::from(decoded.1) / f64::from(full.1));
+        let r = self.region;
+        let region = Region { left: r.left * sx, top: r.top * sy, width: r.width * sx, height: r.height * sy };
+        Plan { region, ..self }
+    }
+
     /// The whole source at `scale` (for shrinking towards a byte budget).
     pub fn scaled(width: u32, height: u32, scale: f64) -> Plan {
         Plan { width: side(width, scale), height: side(height, scale), region: Region::whole(width, height), not_enlarged: false }

@@ -296,3 +296,19 @@ fn variants_decode_once_and_give_one_file_per_width() {
     let too_many: Vec<u32> = (1..=40).map(|i| i * 10).collect();
     assert!(matches!(variants(&input, &too_many, false, &options), Err(Error::InvalidOptions { .. })));
 }
+
+#[test]
+fn large_jpeg_reductions_decode_shrunk_and_match_the_full_decode() {
+    let Some(corpus) = corpus() else { return };
+    let jpeg = read(&corpus.join("photos_jpeg/exif-orientation__Landscape_2.jpg")); // 1800x1200
+    // The same pixels as a PNG: resized from a full decode, since only JPEG decodes shrunk.
+    let png = compress(&jpeg, &Options { mode: Mode::Lossless, format: OutputFormat::To(Format::Png), score: false, ..Options::default() })
+        .unwrap();
+    let request = resize(Some(200), None, Fit::Scale);
+    let from_jpeg = compress(&jpeg, &to_png(request)).unwrap();
+    let from_png = compress(&png.data, &to_png(request)).unwrap();
+    assert!(from_jpeg.notes.iter().any(|n| n.contains("decoded at 1/4 scale")), "{:?}", from_jpeg.notes);
+    assert!(!from_png.notes.iter().any(|n| n.contains("decoded at")), "{:?}", from_png.notes);
+    assert_eq!((from_jpeg.width, from_jpeg.height), (from_png.width, from_png.height));
+    assert_close("shrunk JPEG decode vs full decode", &rgba8(&from_jpeg.data).2, &rgba8(&from_png.data).2, 2.0);
+}

@@ -92,8 +92,8 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
     let header = read_header(input)?;
     let markers = markers_to_keep(&header, options.metadata);
     let lossless = transcode(input, &markers)?;
-    let original = decode(input)?;
-    let lossless = match decode(&lossless) {
+    let original = decode(input, 1)?;
+    let lossless = match decode(&lossless, 1) {
         Ok(Decoded::Pixels(p)) if Decoded::Pixels(p.clone()) == original => Some(lossless),
         Ok(Decoded::Cmyk(p)) if Decoded::Cmyk(p.clone()) == original => Some(lossless),
         _ => None,
@@ -127,7 +127,7 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
         return Ok(lossless_result(vec![format!("lossless optimisation was smaller than re-encoding at quality {quality}")]));
     }
     let score = if options.score {
-        match decode(&lossy)? {
+        match decode(&lossy, 1)? {
             Decoded::Pixels(p) => score::ssimulacra2(&original, &p),
             Decoded::Cmyk(_) => None,
         }
@@ -171,9 +171,11 @@ fn markers_to_keep(header: &Header<'_>, policy: MetadataPolicy) -> Vec<(u8, Vec<
 }
 
 /// Decodes to an [`Image`] with its ICC profile and orientation, for conversions.
-pub(crate) fn decode_image(input: &[u8]) -> Result<Image, Error> {
+/// `shrink` (1, 2, 4 or 8) decodes at that fraction of the size, by libjpeg's scaled inverse
+/// DCT: far less work than decoding every pixel, for images about to be made much smaller.
+pub(crate) fn decode_image(input: &[u8], shrink: u32) -> Result<Image, Error> {
     let header = read_header(input)?;
-    let Decoded::Pixels(pixels) = decode(input)? else {
+    let Decoded::Pixels(pixels) = decode(input, shrink)? else {
         return Err(Error::unsupported("CMYK JPEG cannot be converted (no colour management); optimise it as JPEG instead"));
     };
     let mut image = Image::still(pixels);
@@ -184,12 +186,21 @@ pub(crate) fn decode_image(input: &[u8]) -> Result<Image, Error> {
         .flat_map(|(_, p)| p[14..].to_vec())
         .collect();
     image.icc = (!icc.is_empty()).then_some(icc);
-    image.orientation = header
+    image.orientation = orientation_of(&header);
+    Ok(image)
+}
+
+/// The EXIF orientation from the header alone (1 when there is none).
+pub(crate) fn orientation(input: &[u8]) -> Result<u16, Error> {
+    Ok(orientation_of(&read_header(input)?))
+}
+
+fn orientation_of(header: &Header<'_>) -> u16 {
+    header
         .markers
         .iter()
         .find_map(|(m, p)| (*m == APP1 && p.starts_with(EXIF_PREFIX)).then(|| exif_orientation(&p[EXIF_PREFIX.len()..])).flatten())
-        .unwrap_or(1);
-    Ok(image)
+        .unwrap_or(1)
 }
 
 /// Encodes decoded pixels (opaque: flatten first) at a quality, with the ICC profile if any.
@@ -217,15 +228,19 @@ enum Decoded {
 
 /// Decodes with libjpeg. Block smoothing is off so that the same coefficients always give the
 /// same pixels, whatever the scan structure (that is what the lossless check relies on).
-fn decode(data: &[u8]) -> Result<Decoded, Error> {
+/// `shrink` as in [`decode_image`] (1: full size).
+fn decode(data: &[u8], shrink: u32) -> Result<Decoded, Error> {
+    debug_assert!(matches!(shrink, 1 | 2 | 4 | 8));
     let decoded = catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Decoded> {
         let mut d = mozjpeg::Decompress::new_mem(data)?;
         d.do_block_smoothing(false);
-        let (w, h) = d.size();
-        let (w32, h32) = (w as u32, h as u32);
+        if shrink > 1 {
+            d.scale((8 / shrink) as u8);
+        }
         Ok(match d.color_space() {
             sys::J_COLOR_SPACE::JCS_GRAYSCALE => {
                 let mut s = d.grayscale()?;
+                let (w32, h32) = (s.width() as u32, s.height() as u32);
                 let gray: Vec<u8> = s.read_scanlines()?;
                 s.finish()?;
                 Decoded::Pixels(Pixels::rgba8(w32, h32, gray.iter().flat_map(|&g| [g, g, g, 255]).collect()))
@@ -241,6 +256,7 @@ fn decode(data: &[u8]) -> Result<Decoded, Error> {
             // libjpeg writes RGBA rows itself: no second pass over the pixels.
             _ => {
                 let mut s = d.rgba()?;
+                let (w32, h32) = (s.width() as u32, s.height() as u32);
                 let rgba: Vec<u8> = s.read_scanlines()?;
                 s.finish()?;
                 Decoded::Pixels(Pixels::rgba8(w32, h32, rgba))

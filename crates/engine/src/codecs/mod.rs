@@ -43,9 +43,15 @@ pub fn probe(data: &[u8]) -> Result<ImageInfo, Error> {
 }
 
 pub(crate) fn decode(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Image, Error> {
+    decode_shrunk(input, info, options, 1)
+}
+
+/// [`decode`] at up to 1/`shrink` of the size (1, 2, 4 or 8) where the format can do that for
+/// less work (JPEG's scaled inverse DCT); other formats decode at full size.
+pub(crate) fn decode_shrunk(input: &[u8], info: &ImageInfo, options: &Options, shrink: u32) -> Result<Image, Error> {
     match info.format {
         Format::Png => png::decode_image(input, options),
-        Format::Jpeg => jpeg::decode_image(input),
+        Format::Jpeg => jpeg::decode_image(input, shrink),
         Format::Gif => gif::decode(input, &options.limits),
         Format::WebP => webp::decode(input, &options.limits),
         Format::Avif => avif::decode(input, &options.limits),

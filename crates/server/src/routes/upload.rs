@@ -18,7 +18,16 @@ pub struct Upload {
     pub filename: Option<String>,
 }
 
-pub fn is_multipart(headers: &HeaderMap) -> bool {
+/// The image of a `/v1` request: the `file` field of a multipart form, or else the raw body.
+pub async fn read_image(request: Request, max_bytes: usize) -> Result<Upload, ApiError> {
+    if is_multipart(request.headers()) {
+        read_multipart(request, "file", max_bytes).await
+    } else {
+        read_raw(request.into_body(), max_bytes).await
+    }
+}
+
+fn is_multipart(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

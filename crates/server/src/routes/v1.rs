@@ -165,11 +165,7 @@ pub async fn compress(State(state): State<AppState>, request: Request) -> Result
     let options = options(&params, &accept, &state)?;
     let (admission, request) = upload::admit(&state, request)?;
 
-    let upload = if upload::is_multipart(request.headers()) {
-        upload::read_multipart(request, "file", state.config.max_body_bytes).await?
-    } else {
-        upload::read_raw(request.into_body(), state.config.max_body_bytes).await?
-    };
+    let upload = upload::read_image(request, state.config.max_body_bytes).await?;
     let Outcome { result, processing_ms } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
     let filename = upload::output_filename(upload.filename.as_deref(), result.format.extension());
 

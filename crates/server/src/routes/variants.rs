@@ -109,11 +109,7 @@ pub async fn variants(State(state): State<AppState>, request: Request) -> Result
     }
     let enlarge = params.enlarge.unwrap_or(false);
     let (admission, request) = upload::admit(&state, request)?;
-    let upload = if upload::is_multipart(request.headers()) {
-        upload::read_multipart(request, "file", state.config.max_body_bytes).await?
-    } else {
-        upload::read_raw(request.into_body(), state.config.max_body_bytes).await?
-    };
+    let upload = upload::read_image(request, state.config.max_body_bytes).await?;
     let stem = upload::output_stem(upload.filename.as_deref());
     state.metrics.bytes_in(ROUTE, upload.data.len());
     let zip_stem = stem.clone();

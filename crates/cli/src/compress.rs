@@ -1,6 +1,7 @@
 //! `compressor compress`: files (or stdin) in, files (or stdout) out, one report per file.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -85,7 +86,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
         let ms = started.elapsed().as_millis();
         let name = input.display().to_string();
         match &outcome {
-            Ok((result, output)) => eprintln!("{}", human_line(&name, result, output.as_deref(), ms)),
+            Ok((result, output)) => eprintln!("{}", human_line(&name, result, output.as_deref(), Some(ms))),
             Err(e) => {
                 failed += 1;
                 eprintln!("{name}: error: {e:#}");
@@ -176,8 +177,12 @@ fn output_path(input: &Path, args: &CompressArgs, result: &Compressed) -> anyhow
 pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // A replaced file keeps its mode; a new one gets what the umask gives (tempfile's own
+    // default, 0600, would hide outputs from the web server that serves them).
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o666);
     let mut tmp = tempfile::Builder::new()
         .prefix(".compressor-")
+        .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
     tmp.write_all(data)?;
@@ -186,13 +191,16 @@ pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn human_line(name: &str, r: &Compressed, output: Option<&Path>, ms: u128) -> String {
+/// One result for people; `ms` is left out where one run made several results.
+pub(crate) fn human_line(name: &str, r: &Compressed, output: Option<&Path>, ms: Option<u128>) -> String {
     let saved = (1.0 - r.ratio()) * 100.0;
     let mut line = format!("{name}: {} -> {} ({saved:.1}% saved) {}", human_bytes(r.input_size), human_bytes(r.output_size), r.method);
     if let Some(score) = r.quality_score {
         line += &format!(", SSIMULACRA2 {score:.1}");
     }
-    line += &format!(", {ms} ms");
+    if let Some(ms) = ms {
+        line += &format!(", {ms} ms");
+    }
     if let Some(output) = output {
         line += &format!(" -> {}", output.display());
     }

@@ -39,8 +39,9 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<i32> {
         let report = match outcome {
             Ok((written, skipped)) => {
                 for v in &written {
-                    eprintln!("{}", human_line(&name, &v.result, Some(Path::new(&v.output)), ms));
+                    eprintln!("{}", human_line(&name, &v.result, Some(Path::new(&v.output)), None));
                 }
+                eprintln!("{name}: {} variants from one decode in {ms} ms", written.len());
                 if !skipped.is_empty() {
                     eprintln!("{name}: skipped widths {skipped:?}: wider than the image (pass --enlarge to upscale)");
                 }

@@ -199,3 +199,25 @@ fn widths_write_responsive_variants_and_print_their_srcset() {
     let out = run(compressor().arg("compress").arg(&input).args(["--widths", "50", "--width", "20"]));
     assert_eq!(out.status.code(), Some(2), "--widths and --width conflict");
 }
+
+#[test]
+fn outputs_get_the_mode_a_new_file_gets_and_in_place_keeps_the_inputs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("shot.png");
+    write_png(&input, 120, 80);
+    // What this process's umask makes of a new file, for comparison.
+    let reference = dir.path().join("reference");
+    std::fs::write(&reference, b"").unwrap();
+    let out = run(compressor().arg("compress").arg(&input));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode(&dir.path().join("shot.min.png")), mode(&reference), "not tempfile's private 0600");
+
+    std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o604)).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let out = run(compressor().arg("compress").arg(&input).arg("--in-place"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(std::fs::read(&input).unwrap(), before, "replaced");
+    assert_eq!(mode(&input), 0o604);
+}

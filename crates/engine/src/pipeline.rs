@@ -42,7 +42,7 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
         resize::check_limits(&plan, &options.limits)?;
         notes.push(resized_note(width, height, &plan, request.fit));
         if shrink > 1 {
-            notes.push(format!("JPEG decoded at 1/{shrink} scale (libjpeg's scaled inverse DCT) before resizing"));
+            notes.push(shrunk_note(shrink));
         }
         let upright = source.apply_orientation();
         let plan = plan.on_source((width, height), (upright.width, upright.height));
@@ -85,15 +85,28 @@ pub(crate) fn variants(
     enlarge: bool,
     options: &Options,
 ) -> Result<Vec<Option<Encoded>>, Error> {
-    let source = codecs::decode(input, info, options)?;
-    let (width, height) = upright_size(&source);
+    let request = |w: u32| Resize { width: Some(w), height: None, fit: Fit::Scale, enlarge };
+    for &w in widths {
+        request(w).validate()?;
+    }
+    // One decode for all: as small as the widest variant that will be made allows.
+    let shrink = match info.format {
+        Format::Jpeg => {
+            let (width, _) = upright(info, codecs::jpeg::orientation(input)?);
+            match widths.iter().copied().filter(|&w| enlarge || w <= width).max() {
+                Some(widest) if widest < width => decode_shrink(input, info, &request(widest))?,
+                _ => 1,
+            }
+        }
+        _ => 1,
+    };
+    let source = codecs::decode_shrunk(input, info, options, shrink)?;
+    let (width, height) = if shrink == 1 { upright_size(&source) } else { upright(info, source.orientation) };
     let upright = source.clone().apply_orientation();
     widths
         .iter()
         .map(|&w| {
-            let request = Resize { width: Some(w), height: None, fit: Fit::Scale, enlarge };
-            request.validate()?;
-            let plan = resize::plan(width, height, &request);
+            let plan = resize::plan(width, height, &request(w));
             if plan.not_enlarged {
                 return Ok(None);
             }
@@ -101,9 +114,12 @@ pub(crate) fn variants(
                 return at_full_size(input, info, &source, options).map(Some);
             }
             resize::check_limits(&plan, &options.limits)?;
-            let resized = resize::apply(&upright, &plan)?;
+            let resized = resize::apply(&upright, &plan.on_source((width, height), (upright.width, upright.height)))?;
             let mut encoded = Encoded { resized_from: Some((width, height)), ..convert(&resized, None, info, options)? };
             encoded.notes.insert(0, resized_note(width, height, &plan, Fit::Scale));
+            if shrink > 1 {
+                encoded.notes.insert(1, shrunk_note(shrink));
+            }
             Ok(Some(encoded))
         })
         .collect()
@@ -124,6 +140,10 @@ fn at_full_size(input: &[u8], info: &ImageInfo, source: &Image, options: &Option
 /// Width and height as displayed (after the EXIF orientation).
 fn upright_size(image: &Image) -> (u32, u32) {
     if (5..=8).contains(&image.orientation) { (image.height, image.width) } else { (image.width, image.height) }
+}
+
+fn shrunk_note(shrink: u32) -> String {
+    format!("JPEG decoded at 1/{shrink} scale (libjpeg's scaled inverse DCT) before resizing")
 }
 
 fn resized_note(width: u32, height: u32, plan: &resize::Plan, fit: Fit) -> String {

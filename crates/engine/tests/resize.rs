@@ -312,3 +312,21 @@ fn large_jpeg_reductions_decode_shrunk_and_match_the_full_decode() {
     assert_eq!((from_jpeg.width, from_jpeg.height), (from_png.width, from_png.height));
     assert_close("shrunk JPEG decode vs full decode", &rgba8(&from_jpeg.data).2, &rgba8(&from_png.data).2, 2.0);
 }
+
+#[test]
+fn variants_of_a_large_jpeg_share_one_shrunk_decode() {
+    let Some(corpus) = corpus() else { return };
+    let input = read(&corpus.join("photos_jpeg/exif-orientation__Landscape_2.jpg")); // 1800x1200
+    let options = Options { format: OutputFormat::To(Format::Png), mode: Mode::Lossless, score: false, ..Options::default() };
+    let results = variants(&input, &[200, 400], false, &options).unwrap();
+    let made: Vec<&compressor_engine::Compressed> = results.iter().filter_map(|(_, c)| c.as_ref()).collect();
+    assert_eq!(made.iter().map(|c| (c.width, c.height)).collect::<Vec<_>>(), [(200, 133), (400, 267)]);
+    // The widest (400 of 1800) allows a 1/2 decode, and Lanczos3 still does the rest.
+    for c in &made {
+        assert!(c.notes.iter().any(|n| n.contains("decoded at 1/2 scale")), "{:?}", c.notes);
+        assert_eq!(compressor_test_support::decode_png(&c.data), (c.width, c.height));
+    }
+    // The same width made alone (decoded at 1/2 too) has the same pixels.
+    let alone = compress(&input, &Options { resize: Some(resize(Some(400), None, Fit::Scale)), ..options }).unwrap();
+    assert_eq!(png_rgba16(&alone.data), png_rgba16(&made[1].data));
+}

@@ -14,6 +14,7 @@ packages=(
   haproxy         # the rolling-restart test runs three instances behind a real load balancer
   binutils        # strip, for the container image
   chromium chromium-driver  # the web page is tested in headless Chromium through chromedriver
+  ffmpeg          # crates/video transcodes through ffmpeg and ffprobe (its tests make their inputs with it too)
 )
 
 missing=()

@@ -1,0 +1,63 @@
+//! What can go wrong, as types the CLI and the service map to exit codes and HTTP statuses.
+
+use std::fmt;
+
+/// The limit a video went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    DurationSeconds,
+    FramePixels,
+    InputBytes,
+    Frames,
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LimitKind::DurationSeconds => "max_duration_seconds",
+            LimitKind::FramePixels => "max_frame_pixels",
+            LimitKind::InputBytes => "max_input_bytes",
+            LimitKind::Frames => "max_frames",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// ffprobe found no video stream, or a container or codec ffmpeg cannot read.
+    #[error("unsupported video: {detail}")]
+    Unsupported { detail: String },
+    /// The file claims a format but cannot be read.
+    #[error("corrupt video: {detail}")]
+    Corrupt { detail: String },
+    /// Over a limit, found by the probe before any transcoding.
+    #[error("{what} exceeded: {value} > {limit}")]
+    LimitExceeded { what: LimitKind, value: f64, limit: f64 },
+    #[error("invalid options: {detail}")]
+    InvalidOptions { detail: String },
+    /// The child ran past its deadline and was killed.
+    #[error("{program} took longer than {seconds} s and was stopped")]
+    Timeout { program: String, seconds: f64 },
+    #[error("{program} is not installed (Debian package ffmpeg)")]
+    ToolMissing { program: String },
+    /// ffmpeg failed on an input ffprobe accepted (or was killed by its CPU or memory limit).
+    #[error("transcoding failed: {detail}")]
+    Failed { detail: String },
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// A short stable machine-readable code, like the image engine's.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unsupported { .. } => "unsupported_format",
+            Error::Corrupt { .. } => "corrupt_video",
+            Error::LimitExceeded { .. } => "limit_exceeded",
+            Error::InvalidOptions { .. } => "invalid_options",
+            Error::Timeout { .. } => "timeout",
+            Error::ToolMissing { .. } | Error::Failed { .. } | Error::Io(_) => "internal",
+        }
+    }
+}

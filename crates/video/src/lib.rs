@@ -1,0 +1,282 @@
+//! Video compression for compressor: MP4/MOV/WebM re-encoded, animated GIFs turned into video,
+//! through Debian's `ffmpeg` and `ffprobe` as subprocesses. The image engine stays pure; this
+//! crate does the I/O and process work, and keeps hostile-input decoding out of our process.
+//!
+//! Every call probes first (`ffprobe` JSON, short timeout) and refuses over-limit inputs before
+//! transcoding; children get a wall-clock deadline, CPU-time and address-space limits, local
+//! files only (`-protocol_whitelist file`, `-nostdin`), and are killed with their process group
+//! on timeout, error or panic. Scratch files live in a temporary folder removed on every path;
+//! the output is a temporary file the caller persists (renamed into place) or streams.
+
+mod error;
+mod probe;
+mod run;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use error::{Error, LimitKind};
+pub use probe::{Limits, Probe};
+pub use run::Bounds;
+
+/// The container and codecs written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoFormat {
+    /// H.264 (libx264), yuv420p, AAC audio, `+faststart`: plays everywhere.
+    #[default]
+    Mp4,
+    /// VP9 (libvpx-vp9, constant quality), Opus audio.
+    WebM,
+    /// The input's container (MP4 for MOV, and for GIF input).
+    Keep,
+}
+
+impl std::str::FromStr for VideoFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.to_ascii_lowercase().as_str() {
+            "mp4" => Ok(VideoFormat::Mp4),
+            "webm" => Ok(VideoFormat::WebM),
+            "keep" => Ok(VideoFormat::Keep),
+            _ => Err(Error::InvalidOptions { detail: format!("video format {s:?} is not mp4, webm or keep") }),
+        }
+    }
+}
+
+impl VideoFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            VideoFormat::Mp4 | VideoFormat::Keep => "mp4",
+            VideoFormat::WebM => "webm",
+        }
+    }
+
+    pub fn mime_type(self) -> &'static str {
+        match self {
+            VideoFormat::Mp4 | VideoFormat::Keep => "video/mp4",
+            VideoFormat::WebM => "video/webm",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub format: VideoFormat,
+    /// 0-100 (higher is better), mapped to each codec's CRF; `None`: x264 CRF 23 (ffmpeg's
+    /// default), VP9 CRF 32.
+    pub quality: Option<u8>,
+    /// False drops the audio.
+    pub audio: bool,
+    pub limits: Limits,
+    /// Wall-clock limit of the transcode (the probe gets at most 30 s of it).
+    pub timeout: Duration,
+    /// Address-space limit of each child.
+    pub memory_bytes: u64,
+    /// Where scratch and output files go (default: the system's temporary folder).
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: VideoFormat::Mp4,
+            quality: None,
+            audio: true,
+            limits: Limits::default(),
+            timeout: Duration::from_secs(600),
+            memory_bytes: 4 << 30,
+            temp_dir: None,
+        }
+    }
+}
+
+/// What a compression did, for the CLI's JSON, the service's headers and the batch manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub format: VideoFormat,
+    pub video_codec: String,
+    pub audio_codec: Option<String>,
+    /// As displayed (rotation applied), even for H.264's 4:2:0.
+    pub width: u32,
+    pub height: u32,
+    pub duration_seconds: f64,
+    pub input_size: u64,
+    pub output_size: u64,
+    /// False when the input is returned as it was (nothing smaller in the same container).
+    pub changed: bool,
+    pub method: String,
+    pub notes: Vec<String>,
+    pub ms: u64,
+    /// The input as probed.
+    pub input: Probe,
+}
+
+/// The result: the report, and the new file unless the input is to be kept as it is.
+pub struct Compressed {
+    pub report: Report,
+    /// A temporary file holding the output; `None` when `report.changed` is false.
+    pub output: Option<tempfile::NamedTempFile>,
+}
+
+/// Probes `input` (a local file) under the options' limits.
+pub fn probe(input: &Path, options: &Options) -> Result<Probe, Error> {
+    let scratch = scratch_dir(options)?;
+    probe_in(input, scratch.path(), options)
+}
+
+fn probe_in(input: &Path, scratch: &Path, options: &Options) -> Result<Probe, Error> {
+    let size = std::fs::metadata(input)?.len();
+    if size > options.limits.max_input_bytes {
+        return Err(Error::LimitExceeded { what: LimitKind::InputBytes, value: size as f64, limit: options.limits.max_input_bytes as f64 });
+    }
+    let bounds = Bounds { timeout: options.timeout.min(Duration::from_secs(30)), memory_bytes: options.memory_bytes };
+    let probed = probe::probe(input, scratch, bounds)?;
+    probed.check(&options.limits)?;
+    Ok(probed)
+}
+
+/// Compresses the video (or animated GIF) at `input`.
+pub fn compress(input: &Path, options: &Options) -> Result<Compressed, Error> {
+    let started = Instant::now();
+    if options.quality.is_some_and(|q| q > 100) {
+        return Err(Error::InvalidOptions { detail: "quality is 0-100".into() });
+    }
+    let scratch = scratch_dir(options)?;
+    let probed = probe_in(input, scratch.path(), options)?;
+    let format = match options.format {
+        VideoFormat::Keep if probed.is_webm() => VideoFormat::WebM,
+        VideoFormat::Keep => VideoFormat::Mp4,
+        f => f,
+    };
+    let mut notes = Vec::new();
+    if options.format == VideoFormat::Keep && !(probed.is_mp4() || probed.is_webm()) {
+        notes.push(format!("{} cannot be written here; keep gives MP4", probed.container));
+    }
+    let audio = options.audio && probed.audio_codec.is_some();
+    let output = tempfile::Builder::new()
+        .prefix(".compressor-video-")
+        .suffix(&format!(".{}", format.extension()))
+        .tempfile_in(scratch.path().parent().unwrap_or(scratch.path()))?;
+    let (args, method) = ffmpeg_args(input, output.path(), format, options.quality, audio);
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
+    let bounds = Bounds { timeout: options.timeout, memory_bytes: options.memory_bytes };
+    let finished = run::run("ffmpeg", &args, scratch.path(), bounds)?;
+    if !finished.status.success() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let detail = match finished.status.signal() {
+            Some(signal) => format!("ffmpeg was stopped by signal {signal} (CPU or memory limit)"),
+            None => probe::first_line(&finished.stderr, "ffmpeg failed"),
+        };
+        return Err(if finished.status.signal().is_some() { Error::Failed { detail } } else { Error::Corrupt { detail } });
+    }
+    let (input_size, output_size) = (std::fs::metadata(input)?.len(), output.as_file().metadata()?.len());
+    let same_container = (format == VideoFormat::Mp4 && probed.is_mp4()) || (format == VideoFormat::WebM && probed.is_webm());
+    let changed = !(same_container && output_size >= input_size);
+    if !changed {
+        notes.push(format!("the {method} output ({output_size} bytes) was not smaller than the input; input kept"));
+    }
+    if !options.audio && probed.audio_codec.is_some() {
+        notes.push("audio dropped, as asked".into());
+    }
+    let (width, height) = even_for(format, probed.display_size());
+    let report = Report {
+        format,
+        video_codec: if changed { codec_of(format).into() } else { probed.video_codec.clone() },
+        audio_codec: if changed { audio.then(|| audio_codec_of(format).to_owned()) } else { probed.audio_codec.clone() },
+        width,
+        height,
+        duration_seconds: probed.duration_seconds,
+        input_size,
+        output_size: if changed { output_size } else { input_size },
+        changed,
+        method: if changed { method } else { "unchanged".into() },
+        notes,
+        ms: started.elapsed().as_millis() as u64,
+        input: probed,
+    };
+    Ok(Compressed { report, output: changed.then_some(output) })
+}
+
+fn scratch_dir(options: &Options) -> Result<tempfile::TempDir, Error> {
+    let parent = options.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+    Ok(tempfile::Builder::new().prefix(".compressor-video-").tempdir_in(parent)?)
+}
+
+/// x264 and VP9 CRFs for a 0-100 quality: 100 → 0 (best), 0 → the codec's worst.
+fn crf(format: VideoFormat, quality: Option<u8>) -> u32 {
+    match (format, quality) {
+        (VideoFormat::WebM, None) => 32,
+        (VideoFormat::WebM, Some(q)) => ((100 - u32::from(q)) * 63 + 50) / 100,
+        (_, None) => 23,
+        (_, Some(q)) => ((100 - u32::from(q)) * 51 + 50) / 100,
+    }
+}
+
+fn codec_of(format: VideoFormat) -> &'static str {
+    if format == VideoFormat::WebM { "vp9" } else { "h264" }
+}
+
+fn audio_codec_of(format: VideoFormat) -> &'static str {
+    if format == VideoFormat::WebM { "opus" } else { "aac" }
+}
+
+/// H.264 in 4:2:0 needs even sides: odd ones are rounded down (one pixel row or column).
+fn even_for(format: VideoFormat, (w, h): (u32, u32)) -> (u32, u32) {
+    if format == VideoFormat::WebM { (w, h) } else { ((w & !1).max(2), (h & !1).max(2)) }
+}
+
+/// The ffmpeg command line and the method name for the report.
+fn ffmpeg_args(input: &Path, output: &Path, format: VideoFormat, quality: Option<u8>, audio: bool) -> (Vec<OsString>, String) {
+    let crf = crf(format, quality);
+    let mut args: Vec<OsString> =
+        ["-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-i"].into_iter().map(OsString::from).collect();
+    args.push(input.as_os_str().to_owned());
+    let mut push = |list: &[&str]| args.extend(list.iter().map(OsString::from));
+    // The first video stream (rotation applied by ffmpeg), the first audio stream if kept; frames
+    // keep their own timestamps (variable frame rate and GIF delays survive).
+    push(&["-map", "0:v:0", "-fps_mode", "vfr", "-map_metadata", "-1", "-pix_fmt", "yuv420p"]);
+    let crf_text = crf.to_string();
+    let method = match format {
+        VideoFormat::WebM => {
+            push(&["-c:v", "libvpx-vp9", "-crf", &crf_text, "-b:v", "0", "-row-mt", "1", "-deadline", "good", "-cpu-used", "2"]);
+            format!("vp9-crf{crf}")
+        }
+        _ => {
+            push(&["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-preset", "medium", "-crf", &crf_text]);
+            push(&["-movflags", "+faststart"]);
+            format!("h264-crf{crf}")
+        }
+    };
+    if audio {
+        push(&["-map", "0:a:0"]);
+        match format {
+            VideoFormat::WebM => push(&["-c:a", "libopus", "-b:a", "96k"]),
+            _ => push(&["-c:a", "aac", "-b:a", "128k"]),
+        }
+    } else {
+        push(&["-an"]);
+    }
+    push(&["-f", if format == VideoFormat::WebM { "webm" } else { "mp4" }, "-y"]);
+    args.push(output.as_os_str().to_owned());
+    (args, method)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_maps_to_each_codecs_crf() {
+        assert_eq!(crf(VideoFormat::Mp4, None), 23);
+        assert_eq!(crf(VideoFormat::Mp4, Some(100)), 0);
+        assert_eq!(crf(VideoFormat::Mp4, Some(0)), 51);
+        assert_eq!(crf(VideoFormat::Mp4, Some(55)), 23);
+        assert_eq!(crf(VideoFormat::WebM, Some(0)), 63);
+        assert_eq!(crf(VideoFormat::WebM, None), 32);
+        assert_eq!(even_for(VideoFormat::Mp4, (641, 361)), (640, 360));
+        assert_eq!(even_for(VideoFormat::WebM, (641, 361)), (641, 361));
+        assert!("mkv".parse::<VideoFormat>().is_err());
+    }
+}

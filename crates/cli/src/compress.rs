@@ -57,6 +57,12 @@ pub(crate) struct ErrorReport {
     message: String,
 }
 
+impl ErrorReport {
+    pub(crate) fn new(code: &'static str, message: String) -> Self {
+        ErrorReport { code, message }
+    }
+}
+
 /// Runs the command; returns the process exit code (0 all done, 1 some failed).
 pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     if args.output.is_some() && args.inputs.len() > 1 {
@@ -69,7 +75,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     if args.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
         bail!("standard input (-) can be read only once");
     }
-    if args.in_place && args.engine.format.is_some_and(|f| f != compressor_engine::OutputFormat::Keep) {
+    if args.in_place
+        && (args.engine.video_format().is_some() || args.engine.image_format().is_some_and(|f| f != compressor_engine::OutputFormat::Keep))
+    {
         bail!("--in-place cannot change the format (the file name would lie); use --out-dir");
     }
     if args.in_place && args.inputs.iter().any(|p| p.as_os_str() == "-") {
@@ -81,6 +89,18 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     let options = args.engine.options();
     let mut failed = 0;
     for input in &args.inputs {
+        match crate::video::handles(input, &args) {
+            Ok(true) => {
+                failed += usize::from(!crate::video::compress_one(input, &args)?);
+                continue;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                failed += 1;
+                eprintln!("{}: error: {e:#}", input.display());
+                continue;
+            }
+        }
         let started = Instant::now();
         let outcome = compress_one(input, &args, &options);
         let ms = started.elapsed().as_millis();
@@ -175,20 +195,25 @@ fn output_path(input: &Path, args: &CompressArgs, result: &Compressed) -> anyhow
 /// Writes to a temporary file beside the target and renames it over the target, so a crash or a
 /// full disk never leaves a truncated file under the final name.
 pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let mut tmp = staged_file(path)?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A temporary file beside `path`, with the mode `path` will have, to be persisted over it.
+pub(crate) fn staged_file(path: &Path) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     // A replaced file keeps its mode; a new one gets what the umask gives (tempfile's own
     // default, 0600, would hide outputs from the web server that serves them).
     let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o666);
-    let mut tmp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix(".compressor-")
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))
 }
 
 /// One result for people; `ms` is left out where one run made several results.

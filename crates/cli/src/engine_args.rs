@@ -21,10 +21,10 @@ pub struct EngineArgs {
     /// Refuse images with more pixels than this (checked from the header, before decoding)
     #[arg(long, default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,
-    /// Output format: keep, png, jpeg, webp, avif, gif, or auto (smallest of WebP, AVIF and the input's format).
-    /// Default keep (webp for --widths)
-    #[arg(short, long, value_parser = parse::<OutputFormat>)]
-    pub format: Option<OutputFormat>,
+    /// Output format: keep, png, jpeg, webp, avif, gif, or auto (smallest of WebP, AVIF and the input's format);
+    /// for videos and animated GIFs (compress only) mp4 or webm. Default keep (webp for --widths)
+    #[arg(short, long, value_parser = parse_format)]
+    pub format: Option<FormatChoice>,
     /// Smallest output whose SSIMULACRA2 score is at least this (e.g. 80; 90 is visually lossless)
     #[arg(long, value_parser = parse_score)]
     pub target_quality: Option<f64>,
@@ -60,6 +60,22 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
+    /// The image format asked for, if one was.
+    pub fn image_format(&self) -> Option<OutputFormat> {
+        match self.format {
+            Some(FormatChoice::Image(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The video container asked for (`--format mp4|webm`), if one was.
+    pub fn video_format(&self) -> Option<compressor_video::VideoFormat> {
+        match self.format {
+            Some(FormatChoice::Video(f)) => Some(f),
+            _ => None,
+        }
+    }
+
     pub fn options(&self) -> Options {
         Options {
             mode: self.mode,
@@ -67,7 +83,7 @@ impl EngineArgs {
             metadata: self.metadata,
             effort: self.effort,
             limits: Limits { max_pixels: self.max_pixels, ..Limits::default() },
-            format: self.format.unwrap_or_default(),
+            format: self.image_format().unwrap_or_default(),
             target_quality: self.target_quality,
             max_bytes: self.max_bytes,
             background: self.background,
@@ -86,6 +102,21 @@ impl EngineArgs {
 }
 
 /// Uses the engine's own parsers so the CLI, HTTP API and batch accept the same spellings.
+/// `--format`: an image format for the engine, or a video container for `compressor-video`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatChoice {
+    Image(OutputFormat),
+    Video(compressor_video::VideoFormat),
+}
+
+fn parse_format(s: &str) -> Result<FormatChoice, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "mp4" => Ok(FormatChoice::Video(compressor_video::VideoFormat::Mp4)),
+        "webm" => Ok(FormatChoice::Video(compressor_video::VideoFormat::WebM)),
+        _ => parse::<OutputFormat>(s).map(FormatChoice::Image).map_err(|e| format!("{e} (or mp4, webm for video)")),
+    }
+}
+
 fn parse<T: std::str::FromStr<Err = compressor_engine::Error>>(s: &str) -> Result<T, String> {
     s.parse().map_err(|e: compressor_engine::Error| e.to_string())
 }

@@ -5,6 +5,7 @@ mod compress;
 mod engine_args;
 mod healthcheck;
 mod variants;
+mod video;
 
 use std::process::ExitCode;
 
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compress(args) => compress::run(args),
         Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
+        Command::Batch { batch: _, engine } if engine.video_format().is_some() => {
+            Err(anyhow::anyhow!("batch writes images only so far: --format mp4/webm works with compress"))
+        }
         Command::Batch { batch, engine } => batch::run(batch, engine.options()),
         Command::Loadtest(args) => loadtest(args),
         Command::Bench(args) => compressor_bench::run(args).map(|()| 0),

@@ -29,7 +29,7 @@ struct VariantReport {
 }
 
 pub fn run(args: &CompressArgs) -> anyhow::Result<i32> {
-    let options = Options { format: args.engine.format.unwrap_or(OutputFormat::To(Format::WebP)), ..args.engine.options() };
+    let options = Options { format: args.engine.image_format().unwrap_or(OutputFormat::To(Format::WebP)), ..args.engine.options() };
     let mut failed = 0;
     for input in &args.inputs {
         let started = Instant::now();

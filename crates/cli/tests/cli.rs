@@ -221,3 +221,73 @@ fn outputs_get_the_mode_a_new_file_gets_and_in_place_keeps_the_inputs() {
     assert_ne!(std::fs::read(&input).unwrap(), before, "replaced");
     assert_eq!(mode(&input), 0o604);
 }
+
+/// ffprobe's frame count of a file, decoding every frame.
+fn frames_of(path: &Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn videos_and_gifs_to_video_go_through_ffmpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "5",
+        ])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(made.success());
+    let out = run(compressor().arg("compress").arg(&clip).arg("--json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = &json_lines(&out)[0];
+    assert_eq!((r["format"].as_str(), r["video_codec"].as_str(), r["changed"].as_bool()), (Some("mp4"), Some("h264"), Some(true)), "{r}");
+    let min = dir.path().join("clip.min.mp4");
+    assert_eq!(r["output"], min.display().to_string());
+    assert_eq!(std::fs::metadata(&min).unwrap().len(), r["output_size"].as_u64().unwrap());
+    assert!(r["output_size"].as_u64() < r["input_size"].as_u64());
+    assert_eq!(frames_of(&min), 50);
+
+    // An animated GIF made here (10 frames), turned into WebM.
+    let gif_path = dir.path().join("anim.gif");
+    let mut gif = Vec::new();
+    {
+        let mut encoder = gif::Encoder::new(&mut gif, 64, 48, &[0, 0, 0, 255, 255, 255, 200, 30, 30]).unwrap();
+        for i in 0..10u8 {
+            let pixels: Vec<u8> = (0..64 * 48).map(|p| ((p / 64 + usize::from(i) * 3) % 3) as u8).collect();
+            encoder.write_frame(&gif::Frame { width: 64, height: 48, delay: 10, buffer: pixels.into(), ..Default::default() }).unwrap();
+        }
+    }
+    std::fs::write(&gif_path, &gif).unwrap();
+    let out = run(compressor().arg("compress").arg(&gif_path).args(["--format", "webm", "-o"]).arg(dir.path().join("anim.webm")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(frames_of(&dir.path().join("anim.webm")), 10);
+
+    // Not a video after all: a typed error, exit 1.
+    let fake = dir.path().join("fake.mp4");
+    std::fs::write(&fake, b"\0\0\0\x18ftypisom\0\0\0\0 and then nothing").unwrap();
+    let out = run(compressor().arg("compress").arg(&fake).arg("--json"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_lines(&out)[0]["error"]["code"], "corrupt_video");
+    // Batch does not write video yet, and says so.
+    let out = run(compressor().arg("batch").arg(dir.path()).arg(dir.path().join("out")).args(["--format", "mp4"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("compress"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -110,7 +110,7 @@ pub struct Report {
     pub notes: Vec<String>,
     pub ms: u64,
     /// The input as probed.
-    pub input: Probe,
+    pub source: Probe,
 }
 
 /// The result: the report, and the new file unless the input is to be kept as it is.
@@ -118,6 +118,17 @@ pub struct Compressed {
     pub report: Report,
     /// A temporary file holding the output; `None` when `report.changed` is false.
     pub output: Option<tempfile::NamedTempFile>,
+}
+
+/// True when the first bytes of a file look like a video container this crate reads: ISO BMFF
+/// (MP4, MOV, 3GP) with a video brand, or EBML (WebM, Matroska). AVIF and HEIF also start with
+/// `ftyp`; their brands are images and are left to the image engine.
+pub fn looks_like_video(head: &[u8]) -> bool {
+    const IMAGE_BRANDS: [&[u8; 4]; 8] = [b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis"];
+    if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
+        return true;
+    }
+    head.len() >= 12 && &head[4..8] == b"ftyp" && !IMAGE_BRANDS.iter().any(|b| &head[8..12] == *b)
 }
 
 /// Probes `input` (a local file) under the options' limits.
@@ -194,7 +205,7 @@ pub fn compress(input: &Path, options: &Options) -> Result<Compressed, Error> {
         method: if changed { method } else { "unchanged".into() },
         notes,
         ms: started.elapsed().as_millis() as u64,
-        input: probed,
+        source: probed,
     };
     Ok(Compressed { report, output: changed.then_some(output) })
 }
@@ -266,6 +277,17 @@ fn ffmpeg_args(input: &Path, output: &Path, format: VideoFormat, quality: Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn videos_are_told_from_images_by_their_first_bytes() {
+        assert!(looks_like_video(b"\0\0\0\x20ftypisom\0\0\x02\0"));
+        assert!(looks_like_video(b"\0\0\0\x14ftypqt  \0\0\0\0"));
+        assert!(looks_like_video(&[0x1A, 0x45, 0xDF, 0xA3, 0x9F]));
+        assert!(!looks_like_video(b"\0\0\0\x1cftypavif\0\0\0\0"));
+        assert!(!looks_like_video(b"\0\0\0\x18ftypheic\0\0\0\0"));
+        assert!(!looks_like_video(b"GIF89a"));
+        assert!(!looks_like_video(b"ftyp"));
+    }
 
     #[test]
     fn quality_maps_to_each_codecs_crf() {

@@ -89,17 +89,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     let options = args.engine.options();
     let mut failed = 0;
     for input in &args.inputs {
-        match crate::video::handles(input, &args) {
-            Ok(true) => {
-                failed += usize::from(!crate::video::compress_one(input, &args)?);
-                continue;
-            }
-            Ok(false) => {}
-            Err(e) => {
-                failed += 1;
-                eprintln!("{}: error: {e:#}", input.display());
-                continue;
-            }
+        if crate::video::handles(input, &args) {
+            failed += usize::from(!crate::video::compress_one(input, &args)?);
+            continue;
         }
         let started = Instant::now();
         let outcome = compress_one(input, &args, &options);

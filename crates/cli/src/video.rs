@@ -20,17 +20,17 @@ struct VideoFileReport<'a> {
     error: Option<ErrorReport>,
 }
 
-/// True when this input goes to the video path: a video container, or `--format mp4|webm`.
-pub fn handles(input: &Path, args: &CompressArgs) -> anyhow::Result<bool> {
+/// True when this input goes to the video path: a video container, or `--format mp4|webm`. An
+/// unreadable file is left to the image path, which reports it like any other.
+pub fn handles(input: &Path, args: &CompressArgs) -> bool {
     if args.engine.video_format().is_some() {
-        return Ok(true);
+        return true;
     }
     if input.as_os_str() == "-" {
-        return Ok(false); // standard input is read whole by the image path
+        return false; // standard input is read whole by the image path
     }
     let mut head = [0u8; 16];
-    let n = std::fs::File::open(input).and_then(|mut f| f.read(&mut head)).with_context(|| format!("reading {}", input.display()))?;
-    Ok(compressor_video::looks_like_video(&head[..n]))
+    std::fs::File::open(input).and_then(|mut f| f.read(&mut head)).is_ok_and(|n| compressor_video::looks_like_video(&head[..n]))
 }
 
 /// Compresses one video; prints its report; returns whether it succeeded.

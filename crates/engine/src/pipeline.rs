@@ -26,11 +26,7 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
     };
     let shrink = decode_shrink(input, info, request)?;
     let source = codecs::decode_shrunk(input, info, options, shrink)?;
-    // Sizes as displayed, of the whole image (a shrunk decode is smaller: the header has them).
-    let (width, height) = match shrink {
-        1 => upright_size(&source),
-        _ => upright(info, source.orientation),
-    };
+    let (width, height) = whole_upright_size(info, &source, shrink);
     let plan = resize::plan(width, height, request);
     let mut notes = Vec::new();
     if plan.not_enlarged {
@@ -61,15 +57,21 @@ fn decode_shrink(input: &[u8], info: &ImageInfo, request: &Resize) -> Result<u32
     if info.format != Format::Jpeg {
         return Ok(1);
     }
-    let (width, height) = upright(info, codecs::jpeg::orientation(input)?);
+    let (width, height) = upright(info.width, info.height, codecs::jpeg::orientation(input)?);
     let plan = resize::plan(width, height, request);
     let reduction = f64::min(plan.region.width / f64::from(plan.width.max(1)), plan.region.height / f64::from(plan.height.max(1)));
     Ok([8, 4, 2].into_iter().find(|&s| f64::from(s) * JPEG_SHRINK_HEADROOM <= reduction).unwrap_or(1))
 }
 
-/// The header's width and height as displayed under an EXIF orientation.
-fn upright(info: &ImageInfo, orientation: u16) -> (u32, u32) {
-    if (5..=8).contains(&orientation) { (info.height, info.width) } else { (info.width, info.height) }
+/// A width and height as displayed under an EXIF orientation.
+fn upright(width: u32, height: u32, orientation: u16) -> (u32, u32) {
+    if (5..=8).contains(&orientation) { (height, width) } else { (width, height) }
+}
+
+/// The whole image's size as displayed: the decode's own, or the header's when the decode was
+/// shrunk.
+fn whole_upright_size(info: &ImageInfo, source: &Image, shrink: u32) -> (u32, u32) {
+    if shrink == 1 { upright_size(source) } else { upright(info.width, info.height, source.orientation) }
 }
 
 /// The part of a resize left to Lanczos3 in linear light when a JPEG is decoded shrunk.
@@ -92,7 +94,7 @@ pub(crate) fn variants(
     // One decode for all: as small as the widest variant that will be made allows.
     let shrink = match info.format {
         Format::Jpeg => {
-            let (width, _) = upright(info, codecs::jpeg::orientation(input)?);
+            let (width, _) = upright(info.width, info.height, codecs::jpeg::orientation(input)?);
             match widths.iter().copied().filter(|&w| enlarge || w <= width).max() {
                 Some(widest) if widest < width => decode_shrink(input, info, &request(widest))?,
                 _ => 1,
@@ -101,7 +103,7 @@ pub(crate) fn variants(
         _ => 1,
     };
     let source = codecs::decode_shrunk(input, info, options, shrink)?;
-    let (width, height) = if shrink == 1 { upright_size(&source) } else { upright(info, source.orientation) };
+    let (width, height) = whole_upright_size(info, &source, shrink);
     let upright = source.clone().apply_orientation();
     widths
         .iter()
@@ -139,7 +141,7 @@ fn at_full_size(input: &[u8], info: &ImageInfo, source: &Image, options: &Option
 
 /// Width and height as displayed (after the EXIF orientation).
 fn upright_size(image: &Image) -> (u32, u32) {
-    if (5..=8).contains(&image.orientation) { (image.height, image.width) } else { (image.width, image.height) }
+    upright(image.width, image.height, image.orientation)
 }
 
 fn shrunk_note(shrink: u32) -> String {

@@ -244,10 +244,7 @@ pub(super) fn options(params: &CompressParams, accept: &str, state: &AppState) -
         options.auto_formats = accepted_formats(accept);
     }
     if let Some(effort) = params.effort {
-        if !(1..=6).contains(&effort) {
-            return Err(bad(format!("effort {effort} is not in 1..=6")));
-        }
-        options.effort = effort;
+        options.effort = effort; // its range is checked by Options::validate below
     }
     if let Some(target) = params.target_quality {
         if !(0.0..=100.0).contains(&target) {

@@ -39,6 +39,9 @@ pub enum Error {
     /// The child ran past its deadline and was killed.
     #[error("{program} took longer than {seconds} s and was stopped")]
     Timeout { program: String, seconds: f64 },
+    /// The caller cancelled the work (see [`crate::Cancel`]); the child was killed.
+    #[error("cancelled")]
+    Cancelled,
     #[error("{program} is not installed (Debian package ffmpeg)")]
     ToolMissing { program: String },
     /// ffmpeg failed on an input ffprobe accepted (or was killed by its CPU or memory limit).
@@ -57,6 +60,7 @@ impl Error {
             Error::LimitExceeded { .. } => "limit_exceeded",
             Error::InvalidOptions { .. } => "invalid_options",
             Error::Timeout { .. } => "timeout",
+            Error::Cancelled => "cancelled",
             Error::ToolMissing { .. } | Error::Failed { .. } | Error::Io(_) => "internal",
         }
     }

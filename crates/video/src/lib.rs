@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 pub use error::{Error, LimitKind};
 pub use probe::{Limits, Probe};
-pub use run::Bounds;
+use run::Bounds;
+pub use run::Cancel;
 
 /// The container and codecs written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -76,6 +77,8 @@ pub struct Options {
     pub memory_bytes: u64,
     /// Where scratch and output files go (default: the system's temporary folder).
     pub temp_dir: Option<PathBuf>,
+    /// Stops the work early when set (the child is killed, the scratch files removed).
+    pub cancel: Cancel,
 }
 
 impl Default for Options {
@@ -88,6 +91,7 @@ impl Default for Options {
             timeout: Duration::from_secs(600),
             memory_bytes: 4 << 30,
             temp_dir: None,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -142,8 +146,12 @@ fn probe_in(input: &Path, scratch: &Path, options: &Options) -> Result<Probe, Er
     if size > options.limits.max_input_bytes {
         return Err(Error::LimitExceeded { what: LimitKind::InputBytes, value: size as f64, limit: options.limits.max_input_bytes as f64 });
     }
-    let bounds = Bounds { timeout: options.timeout.min(Duration::from_secs(30)), memory_bytes: options.memory_bytes };
-    let probed = probe::probe(input, scratch, bounds)?;
+    let bounds = Bounds {
+        timeout: options.timeout.min(Duration::from_secs(30)),
+        memory_bytes: options.memory_bytes,
+        cancel: options.cancel.clone(),
+    };
+    let probed = probe::probe(input, scratch, &bounds)?;
     probed.check(&options.limits)?;
     Ok(probed)
 }
@@ -172,8 +180,8 @@ pub fn compress(input: &Path, options: &Options) -> Result<Compressed, Error> {
         .tempfile_in(scratch.path().parent().unwrap_or(scratch.path()))?;
     let (args, method) = ffmpeg_args(input, output.path(), format, options.quality, audio);
     let args: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-    let bounds = Bounds { timeout: options.timeout, memory_bytes: options.memory_bytes };
-    let finished = run::run("ffmpeg", &args, scratch.path(), bounds)?;
+    let bounds = Bounds { timeout: options.timeout, memory_bytes: options.memory_bytes, cancel: options.cancel.clone() };
+    let finished = run::run("ffmpeg", &args, scratch.path(), &bounds)?;
     if !finished.status.success() {
         use std::os::unix::process::ExitStatusExt as _;
         let detail = match finished.status.signal() {

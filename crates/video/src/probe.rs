@@ -101,7 +101,7 @@ struct SideData {
 }
 
 /// Probes `path` with ffprobe under `bounds`.
-pub fn probe(path: &Path, scratch: &Path, bounds: Bounds) -> Result<Probe, Error> {
+pub fn probe(path: &Path, scratch: &Path, bounds: &Bounds) -> Result<Probe, Error> {
     let args: [&std::ffi::OsStr; 11] = [
         "-v".as_ref(),
         "error".as_ref(),

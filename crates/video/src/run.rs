@@ -5,18 +5,46 @@
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
 
-/// How much one child may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
+/// How much one child may use, and the switch that stops it early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Bounds {
     /// Wall-clock time before the child is killed.
     pub timeout: Duration,
     /// Address space of the child (`RLIMIT_AS`), in bytes.
     pub memory_bytes: u64,
+    pub cancel: Cancel,
 }
+
+/// Set by a caller that no longer wants the result (a client that went away, Ctrl-C): the
+/// running child is killed within about 10 ms and the call returns [`Error::Cancelled`].
+/// Clones share one switch.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Two switches are equal when they are the same switch.
+impl PartialEq for Cancel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Cancel {}
 
 /// What a finished child printed on standard output and error.
 pub(crate) struct Finished {
@@ -41,17 +69,24 @@ impl Drop for Reaper {
 
 /// Runs `program` with `args` under `bounds`, its standard output and error captured to files in
 /// `scratch` (so a chatty child can never block on a full pipe).
-pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr], scratch: &Path, bounds: Bounds) -> Result<Finished, Error> {
+pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr], scratch: &Path, bounds: &Bounds) -> Result<Finished, Error> {
+    if bounds.cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let (out_path, err_path) = (scratch.join(format!("{program}.stdout")), scratch.join(format!("{program}.stderr")));
     let (out, err) = (std::fs::File::create(&out_path)?, std::fs::File::create(&err_path)?);
     let cpu_seconds = bounds.timeout.as_secs().saturating_mul(available_cpus()).saturating_add(5);
     let memory = bounds.memory_bytes;
     let mut command = Command::new(program);
     command.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-    // SAFETY: only async-signal-safe calls (setpgid, setrlimit) between fork and exec.
+    // SAFETY: only async-signal-safe calls (setpgid, prctl, setrlimit) between fork and exec.
     unsafe {
         command.pre_exec(move || {
+            // Its own group, so a kill reaches whatever it starts; and killed if we die (Ctrl-C
+            // reaches only our group, and a crash runs no destructor). This thread waits for the
+            // child, so it cannot exit first.
             libc::setpgid(0, 0);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             let limit = |resource, value: u64| {
                 let rlim = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
                 if libc::setrlimit(resource, &rlim) != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
@@ -76,6 +111,10 @@ pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr], scratch: &Path, boun
         if Instant::now() >= deadline {
             drop(reaper); // kills the group
             return Err(Error::Timeout { program: program.to_owned(), seconds: bounds.timeout.as_secs_f64() });
+        }
+        if bounds.cancel.is_cancelled() {
+            drop(reaper);
+            return Err(Error::Cancelled);
         }
         std::thread::sleep(Duration::from_millis(10));
     };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use compressor_video::{Error, LimitKind, Limits, Options, VideoFormat, compress, probe};
+use compressor_video::{Cancel, Error, LimitKind, Limits, Options, VideoFormat, compress, probe};
 
 /// A folder for one test's scratch files, checked empty (but for the test's own inputs) at the end.
 struct Scratch {
@@ -292,5 +292,22 @@ fn hostile_and_over_limit_inputs_give_typed_errors_quickly() {
     let slow = Options { timeout: Duration::from_millis(300), format: VideoFormat::WebM, ..s.options() };
     assert!(matches!(compress(&big, &slow), Err(Error::Timeout { .. })));
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    s.assert_clean();
+
+    // A caller that goes away mid-transcode: the child is killed soon after, nothing is left.
+    let cancel = Cancel::default();
+    let cancelling = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            cancel.cancel();
+            Instant::now()
+        })
+    };
+    let cancellable = Options { format: VideoFormat::WebM, cancel, ..s.options() };
+    let result = compress(&big, &cancellable);
+    let cancelled_at = cancelling.join().unwrap();
+    assert!(matches!(result, Err(Error::Cancelled)), "{:?}", result.map(|r| r.report));
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2), "{:?} after cancelling", cancelled_at.elapsed());
     s.assert_clean();
 }

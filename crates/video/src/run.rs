@@ -126,3 +126,58 @@ pub(crate) fn run(program: &str, args: &[&std::ffi::OsStr], scratch: &Path, boun
 fn available_cpus() -> u64 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
+
+/// One deadline for a whole call (a target-quality search and the final encode share it): each
+/// child gets what is left of it.
+pub(crate) struct Budget {
+    deadline: Instant,
+    timeout: Duration,
+    memory_bytes: u64,
+    cancel: Cancel,
+}
+
+impl Budget {
+    pub fn new(timeout: Duration, memory_bytes: u64, cancel: Cancel) -> Self {
+        Budget { deadline: Instant::now() + timeout, timeout, memory_bytes, cancel }
+    }
+
+    /// `Cancelled` or `Timeout` (naming `what`) when the work should stop now; for steps done in
+    /// this process (scoring), between frames.
+    pub fn check(&self, what: &str) -> Result<(), Error> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        if Instant::now() >= self.deadline {
+            return Err(Error::Timeout { program: what.to_owned(), seconds: self.timeout.as_secs_f64() });
+        }
+        Ok(())
+    }
+
+    /// [`run`] with what is left of the deadline; a timeout names the whole call's limit.
+    pub fn run(&self, program: &str, args: &[&std::ffi::OsStr], scratch: &Path) -> Result<Finished, Error> {
+        self.check(program)?;
+        let bounds = Bounds {
+            timeout: self.deadline.saturating_duration_since(Instant::now()),
+            memory_bytes: self.memory_bytes,
+            cancel: self.cancel.clone(),
+        };
+        run(program, args, scratch, &bounds).map_err(|e| match e {
+            Error::Timeout { program, .. } => Error::Timeout { program, seconds: self.timeout.as_secs_f64() },
+            e => e,
+        })
+    }
+
+    /// Runs ffmpeg; a failure is `Failed` when a signal (a limit) stopped it, else `Corrupt`.
+    pub fn ffmpeg(&self, args: &[std::ffi::OsString], scratch: &Path) -> Result<(), Error> {
+        use std::os::unix::process::ExitStatusExt as _;
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsString::as_os_str).collect();
+        let finished = self.run("ffmpeg", &args, scratch)?;
+        if finished.status.success() {
+            return Ok(());
+        }
+        Err(match finished.status.signal() {
+            Some(signal) => Error::Failed { detail: format!("ffmpeg was stopped by signal {signal} (CPU or memory limit)") },
+            None => Error::Corrupt { detail: crate::probe::first_line(&finished.stderr, "ffmpeg failed") },
+        })
+    }
+}

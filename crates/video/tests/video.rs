@@ -311,3 +311,188 @@ fn hostile_and_over_limit_inputs_give_typed_errors_quickly() {
     assert!(cancelled_at.elapsed() < Duration::from_secs(2), "{:?} after cancelling", cancelled_at.elapsed());
     s.assert_clean();
 }
+
+/// The mean SSIMULACRA2 of every `every`-th frame (odd: codecs alternate better and worse frames)
+/// of `output` against the same frames of `source`,
+/// both decoded by ffmpeg to rgb24 at the output's size and scored with the image engine's scorer,
+/// independently of the search's own samples.
+fn measured(source: &Path, output: &Path, every: u32) -> (f64, usize) {
+    let (_, _, _, (w, h)) = decoded(output);
+    let frames = |path: &Path| {
+        let filter = format!("select=not(mod(n\\,{every})),scale={w}:{h}:flags=bicubic+accurate_rnd+full_chroma_int");
+        let out = Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-i"])
+            .arg(path)
+            .args(["-map", "0:v:0", "-vf", &filter, "-fps_mode", "passthrough", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let (a, b) = (frames(source), frames(output));
+    assert_eq!(a.len(), b.len(), "the same frames of both");
+    let rgba = |rgb: &[u8]| rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect::<Vec<u8>>();
+    let bytes = (w * h * 3) as usize;
+    let scores: Vec<f64> = a
+        .chunks_exact(bytes)
+        .zip(b.chunks_exact(bytes))
+        .map(|(a, b)| compressor_engine::ssimulacra2_rgba8(&rgba(a), &rgba(b), w, h).unwrap())
+        .collect();
+    assert!(!scores.is_empty());
+    (scores.iter().sum::<f64>() / scores.len() as f64, scores.len())
+}
+
+/// The CRF in a method such as `h264-crf27`.
+fn crf_of(method: &str) -> u32 {
+    method.rsplit_once("crf").and_then(|(_, n)| n.parse().ok()).unwrap_or_else(|| panic!("no CRF in {method:?}"))
+}
+
+/// How far below the target the final output may score when re-measured on its own frames: the
+/// search scores short samples encoded apart from the rest, and a few frames of each.
+const TOLERANCE: f64 = 3.0;
+
+#[test]
+fn target_quality_searches_the_crf_and_the_final_output_reaches_it() {
+    let s = Scratch::new();
+    let input = s.input("clip.mp4");
+    test_clip(&input, 640, 360);
+    let started = Instant::now();
+    let plain = compress(&input, &s.options()).unwrap();
+    let plain_ms = started.elapsed().as_millis();
+    drop(plain);
+    let mut sizes = Vec::new();
+    for target in [70.0, 85.0] {
+        let started = Instant::now();
+        let result = compress(&input, &Options { target_quality: Some(target), ..s.options() }).unwrap();
+        let ms = started.elapsed().as_millis();
+        let r = &result.report;
+        let output = result.output.as_ref().unwrap();
+        let (again, frames) = measured(&input, output.path(), 5);
+        println!(
+            "target {target}: {} reported {:.2}, re-measured {again:.2} on {frames} frames, {} bytes, {ms} ms (plain CRF 23: {plain_ms} ms); {:?}",
+            r.method,
+            r.score.unwrap(),
+            r.output_size,
+            r.notes
+        );
+        assert!(r.score.unwrap() >= target, "{r:?}");
+        assert!(again >= target - TOLERANCE, "target {target}: re-measured {again}");
+        assert!(r.method.starts_with("h264-crf"), "{}", r.method);
+        assert!(r.notes[0].contains("the whole video"), "{:?}", r.notes);
+        assert_eq!(decoded(output.path()).2, ["h264", "aac"], "audio kept");
+        sizes.push((crf_of(&r.method), r.output_size));
+        drop(result);
+    }
+    assert!(sizes[1].0 < sizes[0].0 && sizes[1].1 > sizes[0].1, "a higher target: a lower CRF and a larger file: {sizes:?}");
+    // No target: no score.
+    let result = compress(&input, &Options { quality: Some(60), ..s.options() }).unwrap();
+    assert_eq!(result.report.score, None);
+    drop(result);
+    s.assert_clean();
+}
+
+#[test]
+fn target_quality_on_a_longer_video_samples_segments() {
+    let s = Scratch::new();
+    let input = s.input("long.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=14",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "6",
+        input.to_str().unwrap(),
+    ]);
+    for format in [VideoFormat::Mp4, VideoFormat::WebM] {
+        let started = Instant::now();
+        let result = compress(&input, &Options { target_quality: Some(80.0), format, ..s.options() }).unwrap();
+        let ms = started.elapsed().as_millis();
+        let r = &result.report;
+        let (again, frames) = measured(&input, result.output.as_ref().unwrap().path(), 7);
+        println!(
+            "{format:?}: {} reported {:.2}, re-measured {again:.2} on {frames} frames, {} bytes, {ms} ms; {:?}",
+            r.method,
+            r.score.unwrap(),
+            r.output_size,
+            r.notes
+        );
+        assert!(r.notes[0].contains("4 samples of 1.5 s"), "{:?}", r.notes);
+        assert!(r.score.unwrap() >= 80.0);
+        assert!(again >= 80.0 - TOLERANCE, "{format:?}: re-measured {again}");
+        drop(result);
+    }
+    s.assert_clean();
+}
+
+#[test]
+fn target_quality_on_an_animated_gif() {
+    let Some(gif) = compressor_test_support::corpus_file("other/gif/pillow__chi.gif") else { return };
+    let s = Scratch::new();
+    let result = compress(&gif, &Options { target_quality: Some(85.0), ..s.options() }).unwrap();
+    let r = &result.report;
+    let (again, frames) = measured(&gif, result.output.as_ref().unwrap().path(), 1);
+    println!(
+        "{}: {} reported {:.2}, re-measured {again:.2} on {frames} frames; {} -> {} bytes; {:?}",
+        gif.display(),
+        r.method,
+        r.score.unwrap(),
+        r.input_size,
+        r.output_size,
+        r.notes
+    );
+    assert!(r.score.unwrap() >= 85.0, "{r:?}");
+    assert!(again >= 85.0 - TOLERANCE, "re-measured {again}");
+    drop(result);
+    s.assert_clean();
+}
+
+#[test]
+fn target_quality_is_checked_and_a_search_can_be_cancelled() {
+    let s = Scratch::new();
+    let input = s.input("clip.mp4");
+    test_clip(&input, 320, 240);
+    for bad in [-1.0, 100.5, f64::NAN] {
+        match compress(&input, &Options { target_quality: Some(bad), ..s.options() }) {
+            Err(Error::InvalidOptions { detail }) => assert!(detail.contains("target quality"), "{detail}"),
+            other => panic!("{bad}: {:?}", other.map(|r| r.report)),
+        }
+    }
+    // Frames below 8×8 cannot be scored.
+    if let Some(tiny) = compressor_test_support::corpus_file("other/gif/image-gif__beacon_icc.gif") {
+        let result = compress(&tiny, &Options { target_quality: Some(80.0), format: VideoFormat::WebM, ..s.options() });
+        assert!(matches!(result, Err(Error::Unsupported { .. })), "{:?}", result.map(|r| r.report));
+    }
+    // With a quality too, the target decides, and says so.
+    let result = compress(&input, &Options { target_quality: Some(40.0), quality: Some(100), ..s.options() }).unwrap();
+    assert!(result.report.notes.iter().any(|n| n.contains("quality ignored")), "{:?}", result.report.notes);
+    assert!(crf_of(&result.report.method) > 0, "{:?}", result.report);
+    drop(result);
+    s.assert_clean();
+
+    // Cancelled mid-search (a step or two in: each encodes the whole clip): the running child is
+    // killed, nothing is left.
+    let cancel = Cancel::default();
+    let cancelling = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            cancel.cancel();
+            Instant::now()
+        })
+    };
+    let result = compress(&input, &Options { target_quality: Some(90.0), format: VideoFormat::WebM, cancel, ..s.options() });
+    let cancelled_at = cancelling.join().unwrap();
+    assert!(matches!(result, Err(Error::Cancelled)), "{:?}", result.map(|r| r.report));
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2), "{:?} after cancelling", cancelled_at.elapsed());
+    s.assert_clean();
+
+    // The whole search shares one deadline.
+    let result = compress(&input, &Options { target_quality: Some(90.0), timeout: Duration::from_millis(400), ..s.options() });
+    assert!(matches!(result, Err(Error::Timeout { .. })), "{:?}", result.map(|r| r.report));
+    s.assert_clean();
+}

@@ -25,7 +25,8 @@ pub struct EngineArgs {
     /// for videos and animated GIFs (compress only) mp4 or webm. Default keep (webp for --widths)
     #[arg(short, long, value_parser = parse_format)]
     pub format: Option<FormatChoice>,
-    /// Smallest output whose SSIMULACRA2 score is at least this (e.g. 80; 90 is visually lossless)
+    /// Smallest output whose SSIMULACRA2 score is at least this (e.g. 80; 90 is visually lossless);
+    /// for videos the highest CRF whose sampled frames score at least this on average
     #[arg(long, value_parser = parse_score)]
     pub target_quality: Option<f64>,
     /// Best-quality output no larger than this many bytes

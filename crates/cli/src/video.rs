@@ -50,6 +50,9 @@ pub fn compress_one(input: &Path, args: &CompressArgs) -> anyhow::Result<bool> {
                 report.duration_seconds,
                 report.ms
             );
+            if let Some(score) = report.score {
+                line += &format!(", SSIMULACRA2 {score:.1}");
+            }
             if let Some(path) = output {
                 line += &format!(" -> {}", path.display());
             }
@@ -86,6 +89,7 @@ fn run(input: &Path, args: &CompressArgs) -> anyhow::Result<(Report, Option<Path
     let options = Options {
         format: args.engine.video_format().unwrap_or(VideoFormat::Keep),
         quality: args.engine.quality.map(|q| q.max),
+        target_quality: args.engine.target_quality,
         ..Options::default()
     };
     let compressed = compressor_video::compress(input, &options)?;

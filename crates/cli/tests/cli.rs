@@ -291,3 +291,38 @@ fn videos_and_gifs_to_video_go_through_ffmpeg() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("compress"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn video_target_quality_reports_the_score_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=2",
+            "-c:v",
+            "libx264",
+            "-crf",
+            "5",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&clip)
+        .status()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(made.success());
+    let out = run(compressor().arg("compress").arg(&clip).args(["--target-quality", "80", "--json"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = &json_lines(&out)[0];
+    // The mean SSIMULACRA2 of the search's sampled frames at the chosen CRF: at least the target.
+    assert!(r["score"].as_f64().is_some_and(|s| s >= 80.0), "{r}");
+    assert!(r["method"].as_str().is_some_and(|m| m.starts_with("h264-crf")), "{r}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SSIMULACRA2"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(compressor().arg("compress").arg(&clip).args(["--target-quality", "101"]));
+    assert_eq!(out.status.code(), Some(2), "refused by the argument parser");
+}

@@ -1,29 +1,39 @@
-//! `compressor batch`: compress every image under a folder or object-store prefix into another,
-//! in parallel, resumably (a manifest of finished keys) and sharded across machines.
+//! `compressor batch`: compress every image and video under a folder or object-store prefix into
+//! another, in parallel, resumably (a manifest of finished keys) and sharded across machines.
 //!
 //! Data flow: a streaming listing of SRC → include/exclude and shard filters → skip decision
 //! from the manifest → up to 2×jobs reads/writes in flight, `jobs` compressions at once on
 //! blocking threads → atomic writes under DST → one manifest record per key.
+//!
+//! Videos (told by their first bytes; GIFs too with `--format mp4|webm`) leave that flow once
+//! recognised: at most `jobs` are staged at once (downloaded to a file in a scratch folder when
+//! SRC is an object store), at most `video_jobs` are transcoded at once by `compressor-video`
+//! (each holding one of the `jobs` CPU permits too), and results are uploaded from their files.
 
 mod location;
 mod manifest;
 mod progress;
 mod report;
 
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use compressor_engine::Options;
+use compressor_video::{Cancel, VideoFormat};
 use futures::{StreamExt, TryStreamExt};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use object_store::{ObjectMeta, PutPayload};
+use object_store::{ObjectMeta, PutPayload, WriteMultipart};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
 
 pub use location::{Location, sanitise};
-pub use manifest::{Record, Status};
+pub use manifest::{Record, Status, VideoRecord};
 pub use report::Report;
 
 use manifest::{History, Manifest};
@@ -44,7 +54,8 @@ pub struct BatchArgs {
     pub src: String,
     /// Destination: a folder, s3://bucket/prefix or gs://bucket/prefix
     pub dst: String,
-    /// Keys to include (glob on the path relative to SRC; repeatable). Default: image extensions
+    /// Keys to include (glob on the path relative to SRC; repeatable). Default: image and video
+    /// extensions
     #[arg(long)]
     pub include: Vec<String>,
     /// Keys to exclude (glob; repeatable)
@@ -53,6 +64,19 @@ pub struct BatchArgs {
     /// Images compressed at once (decoded-image memory is bounded by this); default: CPUs
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Videos transcoded at once (ffmpeg runs several threads; each transcode also takes one of
+    /// the --jobs slots). At most --jobs videos are staged (downloaded or waiting) at once
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub video_jobs: u64,
+    /// Folder for the videos' temporary files: objects downloaded for ffmpeg and its outputs
+    /// (default: the system's temporary folder). Emptied on every exit but a kill -9, whose
+    /// leftovers the next run removes
+    #[arg(long)]
+    pub temp_dir: Option<PathBuf>,
+    /// Video outputs larger than this are uploaded in parts streamed from their file; smaller
+    /// ones in one PUT
+    #[arg(long, hide = true, default_value_t = 16 << 20)]
+    pub multipart_bytes: u64,
     /// Process only keys whose stable hash mod N == I. Defaults from JOB_COMPLETION_INDEX/COMPLETIONS
     /// (Kubernetes Indexed Job) or BATCH_TASK_INDEX/BATCH_TASK_COUNT (GCP Batch)
     #[arg(long, value_parser = parse_shard)]
@@ -99,7 +123,16 @@ pub fn stable_hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-const IMAGE_EXTENSIONS: &str = "*.{png,PNG,jpg,JPG,jpeg,JPEG,jpe,gif,GIF,webp,WEBP,avif,AVIF}";
+const DEFAULT_EXTENSIONS: &str = "*.{png,PNG,jpg,JPG,jpeg,JPEG,jpe,gif,GIF,webp,WEBP,avif,AVIF,mp4,MP4,mov,MOV,webm,WEBM,m4v,M4V}";
+
+/// How videos (and, with `--format mp4|webm`, GIFs) are compressed.
+#[derive(Debug, Clone, Default)]
+pub struct VideoSettings {
+    /// Format (`Keep` unless asked), quality, limits, timeout; `temp_dir` and `cancel` are the run's.
+    pub options: compressor_video::Options,
+    /// `--format mp4|webm` was asked for: GIFs go to video too (other images stay images).
+    pub gifs: bool,
+}
 
 fn globs(patterns: &[String], default: Option<&str>) -> anyhow::Result<Option<GlobSet>> {
     let patterns: Vec<&str> =
@@ -116,28 +149,63 @@ fn globs(patterns: &[String], default: Option<&str>) -> anyhow::Result<Option<Gl
     Ok(Some(set.build()?))
 }
 
+/// Video outputs over `--multipart-bytes` are uploaded in parts of this size (S3 wants at least
+/// 5 MiB but for the last), two in flight.
+const PART_BYTES: usize = 8 << 20;
+
 /// Shared state of one run.
 struct Run {
     src: Location,
     dst: Location,
     options: Options,
+    video: VideoSettings,
     args: BatchArgs,
     history: History,
     manifest: Mutex<Manifest>,
+    /// Compressions at once: images, and video transcodes (one permit each).
     cpu: Semaphore,
+    /// Video transcodes at once (`--video-jobs`).
+    transcodes: Semaphore,
+    /// Videos staged at once (downloading, waiting, transcoding or uploading): `jobs`.
+    staged: Arc<Semaphore>,
+    /// The videos' tasks, which run beside the image pipeline so a run of videos does not hold
+    /// up the images listed after them.
+    videos: std::sync::Mutex<JoinSet<()>>,
+    /// Set by Ctrl-C (or a run ending early): running ffmpeg children are killed.
+    cancel: Cancel,
+    /// This run's folder for video files (none in dry runs), removed with the run.
+    scratch: Option<tempfile::TempDir>,
     report: std::sync::Mutex<Report>,
     progress: progress::Progress,
 }
 
+/// A key's result, for its record.
+struct Outcome {
+    status: Status,
+    output_key: String,
+    output_size: u64,
+    method: String,
+    video: Option<VideoRecord>,
+}
+
+/// Kills the running transcodes when the run ends by an error or a panic.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 /// Runs a batch; the returned report says what happened (the caller picks the exit status).
-pub async fn run(args: BatchArgs, options: Options) -> anyhow::Result<Report> {
+pub async fn run(args: BatchArgs, options: Options, mut video: VideoSettings) -> anyhow::Result<Report> {
     let started = Instant::now();
     let (index, count) = shard(&args)?;
     let src = Location::parse(&args.src, false)?;
     // A dry run creates nothing, not even the destination folder.
     let dst_missing = args.dry_run && !args.dst.contains("://") && !std::path::Path::new(&args.dst).exists();
     let dst = if dst_missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run)? };
-    let include = globs(&args.include, Some(IMAGE_EXTENSIONS))?;
+    let include = globs(&args.include, Some(DEFAULT_EXTENSIONS))?;
     let exclude = globs(&args.exclude, None)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let manifest_name = format!("manifest-{index}-of-{count}");
@@ -154,17 +222,31 @@ pub async fn run(args: BatchArgs, options: Options) -> anyhow::Result<Report> {
         (None, Some(root)) => Manifest::open_local(&root.join(".compressor").join(format!("{manifest_name}.jsonl"))).await?,
         (None, None) => Manifest::open_remote(dst.store.clone(), dst.child(&format!(".compressor/{manifest_name}"))).await?,
     };
+    let scratch = match args.dry_run {
+        true => None,
+        false => Some(scratch_dir(&args.temp_dir.clone().unwrap_or_else(std::env::temp_dir))?),
+    };
+    let cancel = Cancel::default();
+    video.options.cancel = cancel.clone();
+    video.options.temp_dir = scratch.as_ref().map(|d| d.path().to_owned());
     let run = Arc::new(Run {
         src,
         dst,
         options,
+        video,
         history,
         manifest: Mutex::new(manifest),
         cpu: Semaphore::new(jobs),
+        transcodes: Semaphore::new(args.video_jobs.clamp(1, jobs as u64) as usize),
+        staged: Arc::new(Semaphore::new(jobs)),
+        videos: std::sync::Mutex::new(JoinSet::new()),
+        cancel: cancel.clone(),
+        scratch,
         report: std::sync::Mutex::new(Report::default()),
         progress: progress::Progress::new(args.json),
         args: args.clone(),
     });
+    let _cancel_on_drop = CancelOnDrop(cancel.clone());
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -172,6 +254,7 @@ pub async fn run(args: BatchArgs, options: Options) -> anyhow::Result<Report> {
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 stop.store(true, Ordering::SeqCst);
+                cancel.cancel();
             }
         })
     };
@@ -210,6 +293,10 @@ pub async fn run(args: BatchArgs, options: Options) -> anyhow::Result<Report> {
             }
         })
         .await;
+    if result.is_err() {
+        run.cancel.cancel();
+    }
+    run.drain_videos().await;
     watcher.abort();
     run.manifest.lock().await.flush().await?;
     run.progress.finish();
@@ -219,12 +306,70 @@ pub async fn run(args: BatchArgs, options: Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// This run's folder for video files, `.compressor-batch-<pid namespace>-<pid>-XXXXXX` in
+/// `parent`. Folders that runs of this PID namespace left when killed with -9 (their process is
+/// gone) are removed first; those of live runs, and of other namespaces, are left alone.
+fn scratch_dir(parent: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let namespace = std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .and_then(|link| link.to_str().and_then(|l| l.strip_prefix("pid:[")?.strip_suffix(']').map(str::to_owned)))
+        .unwrap_or_else(|| "0".into());
+    let ours = format!(".compressor-batch-{namespace}-");
+    if namespace != "0"
+        && let Ok(entries) = std::fs::read_dir(parent)
+    {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&ours)).and_then(|rest| rest.split_once('-')).map(|(pid, _)| pid)
+            else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{ours}{}-", std::process::id()))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))
+}
+
+/// The stable code of an error for the manifest: the engine's or the video crate's, else `io`.
+fn error_code(e: &anyhow::Error) -> &'static str {
+    if let Some(e) = e.downcast_ref::<compressor_engine::Error>() {
+        e.code()
+    } else if let Some(e) = e.downcast_ref::<compressor_video::Error>() {
+        e.code()
+    } else if e.downcast_ref::<tokio::task::JoinError>().is_some() {
+        "internal"
+    } else {
+        "io"
+    }
+}
+
+/// ffmpeg's messages name the file it read: the key's, not a temporary file's.
+fn name_the_key(e: compressor_video::Error, input: &Path, relative: &str) -> compressor_video::Error {
+    use compressor_video::Error::{Corrupt, Failed, Unsupported};
+    let rename = |detail: String| detail.replace(&*input.to_string_lossy(), relative);
+    match e {
+        Corrupt { detail } => Corrupt { detail: rename(detail) },
+        Unsupported { detail } => Unsupported { detail: rename(detail) },
+        Failed { detail } => Failed { detail: rename(detail) },
+        other => other,
+    }
+}
+
+fn is_cancelled(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<compressor_video::Error>(), Some(compressor_video::Error::Cancelled))
+}
+
 impl Run {
     fn source_version(meta: &ObjectMeta) -> String {
         meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339())
     }
 
-    async fn process(&self, relative: String, meta: ObjectMeta) {
+    async fn process(self: &Arc<Self>, relative: String, meta: ObjectMeta) {
         self.report.lock().unwrap().seen += 1;
         let version = Self::source_version(&meta);
         if let Some(reason) = self.skip_reason(&relative, &meta, &version).await {
@@ -240,40 +385,75 @@ impl Run {
             }
             return;
         }
-        let record = match self.compress_one(&relative, &meta).await {
-            Ok((status, output_key, output_size)) => {
+        let outcome = match self.read_unless_video(&meta).await {
+            Ok(Some(input)) => self.compress_image(&relative, input).await,
+            Ok(None) => {
+                let staged = self.staged.clone().acquire_owned().await.expect("the semaphore is never closed");
+                let run = self.clone();
+                self.videos.lock().unwrap().spawn(async move {
+                    let outcome = run.compress_video(&relative, &meta).await;
+                    drop(staged); // its files are gone
+                    run.record(relative, meta, version, outcome).await;
+                });
+                return;
+            }
+            Err(e) => Err(e),
+        };
+        self.record(relative, meta, version, outcome).await;
+    }
+
+    /// Writes the key's record and counts it; a video cancelled by Ctrl-C is not recorded (the
+    /// next run does it).
+    async fn record(&self, relative: String, meta: ObjectMeta, version: String, outcome: anyhow::Result<Outcome>) {
+        let mut record = Record {
+            key: relative.clone(),
+            source_size: meta.size,
+            source_version: version,
+            status: Status::Failed,
+            output_key: None,
+            output_size: None,
+            error: None,
+            at: Record::now(),
+            method: None,
+            error_code: None,
+            video: None,
+        };
+        match outcome {
+            Ok(outcome) => {
                 let mut report = self.report.lock().unwrap();
-                report.done(status == Status::Unchanged, meta.size, output_size);
-                Record {
-                    key: relative.clone(),
-                    source_size: meta.size,
-                    source_version: version,
-                    status,
-                    output_key: Some(output_key),
-                    output_size: Some(output_size),
-                    error: None,
-                    at: Record::now(),
-                }
+                report.done(outcome.status == Status::Unchanged, meta.size, outcome.output_size);
+                report.videos += u64::from(outcome.video.is_some());
+                record.status = outcome.status;
+                record.output_key = Some(outcome.output_key);
+                record.output_size = Some(outcome.output_size);
+                record.method = Some(outcome.method);
+                record.video = outcome.video;
+            }
+            Err(e) if is_cancelled(&e) => {
+                self.progress.update(&self.report.lock().unwrap(), &format!("cancelled {relative}"));
+                return;
             }
             Err(e) => {
                 let message = format!("{e:#}");
                 self.report.lock().unwrap().fail(&relative, meta.size, message.clone());
-                Record {
-                    key: relative.clone(),
-                    source_size: meta.size,
-                    source_version: version,
-                    status: Status::Failed,
-                    output_key: None,
-                    output_size: None,
-                    error: Some(message),
-                    at: Record::now(),
-                }
+                record.error = Some(message);
+                record.error_code = Some(error_code(&e).to_owned());
             }
-        };
+        }
         if let Err(e) = self.manifest.lock().await.record(&record).await {
             self.report.lock().unwrap().fail(&relative, 0, format!("manifest: {e:#}"));
         }
         self.progress.update(&self.report.lock().unwrap(), &relative);
+    }
+
+    /// Waits for the video tasks (after the listing's work is done, so no more are started).
+    async fn drain_videos(&self) {
+        let mut tasks = std::mem::take(&mut *self.videos.lock().unwrap());
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                self.report.lock().unwrap().fail("(a video task)", 0, e.to_string());
+            }
+        }
     }
 
     /// Why this key needs no work, if it needs none.
@@ -305,6 +485,9 @@ impl Run {
                     output_size: None,
                     error: None,
                     at: Record::now(),
+                    method: None,
+                    error_code: None,
+                    video: None,
                 };
                 let _ = self.manifest.lock().await.record(&record).await;
                 return Some("output exists");
@@ -313,12 +496,55 @@ impl Run {
         None
     }
 
-    /// Reads, compresses (on a blocking thread, at most `jobs` at once) and writes one key.
-    async fn compress_one(&self, relative: &str, meta: &ObjectMeta) -> anyhow::Result<(Status, String, u64)> {
-        if meta.size > self.options.limits.max_input_bytes {
-            bail!("{} bytes exceeds max_input_bytes {}", meta.size, self.options.limits.max_input_bytes);
+    /// Videos by their first bytes; GIFs too when `--format mp4|webm` asked for video.
+    fn is_video(&self, head: &[u8]) -> bool {
+        compressor_video::looks_like_video(head) || (self.video.gifs && head.starts_with(b"GIF8"))
+    }
+
+    /// The whole input when it is an image; `None` when its first bytes say video (the video's
+    /// task reads it again, to a file). One GET either way for images.
+    async fn read_unless_video(&self, meta: &ObjectMeta) -> anyhow::Result<Option<Vec<u8>>> {
+        const HEAD: usize = 16;
+        let within_limit = |size: u64| {
+            let limit = self.options.limits.max_input_bytes;
+            match size > limit {
+                true => Err(compressor_engine::Error::LimitExceeded { what: compressor_engine::LimitKind::InputBytes, value: size, limit }),
+                false => Ok(()),
+            }
+        };
+        if let Some(path) = self.src.local_path(&meta.location) {
+            let mut head = Vec::with_capacity(HEAD);
+            std::fs::File::open(&path).and_then(|f| f.take(HEAD as u64).read_to_end(&mut head)).context("reading")?;
+            if self.is_video(&head) {
+                return Ok(None);
+            }
+            within_limit(meta.size)?;
+            let input = self.src.store.get(&meta.location).await.context("reading")?.bytes().await.context("reading")?;
+            return Ok(Some(input.into()));
         }
-        let input = self.src.store.get(&meta.location).await.context("reading")?.bytes().await.context("reading")?;
+        let mut stream = self.src.store.get(&meta.location).await.context("reading")?.into_stream();
+        let mut input = Vec::new();
+        let mut sniffed = false;
+        while let Some(chunk) = stream.try_next().await.context("reading")? {
+            input.extend_from_slice(&chunk);
+            if !sniffed && input.len() >= HEAD {
+                sniffed = true;
+                if self.is_video(&input) {
+                    return Ok(None);
+                }
+                within_limit(meta.size)?;
+                input.reserve((meta.size as usize).saturating_sub(input.len()));
+            }
+        }
+        if !sniffed && self.is_video(&input) {
+            return Ok(None);
+        }
+        within_limit(input.len() as u64)?;
+        Ok(Some(input))
+    }
+
+    /// Compresses (on a blocking thread, at most `jobs` at once) and writes one image.
+    async fn compress_image(&self, relative: &str, input: Vec<u8>) -> anyhow::Result<Outcome> {
         let permit = self.cpu.acquire().await?;
         let options = self.options.clone();
         let result =
@@ -331,16 +557,159 @@ impl Run {
         let size = result.data.len() as u64;
         self.dst.remove_staging_leftovers(&output_relative);
         self.dst.store.put(&output, PutPayload::from(result.data)).await.context("writing")?;
-        Ok((if result.changed { Status::Done } else { Status::Unchanged }, output_relative, size))
+        Ok(Outcome {
+            status: if result.changed { Status::Done } else { Status::Unchanged },
+            output_key: output_relative,
+            output_size: size,
+            method: result.method,
+            video: None,
+        })
+    }
+
+    /// Stages one video on local disk (objects are downloaded; local files are read in place),
+    /// transcodes it (at most `video_jobs` at once, each holding a CPU permit) and writes the
+    /// result from its file. Every temporary file is removed when this returns or unwinds.
+    async fn compress_video(&self, relative: &str, meta: &ObjectMeta) -> anyhow::Result<Outcome> {
+        let options = self.video.options.clone();
+        // Refused before any download (the probe would refuse it too, after one).
+        let limit = options.limits.max_input_bytes;
+        if meta.size > limit {
+            let what = compressor_video::LimitKind::InputBytes;
+            return Err(compressor_video::Error::LimitExceeded { what, value: meta.size as f64, limit: limit as f64 }.into());
+        }
+        let (input, _staged) = match self.src.local_path(&meta.location) {
+            Some(path) => (path, None),
+            None => {
+                let file = self.download(relative, meta).await?;
+                (file.path().to_owned(), Some(file))
+            }
+        };
+        let compressed = {
+            let _transcode = self.transcodes.acquire().await?;
+            let _cpu = self.cpu.acquire().await?;
+            if self.cancel.is_cancelled() {
+                return Err(compressor_video::Error::Cancelled.into());
+            }
+            let path = input.clone();
+            let result = tokio::task::spawn_blocking(move || compressor_video::compress(&path, &options)).await.context("video task")?;
+            result.map_err(|e| name_the_key(e, &input, relative))?
+        };
+        let report = &compressed.report;
+        let (output_key, from) = match &compressed.output {
+            Some(file) => (video_output_key(relative, report.format), file.path()),
+            // Nothing smaller in its own container: copied as it is, under its own name.
+            None => (relative.to_owned(), input.as_path()),
+        };
+        let output_size = self.upload(&output_key, from).await?;
+        Ok(Outcome {
+            status: if report.changed { Status::Done } else { Status::Unchanged },
+            output_key,
+            output_size,
+            method: report.method.clone(),
+            video: Some(VideoRecord::new(report)),
+        })
+    }
+
+    /// Copies an object into a temporary file in the scratch folder (removed when dropped).
+    async fn download(&self, relative: &str, meta: &ObjectMeta) -> anyhow::Result<tempfile::NamedTempFile> {
+        let scratch = self.scratch.as_ref().context("no temporary folder in a dry run")?;
+        let ext = relative
+            .rsplit_once('.')
+            .map(|(_, ext)| ext)
+            .filter(|ext| ext.len() <= 5 && ext.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .unwrap_or("bin");
+        let temp = tempfile::Builder::new()
+            .prefix("input-")
+            .suffix(&format!(".{ext}"))
+            .tempfile_in(scratch.path())
+            .context("creating a temporary file")?;
+        let mut file = tokio::fs::File::from_std(temp.reopen().context("opening a temporary file")?);
+        let mut stream = self.src.store.get(&meta.location).await.context("reading")?.into_stream();
+        while let Some(chunk) = stream.try_next().await.context("reading")? {
+            if self.cancel.is_cancelled() {
+                return Err(compressor_video::Error::Cancelled.into());
+            }
+            file.write_all(&chunk).await.context("writing a temporary file")?;
+        }
+        file.flush().await.context("writing a temporary file")?;
+        Ok(temp)
+    }
+
+    /// Writes the file at `from` to `key` under DST, whole or not at all: one PUT when small,
+    /// else a multipart upload streamed from the file (a local DST stages and renames either
+    /// way). Returns the size written.
+    async fn upload(&self, key: &str, from: &Path) -> anyhow::Result<u64> {
+        let output = self.dst.child(key);
+        self.dst.remove_staging_leftovers(key);
+        let size = tokio::fs::metadata(from).await.context("reading the output")?.len();
+        if size <= self.args.multipart_bytes {
+            let data = tokio::fs::read(from).await.context("reading the output")?;
+            self.dst.store.put(&output, PutPayload::from(data)).await.context("writing")?;
+            return Ok(size);
+        }
+        let upload = self.dst.store.put_multipart(&output).await.context("writing")?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let copied = async {
+            let mut file = tokio::fs::File::open(from).await?;
+            let mut buffer = vec![0; 1 << 20];
+            loop {
+                let n = file.read(&mut buffer).await?;
+                if n == 0 {
+                    return anyhow::Ok(());
+                }
+                writer.wait_for_capacity(2).await?;
+                writer.write(&buffer[..n]);
+            }
+        }
+        .await;
+        match copied {
+            Ok(()) => {
+                writer.finish().await.context("writing")?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = writer.abort().await;
+                Err(e.context("writing"))
+            }
+        }
     }
 }
 
 /// The output key: the input key, with the extension changed when the format changed.
 pub fn output_key(relative: &str, format: compressor_engine::Format) -> String {
+    with_extension(relative, format.extension(), |ext| match format {
+        compressor_engine::Format::Jpeg => matches!(ext, "jpg" | "jpeg" | "jpe"),
+        other => ext == other.extension(),
+    })
+}
+
+/// A video's output key: `.mp4` (`.m4v` kept) or `.webm`.
+pub fn video_output_key(relative: &str, format: VideoFormat) -> String {
+    with_extension(relative, format.extension(), |ext| match format {
+        VideoFormat::WebM => ext == "webm",
+        _ => matches!(ext, "mp4" | "m4v"),
+    })
+}
+
+/// `relative` when `same` accepts its (lowercased) extension, else with `extension` instead.
+fn with_extension(relative: &str, extension: &str, same: impl Fn(&str) -> bool) -> String {
     let (stem, ext) = relative.rsplit_once('.').filter(|(stem, _)| !stem.ends_with('/') && !stem.is_empty()).unwrap_or((relative, ""));
-    let same = match format {
-        compressor_engine::Format::Jpeg => matches!(ext.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "jpe"),
-        other => ext.eq_ignore_ascii_case(other.extension()),
-    };
-    if same { relative.to_owned() } else { format!("{stem}.{}", format.extension()) }
+    if same(&ext.to_ascii_lowercase()) { relative.to_owned() } else { format!("{stem}.{extension}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_are_named_after_their_format() {
+        assert_eq!(output_key("a/b.PNG", compressor_engine::Format::Png), "a/b.PNG");
+        assert_eq!(output_key("a/b.jpeg", compressor_engine::Format::Jpeg), "a/b.jpeg");
+        assert_eq!(output_key("a/b.png", compressor_engine::Format::WebP), "a/b.webp");
+        assert_eq!(video_output_key("v/clip.MOV", VideoFormat::Mp4), "v/clip.mp4");
+        assert_eq!(video_output_key("v/clip.m4v", VideoFormat::Mp4), "v/clip.m4v");
+        assert_eq!(video_output_key("v/clip.MP4", VideoFormat::Mp4), "v/clip.MP4");
+        assert_eq!(video_output_key("v/anim.gif", VideoFormat::WebM), "v/anim.webm");
+        assert_eq!(video_output_key("v/.hidden", VideoFormat::Mp4), "v/.hidden.mp4");
+    }
 }

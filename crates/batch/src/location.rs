@@ -20,6 +20,8 @@ pub struct Location {
     pub is_local: bool,
     /// For local locations, the folder on disk.
     pub local_root: Option<std::path::PathBuf>,
+    /// For local locations, the store itself (it maps keys to file paths).
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 impl std::fmt::Debug for Location {
@@ -65,13 +67,25 @@ impl Location {
         if !root.is_dir() {
             bail!("{spec} is not a folder");
         }
-        let store = LocalFileSystem::new_with_prefix(&root).with_context(|| format!("opening {spec}"))?;
-        Ok(Location { store: Arc::new(store), prefix: Path::default(), display: spec.into(), is_local: true, local_root: Some(root) })
+        let store = Arc::new(LocalFileSystem::new_with_prefix(&root).with_context(|| format!("opening {spec}"))?);
+        Ok(Location {
+            store: store.clone(),
+            prefix: Path::default(),
+            display: spec.into(),
+            is_local: true,
+            local_root: Some(root),
+            local: Some(store),
+        })
     }
 
     /// A bucket prefix behind an object store.
     fn remote(store: Arc<dyn ObjectStore>, prefix: &str, spec: &str) -> Location {
-        Location { store, prefix: Path::from(prefix), display: spec.into(), is_local: false, local_root: None }
+        Location { store, prefix: Path::from(prefix), display: spec.into(), is_local: false, local_root: None, local: None }
+    }
+
+    /// The file on disk holding `key`, for local locations.
+    pub fn local_path(&self, key: &Path) -> Option<std::path::PathBuf> {
+        self.local.as_ref()?.path_to_filesystem(key).ok()
     }
 
     /// The key of `relative` (slash-separated, already sanitised) under this location.

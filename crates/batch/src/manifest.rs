@@ -40,6 +40,47 @@ pub struct Record {
     pub error: Option<String>,
     /// Unix seconds.
     pub at: u64,
+    /// Which path produced the output (e.g. `png-quantized`, `h264-crf23`, `unchanged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The error's stable code (`corrupt_image`, `corrupt_video`, `limit_exceeded`, `io`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Present on the records of videos (and of GIFs turned into video) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoRecord>,
+}
+
+/// What a video's record says beyond an image's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoRecord {
+    /// The output's container: `mp4` or `webm`.
+    pub format: String,
+    pub video_codec: String,
+    pub audio_codec: Option<String>,
+    /// As displayed.
+    pub width: u32,
+    pub height: u32,
+    pub duration_seconds: f64,
+    /// The input's container, as ffprobe names it.
+    pub source_container: String,
+    /// Time spent in ffprobe and ffmpeg.
+    pub ms: u64,
+}
+
+impl VideoRecord {
+    pub fn new(report: &compressor_video::Report) -> Self {
+        VideoRecord {
+            format: report.format.extension().to_owned(),
+            video_codec: report.video_codec.clone(),
+            audio_codec: report.audio_codec.clone(),
+            width: report.width,
+            height: report.height,
+            duration_seconds: report.duration_seconds,
+            source_container: report.source.container.clone(),
+            ms: report.ms,
+        }
+    }
 }
 
 impl Record {

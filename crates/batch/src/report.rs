@@ -11,6 +11,8 @@ pub struct Report {
     pub unchanged: u64,
     pub skipped: u64,
     pub failed: u64,
+    /// Of the compressed and unchanged keys, how many were videos (or GIFs turned into video).
+    pub videos: u64,
     /// Dry runs: keys that would be compressed.
     pub planned: u64,
     pub bytes_in: u64,
@@ -73,10 +75,11 @@ impl Report {
             )
         } else {
             format!(
-                "{} seen, {} compressed, {} unchanged, {} skipped, {} failed; {} -> {} bytes ({:.1}% saved) in {:.1} s ({:.1} images/s){}",
+                "{} seen, {} compressed, {} unchanged{}, {} skipped, {} failed; {} -> {} bytes ({:.1}% saved) in {:.1} s ({:.1} images/s){}",
                 self.seen,
                 self.compressed,
                 self.unchanged,
+                if self.videos > 0 { format!(" ({} of them videos)", self.videos) } else { String::new() },
                 self.skipped,
                 self.failed,
                 self.bytes_in,

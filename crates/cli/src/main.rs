@@ -28,7 +28,7 @@ enum Command {
     Compress(compress::CompressArgs),
     /// Run the HTTP service
     Serve(compressor_server::ServeArgs),
-    /// Compress every image under a folder or s3:// / gs:// prefix into another (parallel, resumable, sharded)
+    /// Compress every image and video under a folder or s3:// / gs:// prefix into another (parallel, resumable, sharded)
     Batch {
         #[command(flatten)]
         batch: compressor_batch::BatchArgs,
@@ -56,10 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compress(args) => compress::run(args),
         Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
-        Command::Batch { batch: _, engine } if engine.video_format().is_some() => {
-            Err(anyhow::anyhow!("batch writes images only so far: --format mp4/webm works with compress"))
-        }
-        Command::Batch { batch, engine } => batch::run(batch, engine.options()),
+        Command::Batch { batch, engine } => batch::run(batch, &engine),
         Command::Loadtest(args) => loadtest(args),
         Command::Bench(args) => compressor_bench::run(args).map(|()| 0),
         Command::Healthcheck(args) => healthcheck::run(args),

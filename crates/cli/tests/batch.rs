@@ -577,3 +577,299 @@ fn resize_flags_apply_to_every_image_of_a_batch() {
         assert_eq!((w, h), (48, 48), "{key}");
     }
 }
+
+/// A 1 s clip (testsrc2 at 15 fps and a sine tone unless `extra` maps only the video) made by
+/// ffmpeg, in the container `path`'s extension names.
+fn clip(path: &Path, extra: &[&str]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15:duration=1"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=1"])
+        .args(extra)
+        .args(["-shortest", "-y"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(status.success(), "making {}", path.display());
+}
+
+/// Starts with an MP4 header, then nothing a demuxer can read.
+const BROKEN_MP4: &[u8] = b"\0\0\0\x18ftypisom\0\0\0\0 and then nothing";
+
+/// The first video stream's codec and decoded frame count, by ffprobe.
+fn video_stream(path: &Path) -> (String, u64) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=codec_name,nb_read_frames"])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg)");
+    assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (codec, frames) = text.trim().split_once(',').unwrap_or_else(|| panic!("ffprobe said {text:?}"));
+    (codec.to_owned(), frames.parse().unwrap())
+}
+
+/// A 10-frame animated GIF.
+fn animated_gif() -> Vec<u8> {
+    let mut gif = Vec::new();
+    let mut encoder = gif::Encoder::new(&mut gif, 64, 48, &[0, 0, 0, 255, 255, 255, 200, 30, 30]).unwrap();
+    for i in 0..10u8 {
+        let pixels: Vec<u8> = (0..64 * 48).map(|p| ((p / 64 + usize::from(i) * 3) % 3) as u8).collect();
+        encoder.write_frame(&gif::Frame { width: 64, height: 48, delay: 10, buffer: pixels.into(), ..Default::default() }).unwrap();
+    }
+    drop(encoder);
+    gif
+}
+
+/// Everything left under a temporary folder (it should be nothing after a run).
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+fn by_key(records: &[serde_json::Value]) -> BTreeMap<String, serde_json::Value> {
+    records.iter().map(|r| (r["key"].as_str().unwrap().to_owned(), r.clone())).collect()
+}
+
+#[test]
+fn videos_in_a_folder_are_compressed_beside_the_images_recorded_and_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, temp) = (dir.path().join("src"), dir.path().join("dst"), dir.path().join("temp"));
+    std::fs::create_dir_all(&temp).unwrap();
+    let images = generated_tree(&src, 6, 48);
+    clip(&src.join("clips/a.mp4"), &["-c:v", "libx264", "-crf", "5", "-c:a", "aac"]);
+    clip(&src.join("clips/b.webm"), &["-c:v", "libvpx-vp9", "-crf", "10", "-b:v", "0", "-deadline", "realtime", "-c:a", "libopus"]);
+    clip(&src.join("clips/c.mov"), &["-map", "0:v", "-c:v", "libx264", "-crf", "5"]);
+    std::fs::write(src.join("clips/broken.mp4"), BROKEN_MP4).unwrap();
+    std::fs::write(src.join("anim.gif"), animated_gif()).unwrap();
+    std::fs::write(src.join("notes.txt"), "not media").unwrap();
+    let batch = || {
+        let mut cmd = compressor();
+        cmd.arg("batch").arg(&src).arg(&dst).args(["--json", "--jobs", "2", "--temp-dir"]).arg(&temp);
+        cmd.output().unwrap()
+    };
+
+    let out = batch();
+    assert_eq!(out.status.code(), Some(1), "the broken clip fails the run: {}", String::from_utf8_lossy(&out.stderr));
+    let report = json_report(&out);
+    assert_eq!((report["videos"].as_u64(), report["failed"].as_u64()), (Some(3), Some(1)), "{report}");
+    assert_eq!(report["failures"][0]["key"], "clips/broken.mp4");
+    let mut expected = images.clone();
+    expected.extend(["anim.gif", "clips/a.mp4", "clips/b.webm", "clips/c.mp4"].map(String::from));
+    assert_eq!(tree(&dst), expected, "a MOV becomes an MP4; the text file is not taken");
+    assert!(leftovers(&temp).is_empty(), "temporary files left: {:?}", leftovers(&temp));
+
+    let records = by_key(&manifest_records(&dst));
+    for (key, output, format, codec, audio) in [
+        ("clips/a.mp4", "clips/a.mp4", "mp4", "h264", Some("aac")),
+        ("clips/b.webm", "clips/b.webm", "webm", "vp9", Some("opus")),
+        ("clips/c.mov", "clips/c.mp4", "mp4", "h264", None),
+    ] {
+        let r = &records[key];
+        assert_eq!((r["status"].as_str(), r["output_key"].as_str()), (Some("done"), Some(output)), "{r}");
+        let video = &r["video"];
+        assert_eq!(
+            (video["format"].as_str(), video["video_codec"].as_str(), video["audio_codec"].as_str()),
+            (Some(format), Some(codec), audio)
+        );
+        assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(160), Some(120)));
+        assert!(r["method"].as_str().unwrap().starts_with(if format == "mp4" { "h264-crf" } else { "vp9-crf" }), "{r}");
+        let size = std::fs::metadata(dst.join(output)).unwrap().len();
+        assert_eq!(r["output_size"].as_u64(), Some(size));
+        assert!(size < r["source_size"].as_u64().unwrap(), "{key}: not smaller");
+        assert_eq!(video_stream(&dst.join(output)), (codec.to_owned(), 15));
+    }
+    let broken = &records["clips/broken.mp4"];
+    assert_eq!((broken["status"].as_str(), broken["error_code"].as_str()), (Some("failed"), Some("corrupt_video")), "{broken}");
+    // Images keep their path (a GIF too, without --format mp4) and their schema: no video part.
+    let gif = &records["anim.gif"];
+    assert!(gif["method"].as_str().unwrap().starts_with("gif"), "{gif}");
+    for key in images.iter().map(String::as_str).chain(["anim.gif"]) {
+        assert!(records[key].get("video").is_none(), "{}", records[key]);
+    }
+
+    // Again: the videos are skipped with the images; the broken clip is retried once.
+    let before = manifest_records(&dst).len();
+    let out = batch();
+    let report = json_report(&out);
+    assert_eq!(
+        (report["skipped"].as_u64(), report["compressed"].as_u64(), report["failed"].as_u64()),
+        (Some(10), Some(0), Some(1)),
+        "{report}"
+    );
+    let new: Vec<_> = manifest_records(&dst)[before..].to_vec();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(new[0]["key"], "clips/broken.mp4");
+    assert!(leftovers(&temp).is_empty());
+
+    // The shards split the videos with the images.
+    let planned = |shard: &str| {
+        let out = compressor()
+            .arg("batch")
+            .arg(&src)
+            .arg(dir.path().join("sharded"))
+            .args(["--dry-run", "--json", "--shard", shard])
+            .output()
+            .unwrap();
+        json_report(&out)["planned"].as_u64().unwrap()
+    };
+    assert_eq!(planned("0/2") + planned("1/2"), 11);
+}
+
+#[test]
+fn gifs_with_format_mp4_become_mp4_and_still_images_stay_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, temp) = (dir.path().join("src"), dir.path().join("dst"), dir.path().join("temp"));
+    std::fs::create_dir_all(&temp).unwrap();
+    std::fs::create_dir_all(src.join("web")).unwrap();
+    std::fs::write(src.join("web/anim.gif"), animated_gif()).unwrap();
+    std::fs::write(src.join("web/pic.png"), png(3, 64)).unwrap();
+    clip(&src.join("web/clip.webm"), &["-c:v", "libvpx-vp9", "-deadline", "realtime", "-c:a", "libopus"]);
+    let out = compressor().arg("batch").arg(&src).arg(&dst).args(["--json", "--format", "mp4", "--temp-dir"]).arg(&temp).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json_report(&out)["videos"], 2);
+    assert_eq!(tree(&dst), ["web/anim.mp4", "web/clip.mp4", "web/pic.png"].map(String::from).into());
+    assert_eq!(video_stream(&dst.join("web/anim.mp4")), ("h264".to_owned(), 10));
+    assert_eq!(video_stream(&dst.join("web/clip.mp4")).0, "h264");
+    assert!(std::fs::read(dst.join("web/pic.png")).unwrap().starts_with(b"\x89PNG"));
+    let records = by_key(&manifest_records(&dst));
+    assert_eq!(records["web/anim.gif"]["output_key"], "web/anim.mp4");
+    assert_eq!(records["web/anim.gif"]["video"]["source_container"], "gif");
+    assert!(records["web/pic.png"].get("video").is_none());
+    assert!(leftovers(&temp).is_empty());
+}
+
+/// Command lines of running processes that mention `needle`.
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) && !cmdline.contains("cargo") {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn ctrl_c_kills_a_running_transcode_and_removes_its_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, temp) = (dir.path().join("src"), dir.path().join("dst"), dir.path().join("temp"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&temp).unwrap();
+    // Long enough that the transcode (x264 preset medium) is still running when the signal comes.
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30:duration=60"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "10"])
+        .arg(src.join("long.mp4"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = compressor()
+        .arg("batch")
+        .arg(&src)
+        .arg(&dst)
+        .arg("--temp-dir")
+        .arg(&temp)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let temp_text = temp.to_string_lossy().into_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // ffmpeg is running once a process names the output in the run's temporary folder.
+    while !processes_mentioning(&temp_text).iter().any(|c| c.starts_with("ffmpeg")) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "ffmpeg did not start, or the run ended first");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(10), "the run did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!("stopped {:?} after Ctrl-C", signalled.elapsed());
+    assert_eq!(status.code(), Some(130));
+    assert!(processes_mentioning(&temp_text).is_empty(), "still running: {:?}", processes_mentioning(&temp_text));
+    assert!(leftovers(&temp).is_empty(), "temporary files left: {:?}", leftovers(&temp));
+    assert!(tree(&dst).is_empty());
+    // Not recorded, so the next run does it.
+    assert!(manifest_records(&dst).is_empty());
+}
+
+/// PUTs one object on the moto server.
+fn put_object(moto: &Moto, bucket: &str, key: &str, body: Vec<u8>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new().put(format!("{}/{bucket}/{key}", moto.endpoint)).body(body).send().await.unwrap().status()
+    });
+    assert!(status.is_success(), "putting {key}: {status}");
+}
+
+fn head_etag(moto: &Moto, bucket: &str, key: &str) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let response = reqwest::Client::new().head(format!("{}/{bucket}/{key}", moto.endpoint)).send().await.unwrap();
+        response.headers()["etag"].to_str().unwrap().to_owned()
+    })
+}
+
+fn get_object(moto: &Moto, bucket: &str, key: &str) -> Vec<u8> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let response = reqwest::Client::new().get(format!("{}/{bucket}/{key}", moto.endpoint)).send().await.unwrap();
+        assert!(response.status().is_success(), "getting {key}: {}", response.status());
+        response.bytes().await.unwrap().to_vec()
+    })
+}
+
+#[test]
+fn videos_in_a_bucket_are_staged_on_local_disk_and_uploaded_in_parts() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "media");
+    let dir = tempfile::tempdir().unwrap();
+    let temp = dir.path().join("temp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let local = dir.path().join("clip.mp4");
+    clip(&local, &["-c:v", "libx264", "-crf", "5", "-c:a", "aac"]);
+    put_object(&moto, "media", "in/2024/clip.mp4", std::fs::read(&local).unwrap());
+    put_object(&moto, "media", "in/2024/broken.mp4", BROKEN_MP4.to_vec());
+    put_object(&moto, "media", "in/2024/pic.png", png(1, 48));
+    // --multipart-bytes 0: even this small output goes up as a multipart upload.
+    let batch = || {
+        let mut cmd = compressor();
+        cmd.args(["batch", "s3://media/in", "s3://media/out", "--json", "--multipart-bytes", "0", "--temp-dir"]).arg(&temp);
+        s3(&mut cmd, &moto);
+        cmd.output().unwrap()
+    };
+    let out = batch();
+    let report = json_report(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((report["videos"].as_u64(), report["compressed"].as_u64()), (Some(1), Some(2)), "{report}");
+    let error = report["failures"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("2024/broken.mp4") && !error.contains(&*temp.to_string_lossy()),
+        "the key is named, not the temporary file: {error}"
+    );
+    assert_eq!(list_bucket(&moto, "media", "out/"), ["2024/clip.mp4", "2024/pic.png"].map(String::from).into());
+    // An S3 multipart upload's ETag is the MD5 of its parts' MD5s, then `-<parts>`.
+    let etag = head_etag(&moto, "media", "out/2024/clip.mp4");
+    assert!(etag.trim_matches('"').ends_with("-1"), "not a multipart upload: ETag {etag}");
+    let back = dir.path().join("back.mp4");
+    std::fs::write(&back, get_object(&moto, "media", "out/2024/clip.mp4")).unwrap();
+    assert_eq!(video_stream(&back), ("h264".to_owned(), 15));
+    assert!(std::fs::metadata(&back).unwrap().len() < std::fs::metadata(&local).unwrap().len());
+    assert!(leftovers(&temp).is_empty(), "temporary files left: {:?}", leftovers(&temp));
+
+    // The manifest in the bucket makes the video a skip on the next run.
+    let out = batch();
+    let report = json_report(&out);
+    assert_eq!((report["skipped"].as_u64(), report["failed"].as_u64()), (Some(2), Some(1)), "{report}");
+    assert!(leftovers(&temp).is_empty());
+}

@@ -63,6 +63,25 @@ pub struct ServeArgs {
     /// Whether to serve the web page at `/` (COMPRESSOR_UI=false: none)
     #[arg(long, env = "COMPRESSOR_UI", default_value_t = true, action = clap::ArgAction::Set, hide = true)]
     pub ui: bool,
+    /// Which services this instance runs: `images`, `video`, or both (the default). Separate
+    /// instance groups can then be scaled for each, behind one load balancer
+    #[arg(long, env = "COMPRESSOR_SERVICES", value_delimiter = ',', default_value = "images,video", value_parser = ["images", "video"])]
+    pub services: Vec<String>,
+    /// Largest video upload in bytes (default 500 MB); streamed to a temporary file, never held in memory
+    #[arg(long, env = "COMPRESSOR_MAX_VIDEO_BYTES", default_value_t = 500_000_000)]
+    pub max_video_bytes: u64,
+    /// Videos transcoded at once (each ffmpeg uses every CPU)
+    #[arg(long, env = "COMPRESSOR_VIDEO_WORKERS", default_value_t = 1)]
+    pub video_workers: usize,
+    /// Video requests allowed to wait for a video worker; beyond that they answer 503 at once
+    #[arg(long, env = "COMPRESSOR_VIDEO_QUEUE", default_value_t = 2)]
+    pub video_queue: usize,
+    /// Longest time for a whole video request, upload and transcode included; 504 after it
+    #[arg(long, env = "COMPRESSOR_VIDEO_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub video_timeout: Duration,
+    /// Folder for uploaded videos and transcodes in progress (default: the system's temporary folder)
+    #[arg(long, env = "COMPRESSOR_TEMP_DIR")]
+    pub temp_dir: Option<PathBuf>,
     /// Log format: `text` or `json` (the level comes from RUST_LOG, default `info`)
     #[arg(long, env = "COMPRESSOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -93,6 +112,24 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Serve the web page at `/`.
     pub ui: bool,
+    pub images: bool,
+    pub video: Option<VideoConfig>,
+}
+
+/// The video service's own limits (see the `--video-*` flags).
+#[derive(Debug, Clone)]
+pub struct VideoConfig {
+    pub max_body_bytes: u64,
+    pub workers: usize,
+    pub queue: usize,
+    pub timeout: Duration,
+    pub temp_dir: Option<PathBuf>,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig { max_body_bytes: 500_000_000, workers: 1, queue: 2, timeout: Duration::from_secs(600), temp_dir: None }
+    }
 }
 
 impl Default for Config {
@@ -110,6 +147,8 @@ impl Default for Config {
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(25),
             ui: true,
+            images: true,
+            video: Some(VideoConfig::default()),
         }
     }
 }
@@ -135,8 +174,26 @@ impl Config {
         if workers == 0 {
             bail!("workers must be at least 1");
         }
-        if args.max_body_bytes == 0 {
+        if args.max_body_bytes == 0 || args.max_video_bytes == 0 {
             bail!("max body bytes must be at least 1");
+        }
+        if args.services.is_empty() {
+            bail!("--services needs `images`, `video` or both");
+        }
+        let video = args.services.iter().any(|s| s == "video").then(|| VideoConfig {
+            max_body_bytes: args.max_video_bytes,
+            workers: args.video_workers,
+            queue: args.video_queue,
+            timeout: args.video_timeout,
+            temp_dir: args.temp_dir.clone(),
+        });
+        if video.as_ref().is_some_and(|v| v.workers == 0) {
+            bail!("video workers must be at least 1");
+        }
+        if let Some(dir) = video.as_ref().and_then(|v| v.temp_dir.as_ref())
+            && !dir.is_dir()
+        {
+            bail!("temporary folder {} does not exist", dir.display());
         }
         Ok(Config {
             cors_origins,
@@ -151,6 +208,8 @@ impl Config {
             shutdown_delay: args.shutdown_delay,
             shutdown_grace: args.shutdown_grace,
             ui: args.ui && !args.no_ui,
+            images: args.services.iter().any(|s| s == "images"),
+            video,
         })
     }
 }

@@ -26,7 +26,7 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use config::{Config, DEFAULT_LISTEN, RateLimit, ServeArgs, parse_duration, parse_rate};
+pub use config::{Config, DEFAULT_LISTEN, RateLimit, ServeArgs, VideoConfig, parse_duration, parse_rate};
 pub use error::{ApiError, ErrorBody};
 pub use routes::legacy::options as legacy_options;
 
@@ -37,10 +37,24 @@ pub(crate) struct AppState(Arc<Shared>);
 pub(crate) struct Shared {
     config: Config,
     pool: pool::Pool,
+    /// The video service's own pool (one ffmpeg already uses every CPU), when it runs.
+    video_pool: Option<pool::Pool>,
     metrics: metrics::Metrics,
     limiter: Option<guard::RateLimiter>,
     /// Set when shutdown starts: readiness answers 503 from then on.
     draining: AtomicBool,
+}
+
+impl Shared {
+    /// True when the instance's main service would refuse new work: the image pool, or the video
+    /// pool on a video-only instance. Long transcodes filling the video pool do not take an
+    /// instance that also serves images out of its load balancer.
+    fn saturated(&self) -> bool {
+        match &self.video_pool {
+            Some(video) if !self.config.images => video.saturated(),
+            _ => self.pool.saturated(),
+        }
+    }
 }
 
 impl Deref for AppState {
@@ -71,7 +85,8 @@ impl App {
     fn build(config: Config, extra: Option<Router<AppState>>) -> App {
         let metrics = metrics::Metrics::new();
         let state = AppState(Arc::new(Shared {
-            pool: pool::Pool::new(config.workers, config.queue, metrics.clone()),
+            pool: pool::Pool::new(config.workers, config.queue, metrics.queue_depth().clone()),
+            video_pool: config.video.as_ref().map(|v| pool::Pool::new(v.workers, v.queue, metrics.video_queue_depth().clone())),
             limiter: config.rate_limit.map(guard::RateLimiter::new),
             metrics,
             draining: AtomicBool::new(false),
@@ -135,6 +150,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_body_bytes = config.max_body_bytes,
             api_keys = config.api_keys.len(),
             rate_limit = ?config.rate_limit,
+            images = config.images,
+            video_workers = config.video.as_ref().map(|v| v.workers),
+            max_video_bytes = config.video.as_ref().map(|v| v.max_body_bytes),
             "compressor listening"
         );
         App::new(config).run(listener, shutdown_signal()).await.context("serving")?;

@@ -20,6 +20,7 @@ pub const BYTES_IN: &str = "compressor_bytes_in_total";
 pub const BYTES_OUT: &str = "compressor_bytes_out_total";
 pub const COMPRESSION_RATIO: &str = "compressor_compression_ratio";
 pub const QUEUE_DEPTH: &str = "compressor_queue_depth";
+pub const VIDEO_QUEUE_DEPTH: &str = "compressor_video_queue_depth";
 pub const IN_FLIGHT: &str = "compressor_in_flight";
 pub const REJECTED_TOTAL: &str = "compressor_rejected_total";
 
@@ -71,6 +72,7 @@ struct Inner {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     queue_depth: Gauge,
+    video_queue_depth: Gauge,
     in_flight: Gauge,
 }
 
@@ -91,15 +93,17 @@ impl Metrics {
         };
         describe(REQUESTS_TOTAL, "HTTP requests by route, method and status");
         describe(REQUEST_DURATION, "HTTP request latency in seconds by route");
-        describe(BYTES_IN, "image bytes received by route");
-        describe(BYTES_OUT, "image bytes sent by route");
+        describe(BYTES_IN, "image and video bytes received by route");
+        describe(BYTES_OUT, "image and video bytes sent by route");
         describe(COMPRESSION_RATIO, "compressed size / original size by output format");
         describe(QUEUE_DEPTH, "compress requests waiting for a worker");
+        describe(VIDEO_QUEUE_DEPTH, "video requests waiting for a video worker");
         describe(IN_FLIGHT, "HTTP requests being served");
         describe(REJECTED_TOTAL, "requests refused, by reason");
         let queue_depth = recorder.register_gauge(&Key::from_name(QUEUE_DEPTH), &METADATA);
+        let video_queue_depth = recorder.register_gauge(&Key::from_name(VIDEO_QUEUE_DEPTH), &METADATA);
         let in_flight = recorder.register_gauge(&Key::from_name(IN_FLIGHT), &METADATA);
-        let metrics = Metrics { inner: Arc::new(Inner { recorder, handle, queue_depth, in_flight }) };
+        let metrics = Metrics { inner: Arc::new(Inner { recorder, handle, queue_depth, video_queue_depth, in_flight }) };
         // Every reason is present from the start, so rates and alerts see zeros rather than gaps.
         for reason in Rejection::ALL {
             metrics.rejected(reason, 0);
@@ -117,6 +121,10 @@ impl Metrics {
 
     pub fn queue_depth(&self) -> &Gauge {
         &self.inner.queue_depth
+    }
+
+    pub fn video_queue_depth(&self) -> &Gauge {
+        &self.inner.video_queue_depth
     }
 
     pub fn rejected(&self, reason: Rejection, n: u64) {

@@ -9,11 +9,12 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 #[openapi(
     info(
         title = "compressor",
-        description = "Self-hosted image compression. Errors are JSON: {\"error\":{\"code\":\"…\",\"message\":\"…\"}}.",
+        description = "Self-hosted image and video compression. Errors are JSON: {\"error\":{\"code\":\"…\",\"message\":\"…\"}}.",
         license(name = "GPL-3.0-or-later", identifier = "GPL-3.0-or-later"),
     ),
     tags(
         (name = "compress", description = "The compression API"),
+        (name = "video", description = "The video service (ffmpeg): videos re-encoded, animated GIFs turned into video"),
         (name = "legacy", description = "Compatibility with the old Go server"),
         (name = "health", description = "Health, readiness, metrics and this document"),
     ),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
-use crate::metrics::Metrics;
 
 /// Seconds a refused client is told to wait (`Retry-After`).
 const RETRY_AFTER_SECS: u64 = 1;
@@ -17,7 +16,8 @@ const RETRY_AFTER_SECS: u64 = 1;
 pub struct Pool {
     admission: Arc<Semaphore>,
     workers: Arc<Semaphore>,
-    metrics: Metrics,
+    /// Requests waiting for a worker.
+    queue_depth: metrics::Gauge,
 }
 
 /// Held from admission until the request's work is done (or the request is dropped). Moved into
@@ -28,8 +28,8 @@ pub struct Admission {
 }
 
 impl Pool {
-    pub fn new(workers: usize, queue: usize, metrics: Metrics) -> Pool {
-        Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)), metrics }
+    pub fn new(workers: usize, queue: usize, queue_depth: metrics::Gauge) -> Pool {
+        Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)), queue_depth }
     }
 
     /// A slot for one compress request, or 503 when workers and queue are all taken.
@@ -52,7 +52,7 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
     {
         let worker = {
-            let queue_depth = self.metrics.queue_depth().clone();
+            let queue_depth = self.queue_depth.clone();
             queue_depth.increment(1.0);
             struct Waiting(metrics::Gauge);
             impl Drop for Waiting {
@@ -86,7 +86,7 @@ mod tests {
 
     #[tokio::test]
     async fn admits_workers_plus_queue_then_refuses() {
-        let pool = Pool::new(1, 1, Metrics::new());
+        let pool = Pool::new(1, 1, metrics::Gauge::noop());
         let a = pool.try_admit().unwrap();
         let b = pool.try_admit().unwrap();
         assert!(pool.saturated());
@@ -99,7 +99,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_slot_is_held_until_the_blocking_work_ends() {
-        let pool = Pool::new(1, 0, Metrics::new());
+        let pool = Pool::new(1, 0, metrics::Gauge::noop());
         let admission = pool.try_admit().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let running = {
@@ -123,7 +123,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_in_the_work_is_an_internal_error() {
-        let pool = Pool::new(1, 0, Metrics::new());
+        let pool = Pool::new(1, 0, metrics::Gauge::noop());
         let admission = pool.try_admit().unwrap();
         let result = pool.run(admission, || -> u32 { panic!("boom") }).await;
         assert!(matches!(result, Err(ApiError::Internal(ref m)) if m.contains("boom")), "{result:?}");

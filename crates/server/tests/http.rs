@@ -728,8 +728,9 @@ async fn metrics_count_overload_timeouts_auth_and_rate_limits() {
 
 /// Every route the router serves, as (method, path). The OpenAPI document must list exactly these,
 /// and each must answer on the running server.
-const ROUTES: [(&str, &str); 8] = [
+const ROUTES: [(&str, &str); 9] = [
     ("post", "/v1/compress"),
+    ("post", "/v1/video/compress"),
     ("post", "/v1/variants"),
     ("post", "/compress-image"),
     ("get", "/health"),

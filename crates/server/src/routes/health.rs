@@ -31,7 +31,8 @@ pub async fn healthz() -> axum::Json<Status> {
     axum::Json(Status { status: "ok" })
 }
 
-/// Readiness: 200 while new work is accepted; 503 while shutting down or when every worker and queue slot is taken.
+/// Readiness: 200 while new work is accepted; 503 while shutting down or when every worker and
+/// queue slot is taken (of the image pool; of the video pool on a video-only instance).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "Accepting work", body = Status),
     (status = 503, description = "Draining (shutting down) or saturated", body = Status),
@@ -39,7 +40,7 @@ pub async fn healthz() -> axum::Json<Status> {
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if state.draining.load(Ordering::SeqCst) {
         (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Status { status: "draining" })).into_response()
-    } else if state.pool.saturated() {
+    } else if state.saturated() {
         (StatusCode::SERVICE_UNAVAILABLE, axum::Json(Status { status: "saturated" })).into_response()
     } else {
         axum::Json(Status { status: "ready" }).into_response()

@@ -6,6 +6,7 @@ pub mod ui;
 mod upload;
 pub mod v1;
 pub mod variants;
+pub mod video;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -31,9 +32,14 @@ use crate::error::{ApiError, json_error};
 use crate::{AppState, guard, metrics, openapi};
 
 /// Result headers a browser script may read.
-const EXPOSED_HEADERS: [&str; 15] = [
+const EXPOSED_HEADERS: [&str; 20] = [
     "x-original-size",
     "x-image-size",
+    "x-video-size",
+    "x-video-codec",
+    "x-audio-codec",
+    "x-duration-seconds",
+    "x-compression-notes",
     "x-resized-from",
     "x-variant-count",
     "x-compressed-size",
@@ -49,31 +55,48 @@ const EXPOSED_HEADERS: [&str; 15] = [
     "x-request-id",
 ];
 
-/// Every route with its handler, and the OpenAPI document built from the same annotations.
+/// Every route of the services this instance runs, each group with its own body limit and
+/// timeout, and the OpenAPI document built from the same annotations.
 fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let compress = OpenApiRouter::new()
-        .routes(routes!(v1::compress))
-        .routes(routes!(variants::variants))
-        .routes(routes!(legacy::compress_image))
-        .route_layer(middleware::from_fn_with_state(state.clone(), guard::check));
+    let config = &state.config;
+    let mut all = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
+    if config.images {
+        let images = OpenApiRouter::new()
+            .routes(routes!(v1::compress))
+            .routes(routes!(variants::variants))
+            .routes(routes!(legacy::compress_image))
+            .route_layer(middleware::from_fn_with_state(state.clone(), guard::check))
+            .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+            .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout));
+        all = all.merge(images);
+    }
+    if let Some(video) = &config.video {
+        let videos = OpenApiRouter::new()
+            .routes(routes!(video::compress_video))
+            .route_layer(middleware::from_fn_with_state(state.clone(), guard::check))
+            .layer(RequestBodyLimitLayer::new(usize::try_from(video.max_body_bytes).unwrap_or(usize::MAX)))
+            .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, video.timeout));
+        all = all.merge(videos);
+    }
     let open = OpenApiRouter::new()
         .routes(routes!(health::health))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
-        .routes(routes!(health::openapi));
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(compress).merge(open).split_for_parts()
+        .routes(routes!(health::openapi))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout));
+    all.merge(open).split_for_parts()
 }
 
 /// The whole service: routes plus the cross-cutting layers, outermost last:
 /// request id → trace → request id on the response → CORS → metrics → JSON bodies for bare
-/// errors → timeout → catch panic → body limit → routes.
+/// errors → catch panic → each route group's timeout and body limit → routes.
 pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let (mut routes, doc) = routes(&state);
     if let Some(extra) = extra {
         routes = routes.merge(extra);
     }
-    if state.config.ui {
+    if state.config.ui && state.config.images {
         routes = routes.merge(ui::router().layer(CompressionLayer::new()));
     }
     let doc = health::OpenApiJson(Arc::new(doc.to_pretty_json().expect("the OpenAPI document serialises")));
@@ -102,9 +125,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     routes
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout))
         .layer(middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(axum::Extension(doc))
@@ -134,6 +155,10 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 /// Gives the bare error responses of layers and of axum itself (413 from the body limit, 504 from
 /// the timeout, 405 from method routing) the same JSON body as every other error.
 async fn json_errors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (max_body_bytes, timeout) = match &state.config.video {
+        Some(video) if request.uri().path().starts_with("/v1/video/") => (video.max_body_bytes, video.timeout),
+        _ => (state.config.max_body_bytes as u64, state.config.request_timeout),
+    };
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
@@ -142,12 +167,11 @@ async fn json_errors(State(state): State<AppState>, request: Request, next: Next
     }
     let (mut parts, _) = response.into_parts();
     let replacement = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge {
-            code: "too_large",
-            message: format!("the request body is larger than the {} byte limit", state.config.max_body_bytes),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge { code: "too_large", message: format!("the request body is larger than the {max_body_bytes} byte limit") }
+                .into_response()
         }
-        .into_response(),
-        StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout(state.config.request_timeout.as_millis()).into_response(),
+        StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout(timeout.as_millis()).into_response(),
         StatusCode::INTERNAL_SERVER_ERROR => ApiError::Internal("unexpected failure".into()).into_response(),
         StatusCode::METHOD_NOT_ALLOWED => json_error(status, "method_not_allowed", "this route does not answer that method"),
         other => {

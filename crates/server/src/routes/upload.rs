@@ -27,7 +27,7 @@ pub async fn read_image(request: Request, max_bytes: usize) -> Result<Upload, Ap
     }
 }
 
-fn is_multipart(headers: &HeaderMap) -> bool {
+pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -63,7 +63,7 @@ pub fn admit(state: &AppState, request: Request) -> Result<(Admission, Request),
 /// The whole body. The body-limit layer makes a longer body fail; that failure is a 413.
 pub async fn read_raw(body: Body, max_bytes: usize) -> Result<Upload, ApiError> {
     let data = body.collect().await.map_err(|e| body_error(&e, max_bytes))?.to_bytes();
-    Ok(Upload { data, filename: None })
+    image_upload(data, None)
 }
 
 /// The first field named `field` (which must be a file or at least hold bytes); every other
@@ -81,7 +81,7 @@ pub async fn read_multipart(request: Request, field: &str, max_bytes: usize) -> 
         }
         let filename = part.file_name().map(str::to_owned);
         let data = part.bytes().await.map_err(|e| multipart_error(e, max_bytes))?;
-        upload = Some(Upload { data, filename });
+        upload = Some(image_upload(data, filename)?);
     }
     upload.ok_or_else(|| ApiError::BadRequest {
         code: "missing_file",
@@ -89,11 +89,19 @@ pub async fn read_multipart(request: Request, field: &str, max_bytes: usize) -> 
     })
 }
 
+/// An image upload; a video sent to an image route is told where videos go.
+fn image_upload(data: Bytes, filename: Option<String>) -> Result<Upload, ApiError> {
+    if compressor_video::looks_like_video(&data) {
+        return Err(ApiError::Unsupported(format!("this is a video, not an image: send videos to POST {}", super::video::ROUTE)));
+    }
+    Ok(Upload { data, filename })
+}
+
 fn too_large(max_bytes: usize) -> ApiError {
     ApiError::TooLarge { code: "too_large", message: format!("the request body is larger than the {max_bytes} byte limit") }
 }
 
-fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> ApiError {
+pub(super) fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> ApiError {
     let mut source = Some(error);
     while let Some(e) = source {
         if e.is::<http_body_util::LengthLimitError>() {
@@ -104,7 +112,7 @@ fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> Ap
     ApiError::BadRequest { code: "bad_body", message: format!("reading the request body failed: {error}") }
 }
 
-fn multipart_error(error: axum::extract::multipart::MultipartError, max_bytes: usize) -> ApiError {
+pub(super) fn multipart_error(error: axum::extract::multipart::MultipartError, max_bytes: usize) -> ApiError {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large(max_bytes)
     } else {

@@ -213,11 +213,11 @@ pub async fn compress(State(state): State<AppState>, request: Request) -> Result
     Ok((headers, result.data).into_response())
 }
 
-fn size_header(width: u32, height: u32) -> HeaderValue {
+pub(super) fn size_header(width: u32, height: u32) -> HeaderValue {
     HeaderValue::from_str(&format!("{width}x{height}")).expect("digits and x")
 }
 
-fn decimal(value: f64, places: usize) -> HeaderValue {
+pub(super) fn decimal(value: f64, places: usize) -> HeaderValue {
     HeaderValue::from_str(&format!("{value:.places$}")).unwrap_or(HeaderValue::from_static("0"))
 }
 

@@ -92,3 +92,41 @@ pub async fn readiness(client: &reqwest::Client, server: &Server) -> String {
     let body: serde_json::Value = client.get(server.url("/readyz")).send().await.unwrap().json().await.unwrap();
     body["status"].as_str().unwrap().to_owned()
 }
+
+/// Makes a test video with ffmpeg: `testsrc2` at `width`×`height`, 30 fps, with a sine tone,
+/// H.264 at near-lossless quality (a camera original, so re-encoding saves bytes).
+pub fn test_video(path: &std::path::Path, width: u32, height: u32, seconds: u32) {
+    let video = format!("testsrc2=size={width}x{height}:rate=30:duration={seconds}");
+    let audio = format!("sine=frequency=440:duration={seconds}");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv444p", "-c:a", "aac", "-shortest"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Frames decoded and stream codecs of a video file, by ffprobe decoding every frame.
+pub fn ffprobe(path: &std::path::Path) -> (u64, Vec<String>) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-print_format", "json", "-show_streams"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (Debian package ffmpeg)");
+    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = json["streams"].as_array().unwrap();
+    let frames = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .and_then(|s| s["nb_read_frames"].as_str())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (frames, streams.iter().map(|s| s["codec_name"].as_str().unwrap_or("").to_owned()).collect())
+}
+
+/// The names in a folder (a test's temporary folder must end up empty).
+pub fn entries(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+}

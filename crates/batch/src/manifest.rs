@@ -64,6 +64,9 @@ pub struct VideoRecord {
     pub duration_seconds: f64,
     /// The input's container, as ffprobe names it.
     pub source_container: String,
+    /// With `--target-quality`: the SSIMULACRA2 reached on the search's samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
     /// Time spent in ffprobe and ffmpeg.
     pub ms: u64,
 }
@@ -78,6 +81,7 @@ impl VideoRecord {
             height: report.height,
             duration_seconds: report.duration_seconds,
             source_container: report.source.container.clone(),
+            score: report.score,
             ms: report.ms,
         }
     }

@@ -9,11 +9,12 @@ use crate::engine_args::EngineArgs;
 pub fn run(args: BatchArgs, engine: &EngineArgs) -> anyhow::Result<i32> {
     let json = args.json;
     // Videos as `compress` does them: `--format mp4|webm` (which sends GIFs to video too) or
-    // their own container, `-q`'s upper end as the quality.
+    // their own container, `-q`'s upper end as the quality, `--target-quality` searched for.
     let video = VideoSettings {
         options: compressor_video::Options {
             format: engine.video_format().unwrap_or(VideoFormat::Keep),
             quality: engine.quality.map(|q| q.max),
+            target_quality: engine.target_quality,
             ..compressor_video::Options::default()
         },
         gifs: engine.video_format().is_some(),

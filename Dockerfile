@@ -5,6 +5,8 @@
 #                                                 rust:1-bookworm image from a registry)
 #   scripts/image.sh build                        uses target/release/compressor from the host
 #                                                 (ROOTFS=local; no base image is pulled at all)
+#   scripts/image.sh build-video                  the same plus ffmpeg/ffprobe (SERVICES=images,video)
+#   docker build --build-arg VIDEO=1 --build-arg SERVICES=images,video -t compressor-video .
 # The runtime image is FROM scratch: the stripped binary, the shared libraries it links, CA
 # certificates, passwd/group for user 10001. No shell.
 
@@ -14,8 +16,11 @@ ARG ROOTFS=build
 FROM docker.io/library/rust:1-bookworm AS build
 # nasm: mozjpeg's and rav1e's SIMD kernels; libdav1d-dev + pkg-config: the AV1 decoder that
 # compressor-avif links (the runtime image gets libdav1d.so.6 copied in by scripts/image.sh).
+# VIDEO=1: Debian's ffmpeg too, copied into the runtime image with its libraries.
+ARG VIDEO=0
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nasm pkg-config libdav1d-dev binutils \
+ && if [ "$VIDEO" = 1 ]; then apt-get install -y --no-install-recommends ffmpeg; fi \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -24,7 +29,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p compressor \
- && scripts/image.sh rootfs / target/release/compressor
+ && VIDEO=$VIDEO scripts/image.sh rootfs / target/release/compressor
 
 # ---- the host's filesystem, from scripts/image.sh build ---------------------------------------
 FROM scratch AS local
@@ -41,6 +46,9 @@ USER 10001:10001
 
 # The binary's default listen address; inside a container it must be all interfaces.
 ENV COMPRESSOR_LISTEN=0.0.0.0:8080
+# The services the image can run: images only unless ffmpeg is inside (build-video).
+ARG SERVICES=images
+ENV COMPRESSOR_SERVICES=${SERVICES}
 EXPOSE 8080
 
 # The service drains in-flight requests on SIGTERM (docker/podman stop, Kubernetes, GCE shutdown).

@@ -38,21 +38,9 @@ fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
 async fn the_image_serves_checks_its_health_and_drains_on_stop() {
     let Some(corpus) = corpus() else { return };
     let image = format!("localhost/compressor:test-{}", std::process::id());
-    let built = Command::new(repo_root().join("scripts/image.sh"))
-        .args(["build", env!("CARGO_BIN_EXE_compressor")])
-        .env("IMAGE", &image)
-        .output()
-        .unwrap();
-    let summary = ok(built);
+    let (_image, summary) = BuiltImage::build("build", &image);
     assert!(summary.contains("MiB uncompressed") && summary.contains("gzip"), "{summary}");
     println!("{summary}");
-    struct Image(String);
-    impl Drop for Image {
-        fn drop(&mut self) {
-            let _ = podman(&["rmi", "--force", &self.0]);
-        }
-    }
-    let _image = Image(image.clone());
 
     let port = free_port();
     let name = format!("compressor-test-{}", std::process::id());
@@ -102,6 +90,10 @@ async fn the_image_serves_checks_its_health_and_drains_on_stop() {
     assert!(answer.headers().contains_key("x-compression-metadata"));
     assert!(answer.bytes().await.unwrap().len() < png.len());
 
+    // This image has no ffmpeg, so it runs the image service only.
+    let video = client.post(format!("{base}/v1/video/compress")).body(png.clone()).send().await.unwrap();
+    assert_eq!(video.status(), 404);
+
     // The image's own HEALTHCHECK (the binary asking itself), and the subcommand directly.
     ok(podman(&["healthcheck", "run", &container.0]));
     let inside = ok(podman(&["exec", &container.0, "/usr/local/bin/compressor", "healthcheck"]));
@@ -135,4 +127,88 @@ async fn the_image_serves_checks_its_health_and_drains_on_stop() {
     assert_eq!(ok(podman(&["inspect", "--format", "{{.State.ExitCode}}", &container.0])), "0");
     // Stopped means stopped: nothing answers any more.
     assert!(client.get(&health).send().await.is_err());
+}
+
+/// Builds `scripts/image.sh <how>` as `image` (removed when the test ends); returns its size line.
+struct BuiltImage(String);
+
+impl BuiltImage {
+    fn build(how: &str, image: &str) -> (BuiltImage, String) {
+        let built = Command::new(repo_root().join("scripts/image.sh"))
+            .args([how, env!("CARGO_BIN_EXE_compressor")])
+            .env("IMAGE", image)
+            .output()
+            .unwrap();
+        let summary = ok(built);
+        (BuiltImage(image.to_owned()), summary)
+    }
+}
+
+impl Drop for BuiltImage {
+    fn drop(&mut self) {
+        let _ = podman(&["rmi", "--force", &self.0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_video_image_transcodes_videos_and_gifs_on_a_read_only_root() {
+    let Some(corpus) = corpus() else { return };
+    let image = format!("localhost/compressor-video:test-{}", std::process::id());
+    let (_image, summary) = BuiltImage::build("build-video", &image);
+    assert!(summary.contains("MiB uncompressed"), "{summary}");
+    println!("{summary}");
+
+    let port = free_port();
+    let name = format!("compressor-video-test-{}", std::process::id());
+    ok(podman(&[
+        "run",
+        "--detach",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "--read-only",
+        "--env",
+        &format!("COMPRESSOR_LISTEN=127.0.0.1:{port}"),
+        &image,
+    ]));
+    let _container = Container(name);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until("the service in the container", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let client = reqwest::Client::new();
+
+    let scratch = tempfile::tempdir().unwrap();
+    let clip = scratch.path().join("clip.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=2"])
+        .args(["-f", "lavfi", "-i", "sine=duration=2", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-c:a", "aac", "-shortest"])
+        .arg(&clip)
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    ok(made);
+    let gif = corpus.join("other/gif/wuffs__muybridge.gif");
+    for (input, query, content_type, codecs) in [
+        (clip.clone(), "", "video/mp4", "h264,aac"),
+        (clip.clone(), "?format=webm", "video/webm", "vp9,opus"),
+        (gif, "", "video/mp4", "h264"),
+    ] {
+        let data = std::fs::read(&input).unwrap();
+        let answer = client.post(format!("{base}/v1/video/compress{query}")).body(data.clone()).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "{}{query}", input.display());
+        assert_eq!(answer.headers()["content-type"], content_type);
+        let out = answer.bytes().await.unwrap();
+        assert!(out.len() < data.len(), "{}{query}: {} -> {}", input.display(), data.len(), out.len());
+        let written = scratch.path().join("out");
+        std::fs::write(&written, &out).unwrap();
+        let probed = Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+            .arg(&written)
+            .output()
+            .unwrap();
+        assert_eq!(ok(probed).replace('\n', ","), codecs, "{}{query}", input.display());
+    }
+    // Images are served by the same instance.
+    let png = std::fs::read(corpus.join("png_real/screenshot/rich__features.png")).unwrap();
+    let answer = client.post(format!("{base}/v1/compress")).body(png.clone()).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
 }

@@ -4,7 +4,12 @@
 #   client ──HTTPS──▶ forwarding rule :443 ─▶ HTTPS proxy (managed cert) ─▶ URL map
 #          ──HTTP───▶ forwarding rule :80  ─▶ HTTP proxy ─▶ redirect to HTTPS
 #   URL map ─▶ backend service (Cloud Armor, health check, 30 s draining) ─▶ regional MIG :8080
+#           └▶ /v1/video/* (when video_image is set) ─▶ video backend service ─▶ video MIG :8080
 #   MIG VMs: no external IP; egress through Cloud NAT, Google APIs through Private Google Access.
+#
+# Each service is its own instance group, scaled on its own CPU: images run the plain image with
+# COMPRESSOR_SERVICES=images; video runs the image with ffmpeg (scripts/image.sh build-video)
+# with COMPRESSOR_SERVICES=video, bigger disks for its scratch files and a longer timeout.
 
 locals {
   labels = { app = var.name, managed-by = "terraform" }
@@ -16,13 +21,46 @@ locals {
   # Identity-Aware Proxy TCP forwarding: `gcloud compute ssh --tunnel-through-iap`.
   iap_range = "35.235.240.0/20"
 
+  # The instance groups: one per service. The image group keeps the resource names it had when it
+  # was the only one.
+  groups = merge(
+    {
+      images = {
+        name         = var.name
+        image        = var.image
+        services     = "images"
+        machine_type = var.machine_type
+        min_replicas = var.min_replicas
+        max_replicas = var.max_replicas
+        timeout_sec  = var.backend_timeout_sec
+        disk_size_gb = 20
+        # Uploads are at most 50 MB and held in memory; /tmp is a small RAM disk.
+        tmp = "--tmpfs /tmp"
+      }
+    },
+    var.video_image == "" ? {} : {
+      video = {
+        name         = "${var.name}-video"
+        image        = var.video_image
+        services     = "video"
+        machine_type = var.video_machine_type
+        min_replicas = var.video_min_replicas
+        max_replicas = var.video_max_replicas
+        timeout_sec  = var.video_backend_timeout_sec
+        disk_size_gb = 50
+        # Uploads (up to COMPRESSOR_MAX_VIDEO_BYTES) and transcodes go to disk, not to memory.
+        tmp = "--volume /var/lib/compressor/tmp:/tmp"
+      }
+    },
+  )
+
   # Artifact Registry / Container Registry need a token from the VM's service account; any
   # other registry is pulled anonymously (configuring the gcr helper for it would break pulls).
-  registry_host   = split("/", var.image)[0]
-  registry_google = endswith(local.registry_host, "docker.pkg.dev") || endswith(local.registry_host, "gcr.io")
-  registry_login = (local.registry_google
-    ? "ExecStartPre=/usr/bin/docker-credential-gcr configure-docker --registries=${local.registry_host}"
-  : "# ${local.registry_host} is not a Google registry: pulled without credentials")
+  registry_login = { for key, group in local.groups : key => (
+    endswith(split("/", group.image)[0], "docker.pkg.dev") || endswith(split("/", group.image)[0], "gcr.io")
+    ? "ExecStartPre=/usr/bin/docker-credential-gcr configure-docker --registries=${split("/", group.image)[0]}"
+    : "# ${split("/", group.image)[0]} is not a Google registry: pulled without credentials"
+  ) }
 
   container_env = merge(
     {
@@ -50,7 +88,7 @@ locals {
   # The container runs as a systemd unit written by cloud-init (COS' supported way to run a
   # container; the gce-container-declaration agent is deprecated). systemd stops it on instance
   # shutdown with `docker stop`, which sends SIGTERM and waits for the service's drain.
-  unit = <<-EOT
+  unit = { for key, group in local.groups : key => <<-EOT
     [Unit]
     Description=compressor container
     Wants=network-online.target gcr-online.target
@@ -60,8 +98,9 @@ locals {
     [Service]
     # docker-credential-gcr writes its config under $HOME; / is read-only on COS.
     Environment=HOME=/var/lib/compressor
-    ExecStartPre=/bin/mkdir -p /var/lib/compressor
-    ${local.registry_login}
+    ExecStartPre=/bin/mkdir -p /var/lib/compressor/tmp
+    ExecStartPre=/bin/chown 10001:10001 /var/lib/compressor/tmp
+    ${local.registry_login[key]}
     # COS' host firewall drops inbound TCP except SSH; the VPC firewall rules are the real gate.
     ExecStartPre=/bin/sh -c 'iptables -w -C INPUT -p tcp --dport 8080 -j ACCEPT || iptables -w -A INPUT -p tcp --dport 8080 -j ACCEPT'
     ExecStartPre=-/usr/bin/docker rm -f compressor
@@ -69,7 +108,7 @@ locals {
     # instance's configuration says it).
     ExecStartPre=/bin/sh -c 'echo COMPRESSOR_WORKERS=$(nproc) > /run/compressor-workers.env'
     # Host networking: no docker-proxy copy of every upload, and the port is the VM's port.
-    ExecStart=/usr/bin/docker run --rm --name compressor --network host --read-only --tmpfs /tmp --env-file /etc/compressor.env --env-file /run/compressor-workers.env ${var.image} serve
+    ExecStart=/usr/bin/docker run --rm --name compressor --network host --read-only ${group.tmp} --env-file /etc/compressor.env --env-file /run/compressor-workers.env --env COMPRESSOR_SERVICES=${group.services} ${group.image} serve
     ExecStop=/usr/bin/docker stop --time ${var.drain_seconds + 5} compressor
     Restart=always
     RestartSec=5
@@ -80,8 +119,9 @@ locals {
     [Install]
     WantedBy=multi-user.target
   EOT
+  }
 
-  cloud_config = join("\n", ["#cloud-config", yamlencode({
+  cloud_config = { for key, group in local.groups : key => join("\n", ["#cloud-config", yamlencode({
     write_files = [
       {
         path        = "/etc/compressor.env"
@@ -93,14 +133,14 @@ locals {
         path        = "/etc/systemd/system/compressor.service"
         permissions = "0644"
         owner       = "root"
-        content     = local.unit
+        content     = local.unit[key]
       },
     ]
     runcmd = [
       ["systemctl", "daemon-reload"],
       ["systemctl", "start", "compressor.service"],
     ]
-  })])
+  })]) }
 }
 
 data "google_compute_zones" "available" {
@@ -204,8 +244,9 @@ resource "google_project_iam_member" "vm" {
 }
 
 resource "google_compute_instance_template" "compressor" {
-  name_prefix  = "${var.name}-"
-  machine_type = var.machine_type
+  for_each     = local.groups
+  name_prefix  = "${each.value.name}-"
+  machine_type = each.value.machine_type
   region       = var.region
   tags         = [local.tag]
   labels       = local.labels
@@ -215,7 +256,7 @@ resource "google_compute_instance_template" "compressor" {
     boot         = true
     auto_delete  = true
     disk_type    = "pd-balanced"
-    disk_size_gb = 20
+    disk_size_gb = each.value.disk_size_gb
   }
 
   # No access_config block: the instances get no external IP.
@@ -235,7 +276,7 @@ resource "google_compute_instance_template" "compressor" {
   }
 
   metadata = {
-    user-data                 = local.cloud_config
+    user-data                 = local.cloud_config[each.key]
     google-logging-enabled    = "true"
     google-monitoring-enabled = "true"
     enable-oslogin            = "TRUE"
@@ -284,15 +325,16 @@ resource "google_compute_health_check" "autohealing" {
 }
 
 resource "google_compute_region_instance_group_manager" "compressor" {
-  name                      = var.name
+  for_each                  = local.groups
+  name                      = each.value.name
   region                    = var.region
-  base_instance_name        = var.name
+  base_instance_name        = each.value.name
   distribution_policy_zones = local.zones
   # target_size is left to the autoscaler.
 
   version {
     name              = "primary"
-    instance_template = google_compute_instance_template.compressor.self_link_unique
+    instance_template = google_compute_instance_template.compressor[each.key].self_link_unique
   }
 
   named_port {
@@ -323,13 +365,14 @@ resource "google_compute_region_instance_group_manager" "compressor" {
 }
 
 resource "google_compute_region_autoscaler" "compressor" {
-  name   = var.name
-  region = var.region
-  target = google_compute_region_instance_group_manager.compressor.id
+  for_each = local.groups
+  name     = each.value.name
+  region   = var.region
+  target   = google_compute_region_instance_group_manager.compressor[each.key].id
 
   autoscaling_policy {
-    min_replicas = var.min_replicas
-    max_replicas = var.max_replicas
+    min_replicas = each.value.min_replicas
+    max_replicas = each.value.max_replicas
     # Initialization period: ignore a new VM's CPU while it boots and pulls the image.
     cooldown_period = 90
 
@@ -349,8 +392,8 @@ resource "google_compute_region_autoscaler" "compressor" {
 
   lifecycle {
     precondition {
-      condition     = var.min_replicas <= var.max_replicas
-      error_message = "min_replicas must not exceed max_replicas."
+      condition     = each.value.min_replicas <= each.value.max_replicas
+      error_message = "min_replicas must not exceed max_replicas (video_min_replicas, video_max_replicas for video)."
     }
   }
 }
@@ -444,11 +487,12 @@ resource "google_compute_global_address" "lb" {
 }
 
 resource "google_compute_backend_service" "compressor" {
-  name                  = var.name
+  for_each              = local.groups
+  name                  = each.value.name
   load_balancing_scheme = "EXTERNAL_MANAGED"
   protocol              = "HTTP"
   port_name             = "http"
-  timeout_sec           = var.backend_timeout_sec
+  timeout_sec           = each.value.timeout_sec
   health_checks         = [google_compute_health_check.lb.id]
   security_policy       = google_compute_security_policy.compressor.id
   # When the MIG removes an instance (scale-in, rolling update) the LB stops sending it new
@@ -459,7 +503,7 @@ resource "google_compute_backend_service" "compressor" {
   locality_lb_policy = "LEAST_REQUEST"
 
   backend {
-    group           = google_compute_region_instance_group_manager.compressor.instance_group
+    group           = google_compute_region_instance_group_manager.compressor[each.key].instance_group
     balancing_mode  = "UTILIZATION"
     max_utilization = 0.8
     capacity_scaler = 1.0
@@ -471,9 +515,31 @@ resource "google_compute_backend_service" "compressor" {
   }
 }
 
+# Everything goes to the image service, except the video routes when the video group exists.
 resource "google_compute_url_map" "https" {
   name            = var.name
-  default_service = google_compute_backend_service.compressor.id
+  default_service = google_compute_backend_service.compressor["images"].id
+
+  dynamic "host_rule" {
+    for_each = contains(keys(local.groups), "video") ? [1] : []
+    content {
+      hosts        = ["*"]
+      path_matcher = "services"
+    }
+  }
+
+  dynamic "path_matcher" {
+    for_each = contains(keys(local.groups), "video") ? [1] : []
+    content {
+      name            = "services"
+      default_service = google_compute_backend_service.compressor["images"].id
+
+      path_rule {
+        paths   = ["/v1/video/*"]
+        service = google_compute_backend_service.compressor["video"].id
+      }
+    }
+  }
 }
 
 # Named after the domain so that changing it creates the new certificate before the old one goes.
@@ -534,4 +600,25 @@ resource "google_compute_global_forwarding_rule" "http" {
   port_range            = "80"
   ip_address            = google_compute_global_address.lb.id
   target                = google_compute_target_http_proxy.http_redirect.id
+}
+
+# The image group's resources before there were several groups: moved, not recreated.
+moved {
+  from = google_compute_instance_template.compressor
+  to   = google_compute_instance_template.compressor["images"]
+}
+
+moved {
+  from = google_compute_region_instance_group_manager.compressor
+  to   = google_compute_region_instance_group_manager.compressor["images"]
+}
+
+moved {
+  from = google_compute_region_autoscaler.compressor
+  to   = google_compute_region_autoscaler.compressor["images"]
+}
+
+moved {
+  from = google_compute_backend_service.compressor
+  to   = google_compute_backend_service.compressor["images"]
 }

@@ -10,12 +10,22 @@ output "url" {
 
 output "instance_group" {
   description = "The regional managed instance group (for `gcloud compute instance-groups managed ...`)."
-  value       = google_compute_region_instance_group_manager.compressor.instance_group
+  value       = google_compute_region_instance_group_manager.compressor["images"].instance_group
+}
+
+output "video_instance_group" {
+  description = "The video service's instance group, or null without video_image."
+  value       = try(google_compute_region_instance_group_manager.compressor["video"].instance_group, null)
 }
 
 output "backend_service" {
   description = "Backend service name (for `gcloud compute backend-services get-health`)."
-  value       = google_compute_backend_service.compressor.name
+  value       = google_compute_backend_service.compressor["images"].name
+}
+
+output "video_backend_service" {
+  description = "The video service's backend service name, or null without video_image."
+  value       = try(google_compute_backend_service.compressor["video"].name, null)
 }
 
 output "security_policy" {

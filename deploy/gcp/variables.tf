@@ -25,6 +25,41 @@ variable "image" {
   type        = string
 }
 
+variable "video_image" {
+  description = "Container image of the video service (scripts/image.sh build-video: the binary with ffmpeg). Empty: no video instance group, and /v1/video/* is not routed."
+  type        = string
+  default     = ""
+}
+
+variable "video_machine_type" {
+  description = "Machine type of the video instances. One transcode at a time uses every core; memory holds ffmpeg's frames (its address space is capped at 4 GiB per child)."
+  type        = string
+  default     = "c2d-highcpu-8"
+}
+
+variable "video_min_replicas" {
+  description = "Autoscaler minimum of the video group."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.video_min_replicas >= 1
+    error_message = "video_min_replicas must be at least 1."
+  }
+}
+
+variable "video_max_replicas" {
+  description = "Autoscaler maximum of the video group; a cost ceiling."
+  type        = number
+  default     = 5
+}
+
+variable "video_backend_timeout_sec" {
+  description = "Load balancer timeout for one video request, upload to last byte. Keep it above the service's COMPRESSOR_VIDEO_TIMEOUT (10 min by default)."
+  type        = number
+  default     = 660
+}
+
 variable "domain" {
   description = "Domain served over HTTPS. Its DNS A record must point at the `lb_ip` output before the managed certificate can be issued."
   type        = string

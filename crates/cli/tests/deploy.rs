@@ -26,6 +26,59 @@ fn terraform_is_formatted() {
     passes(&run("terraform", &["fmt", "-check", "-recursive", "-diff", "deploy/gcp"]), "terraform fmt -check");
 }
 
+/// The Terraform's locals (the instance groups and what each instance runs), evaluated by
+/// `terraform console` in a copy holding only the locals and the variables: that needs no
+/// provider, so it runs here where `terraform validate` cannot.
+fn terraform_locals(tfvars: &str, expression: &str) -> serde_json::Value {
+    let main = std::fs::read_to_string(repo_root().join("deploy/gcp/main.tf")).unwrap();
+    let (start, end) = (main.find("locals {").unwrap(), main.find("data \"google_compute_zones\"").unwrap());
+    let zones = "slice(sort(data.google_compute_zones.available.names), 0, min(3, length(data.google_compute_zones.available.names)))";
+    assert!(main[start..end].contains(zones), "the zones local changed; update this test");
+    let locals = main[start..end].replace(zones, "[\"z-a\", \"z-b\", \"z-c\"]");
+    let dir = tempfile::tempdir().unwrap();
+    let variables = std::fs::read_to_string(repo_root().join("deploy/gcp/variables.tf")).unwrap();
+    std::fs::write(dir.path().join("main.tf"), format!("{locals}\n{variables}")).unwrap();
+    std::fs::write(dir.path().join("terraform.tfvars"), tfvars).unwrap();
+    let init = Command::new("terraform").args(["init", "-backend=false", "-input=false"]).current_dir(dir.path()).output().unwrap();
+    passes(&init, "terraform init (no providers)");
+    let mut console = Command::new("terraform")
+        .args(["console"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    writeln!(console.stdin.take().unwrap(), "jsonencode({expression})").unwrap();
+    let out = console.wait_with_output().unwrap();
+    let text = passes(&out, "terraform console");
+    let quoted = text.lines().find(|l| l.starts_with('"')).unwrap_or_else(|| panic!("no value in {text}"));
+    serde_json::from_str(&serde_json::from_str::<String>(quoted).unwrap()).unwrap()
+}
+
+#[test]
+fn terraform_runs_a_video_group_only_with_a_video_image() {
+    let base = "project = \"p\"\nimage = \"europe-west1-docker.pkg.dev/p/r/compressor@sha256:1\"\ndomain = \"img.example.com\"\n";
+    let expression = "{ groups = keys(local.groups), units = local.unit, login = local.registry_login }";
+    let images_only = terraform_locals(base, expression);
+    assert_eq!(images_only["groups"], serde_json::json!(["images"]));
+    let unit = images_only["units"]["images"].as_str().unwrap();
+    assert!(unit.contains("--env COMPRESSOR_SERVICES=images europe-west1-docker.pkg.dev/p/r/compressor@sha256:1 serve"), "{unit}");
+    assert!(unit.contains("--tmpfs /tmp"), "{unit}");
+    assert!(images_only["login"]["images"].as_str().unwrap().contains("configure-docker --registries=europe-west1-docker.pkg.dev"));
+
+    let both = terraform_locals(&format!("{base}video_image = \"docker.io/me/compressor-video:1\"\n"), expression);
+    assert_eq!(both["groups"], serde_json::json!(["images", "video"]));
+    let unit = both["units"]["video"].as_str().unwrap();
+    assert!(unit.contains("--env COMPRESSOR_SERVICES=video docker.io/me/compressor-video:1 serve"), "{unit}");
+    assert!(unit.contains("--volume /var/lib/compressor/tmp:/tmp"), "video scratch files go to disk: {unit}");
+    assert!(both["login"]["video"].as_str().unwrap().contains("not a Google registry"));
+    // The URL map sends the video routes to the video group's backend.
+    let main = std::fs::read_to_string(repo_root().join("deploy/gcp/main.tf")).unwrap();
+    assert!(main.contains("paths   = [\"/v1/video/*\"]") && main.contains("compressor[\"video\"].id"));
+}
+
 #[test]
 fn kubernetes_manifests_match_the_api_schemas() {
     let text = passes(&run("kubernetes-validate", &["--strict", "deploy/k8s/indexed-job.yaml"]), "kubernetes-validate");

@@ -85,6 +85,13 @@ async fn raw_and_multipart_uploads_come_back_as_smaller_playable_video() {
     assert_eq!(frames, in_frames);
     assert_eq!(codecs, ["vp9"]);
 
+    // A target quality: the search's score comes back and reaches it.
+    let response = client.post(server.url(&format!("{ROUTE}?target_quality=70"))).body(data.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let score: f64 = header(&response, "x-quality-score").parse().unwrap();
+    assert!(score >= 70.0, "{score}");
+    assert!(response.bytes().await.unwrap().len() < data.len());
+
     // The corpus's animated GIFs become MP4 at a fraction of their size.
     if let Some(gif) = common::corpus_file("other/gif/wuffs__muybridge.gif") {
         let data = std::fs::read(&gif).unwrap();
@@ -136,7 +143,7 @@ async fn images_and_videos_are_sent_to_their_own_routes_and_bad_videos_are_typed
         let (status, code, _) = error_code(client.post(server.url(ROUTE)).body(body).send().await.unwrap()).await;
         assert!(statuses.contains(&status.as_u16()), "{name}: {status} {code}");
     }
-    for query in ["format=mkv", "quality=101", "speed=3"] {
+    for query in ["format=mkv", "quality=101", "speed=3", "target_quality=101"] {
         let (status, code, _) =
             error_code(client.post(server.url(&format!("{ROUTE}?{query}"))).body(data.clone()).send().await.unwrap()).await;
         assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_options"), "{query}");

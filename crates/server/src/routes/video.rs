@@ -34,6 +34,10 @@ pub struct VideoParams {
     pub quality: Option<u8>,
     /// `false` drops the audio track
     pub audio: Option<bool>,
+    /// Searches the CRF for the smallest output whose mean SSIMULACRA2 on frames sampled across
+    /// the video is at least this (0-100; `quality` is then ignored); `X-Quality-Score` reports it
+    #[param(minimum = 0, maximum = 100)]
+    pub target_quality: Option<f64>,
 }
 
 /// Raw video bytes.
@@ -80,6 +84,7 @@ pub struct VideoForm {
                 ("X-Video-Codec" = String, description = "`h264` or `vp9` (or the input's codec when unchanged)"),
                 ("X-Audio-Codec" = String, description = "`aac` or `opus` (absent without audio)"),
                 ("X-Duration-Seconds" = f64, description = "Duration of the video"),
+                ("X-Quality-Score" = f64, description = "With `target_quality`: the mean SSIMULACRA2 the search reached"),
                 ("X-Compression-Notes" = String, description = "Decisions worth telling a user about, `; `-separated (absent when none)"),
                 ("Content-Disposition" = String, description = "attachment with a safe file name"),
             ),
@@ -111,6 +116,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
             None => VideoFormat::Keep,
         },
         quality: params.quality,
+        target_quality: params.target_quality,
         audio: params.audio.unwrap_or(true),
         timeout: video.timeout,
         temp_dir: video.temp_dir.clone(),
@@ -176,6 +182,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
     insert("x-video-codec", text(&report.video_codec));
     insert("x-audio-codec", report.audio_codec.as_deref().and_then(text));
     insert("x-duration-seconds", Some(super::v1::decimal(report.duration_seconds, 3)));
+    insert("x-quality-score", report.score.map(|score| super::v1::decimal(score, 2)));
     let notes: String = report.notes.join("; ").chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).collect();
     insert("x-compression-notes", (!notes.is_empty()).then(|| text(&notes)).flatten());
 

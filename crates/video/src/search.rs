@@ -37,6 +37,8 @@ pub(crate) const MIN_FRAMES_PER_STEP: u64 = 8;
 pub(crate) const MAX_FRAMES_PER_STEP: u64 = 24;
 /// Score lost per CRF step, for the first extrapolation (before two steps give a slope).
 const POINTS_PER_CRF: f64 = 1.5;
+/// The least slope extrapolations assume.
+const MIN_SLOPE: f64 = 0.2;
 
 /// What a search found.
 pub(crate) struct Searched {
@@ -130,22 +132,25 @@ fn max_crf(format: VideoFormat) -> u32 {
 fn next_crf(tried: &[(u32, f64)], target: f64, max: u32) -> Option<u32> {
     let pass = tried.iter().filter(|t| t.1 >= target).max_by_key(|t| t.0).copied();
     let fail = tried.iter().filter(|t| t.1 < target).min_by_key(|t| t.0).copied();
-    // Points lost per CRF, from the two nearest steps when they show the score falling.
-    let slope = || {
-        let mut near: Vec<(u32, f64)> = tried.to_vec();
-        let last = *tried.last()?;
-        near.sort_by_key(|t| t.0.abs_diff(last.0));
-        let other = near.iter().find(|t| t.0 != last.0)?;
-        let s = (other.1 - last.1) / (f64::from(last.0) - f64::from(other.0));
-        (s > 0.2).then_some(s)
+    // Points lost per CRF between the last two steps (at least MIN_SLOPE: a flat or noisy stretch
+    // gives long strides, not none).
+    let slope = || match tried {
+        [.., a, b] if a.0 != b.0 => Some(((a.1 - b.1) / (f64::from(b.0) - f64::from(a.0))).max(MIN_SLOPE)),
+        _ => None,
     };
     let guess = match (pass, fail) {
         (Some(p), Some(f)) => {
             if f.0 <= p.0 + 1 {
                 return None;
             }
-            // Where the line between the two crosses the target.
-            let at = f64::from(p.0) + f64::from(f.0 - p.0) * (p.1 - target) / (p.1 - f.1);
+            let at = match tried {
+                // The last two on one side: the curve bends, and the line through the bracket's
+                // ends would creep towards the crossing from that side; the secant through the
+                // last two steps goes further.
+                [.., a, b] if (a.1 >= target) == (b.1 >= target) => f64::from(b.0) + (b.1 - target) / slope().unwrap_or(POINTS_PER_CRF),
+                // Where the line between the bracket's ends crosses the target.
+                _ => f64::from(p.0) + f64::from(f.0 - p.0) * (p.1 - target) / (p.1 - f.1),
+            };
             at.round().clamp(f64::from(p.0 + 1), f64::from(f.0 - 1))
         }
         (Some(p), None) => {
@@ -361,6 +366,12 @@ mod tests {
         let tried = run(-30.0, 63, 32);
         assert!(tried.iter().any(|t| t.0 == 63), "{tried:?}");
         assert_eq!(next_crf(&[(20, 81.0), (21, 79.0)], 80.0, 51), None);
+        // A bent curve (as measured on a noisy 480p clip): bracketed in 5 steps, not 6.
+        let bent = [(23, 62.4), (11, 87.0), (14, 83.2)];
+        assert_eq!(next_crf(&bent, 80.0, 51), Some(17));
+        assert_eq!(next_crf(&[(23, 62.4), (11, 87.0), (14, 83.2), (17, 79.4)], 80.0, 51), Some(16));
+        // A flat end (4:2:0 caps what CRF 0 can reach): long strides down.
+        assert_eq!(next_crf(&[(23, 74.6), (12, 85.2), (6, 85.8)], 90.0, 51), Some(0));
         assert_eq!(next_crf(&[(0, 70.0)], 80.0, 51), None);
     }
 }

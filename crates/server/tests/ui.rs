@@ -288,7 +288,7 @@ async fn a_corrupt_file_shows_the_servers_error_and_the_others_carry_on() {
     assert!(status.is_client_error(), "{status}");
     assert_eq!(rows[1]["status"], message.as_str(), "the server's own message");
     // The text file never reached the server: refused on the page.
-    assert!(rows[3]["status"].as_str().unwrap().contains("Not an image"), "{}", rows[3]);
+    assert!(rows[3]["status"].as_str().unwrap().contains("Not a file this service reads"), "{}", rows[3]);
     browser.close().await;
 }
 
@@ -427,5 +427,67 @@ async fn resize_options_give_the_asked_size_and_the_comparison_matches_it() {
     page.wait().for_element(Locator::Id("files")).await.unwrap();
     let remembered = browser.js("return ['width', 'height', 'fit'].map(id => document.getElementById(id).value)").await;
     assert_eq!(remembered, json!(["300", "300", "cover"]));
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn videos_and_gifs_as_video_go_to_the_video_service_and_play_side_by_side() {
+    let Some(gif) = corpus_file("other/gif/wuffs__muybridge.gif") else { return };
+    let inputs = tempfile::tempdir().unwrap();
+    let clip = inputs.path().join("clip.mp4");
+    common::test_video(&clip, 320, 240, 2);
+    let server = Server::start(config()).await;
+    let browser = open(&server).await;
+    let page = browser.page();
+    page.find(Locator::Css("#gif_as option[value=webm]")).await.unwrap().click().await.unwrap();
+    browser.add_files(&[clip.clone(), gif.clone()]).await;
+    let rows = browser.finished(2, Duration::from_secs(120)).await;
+    for (n, (row, path, extension, codecs)) in
+        [(&rows[0], &clip, "mp4", ["h264", "aac"].as_slice()), (&rows[1], &gif, "webm", ["vp9"].as_slice())].into_iter().enumerate()
+    {
+        assert_eq!(row["state"], "done", "{row}");
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(row["download"], format!("{stem}.{extension}"), "{row}");
+        let link = format!("#results tbody tr:nth-child({}) a.download", n + 1);
+        let downloaded = browser.download(&link, row["download"].as_str().unwrap()).await;
+        let input = std::fs::read(path).unwrap();
+        assert!(downloaded.len() < input.len(), "{row}: {} -> {}", input.len(), downloaded.len());
+        assert_eq!(row["bytes"].as_str().unwrap().parse::<usize>().unwrap(), downloaded.len());
+        let saved = inputs.path().join(format!("out.{extension}"));
+        std::fs::write(&saved, &downloaded).unwrap();
+        let (frames, found) = common::ffprobe(&saved);
+        assert!(frames > 10, "{row}: {frames} frames");
+        assert_eq!(found, codecs, "{row}");
+    }
+    let method = rows[0]["method"].as_str().unwrap();
+    assert!(method.starts_with("h264-crf") && method.ends_with("320×240, 2.0 s"), "{method}");
+
+    // The comparison plays both videos together, split as images are.
+    page.find(Locator::Css("#results tbody tr:nth-child(1) button.compare")).await.unwrap().click().await.unwrap();
+    common::wait_until("both videos", Duration::from_secs(10), || async {
+        browser
+            .js("const b = document.getElementById('before-video'), a = document.getElementById('after-video');
+                    return !b.hidden && !a.hidden && b.videoWidth > 0 && a.videoWidth === 320 && document.getElementById('after').hidden")
+            .await
+            == true
+    })
+    .await;
+    page.find(Locator::Id("compare-play")).await.unwrap().click().await.unwrap();
+    common::wait_until("playback", Duration::from_secs(10), || async {
+        browser
+            .js("const b = document.getElementById('before-video'), a = document.getElementById('after-video');
+                    return !b.paused && !a.paused && b.currentTime > 0.3 && Math.abs(b.currentTime - a.currentTime) < 0.5")
+            .await
+            == true
+    })
+    .await;
+    assert_eq!(browser.js("return document.getElementById('compare-play').textContent").await, "Pause");
+    let shown = browser
+        .js("const v = document.getElementById('viewport').getBoundingClientRect();
+             const i = document.getElementById('before-video').getBoundingClientRect();
+             const at = (f) => { const e = document.elementFromPoint(Math.max(v.left, i.left) + (Math.min(v.right, i.right) - Math.max(v.left, i.left)) * f, (Math.max(v.top, i.top) + Math.min(v.bottom, i.bottom)) / 2); return e ? e.id : null; };
+             return [at(0.25), at(0.75)];")
+        .await;
+    assert_eq!(shown, json!(["before-video", "after-video"]));
     browser.close().await;
 }

@@ -1,11 +1,15 @@
-// The compressor page. Images are queued and sent, at most three at a time, to POST /v1/compress
-// on this same server; the answers are shown, zipped and compared here. No other host is ever
+// The compressor page. Files are queued and sent, at most three at a time, to this same server:
+// images to POST /v1/compress, videos (and GIFs to be turned into video) to POST
+// /v1/video/compress; the answers are shown, zipped and compared here. No other host is ever
 // contacted (the server's Content-Security-Policy would refuse it anyway).
 "use strict";
 
 // The image types the service reads, with the extension each is saved under.
 const EXTENSIONS = { "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "image/avif": "avif" };
 const IMAGE_NAME = /\.(png|jpe?g|gif|webp|avif)$/i;
+// The video types the video service reads, and the outputs' extensions.
+const VIDEO_EXTENSIONS = { "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov", "video/x-matroska": "mkv", "video/x-m4v": "m4v" };
+const VIDEO_NAME = /\.(mp4|m4v|mov|webm|mkv)$/i;
 const AT_ONCE = 3;
 const OPTIONS_KEY = "compressor.options";
 const API_KEY = "compressor.apiKey";
@@ -32,6 +36,9 @@ function readOptions() {
     fit: f.fit.value,
     enlarge: f.enlarge.checked,
     score: f.score.checked,
+    video_format: f.video_format.value,
+    gif_as: f.gif_as.value,
+    audio: f.audio.checked,
   };
 }
 
@@ -45,11 +52,12 @@ function loadOptions() {
   if (!saved) return;
   const f = $("options");
   for (const radio of f.querySelectorAll("input[name=mode]")) radio.checked = radio.value === saved.mode;
-  for (const name of ["quality", "format", "metadata", "target_quality", "max_bytes", "width", "height", "fit"]) {
+  for (const name of ["quality", "format", "metadata", "target_quality", "max_bytes", "width", "height", "fit", "video_format", "gif_as"]) {
     if (typeof saved[name] === "string") f[name].value = saved[name];
   }
   f.score.checked = saved.score !== false;
   f.enlarge.checked = saved.enlarge === true;
+  f.audio.checked = saved.audio !== false;
 }
 
 function saveOptions() {
@@ -74,6 +82,22 @@ function query(o) {
   if ((o.width || o.height) && o.enlarge) q.set("enlarge", "true");
   if (o.score && o.mode === "lossy") q.set("score", "true");
   return q.toString();
+}
+
+// Where a file goes, with its query: the video service for videos and for GIFs to be turned
+// into video, the image service for the rest.
+function endpoint(item) {
+  const o = item.options;
+  if (!sentAsVideo(item)) return `/v1/compress?${query(o)}`;
+  const q = new URLSearchParams();
+  const format = isGif(item.file) ? o.gif_as : o.video_format;
+  if (format !== "keep") q.set("format", format);
+  // Videos take one quality; of an image range, its upper end.
+  const quality = o.quality.split("-").pop().trim();
+  if (quality) q.set("quality", quality);
+  if (o.target_quality) q.set("target_quality", o.target_quality);
+  if (!o.audio) q.set("audio", "false");
+  return `/v1/video/compress?${q}`;
 }
 
 // ---- formatting ----------------------------------------------------------------------------------
@@ -109,6 +133,23 @@ function looksLikeImage(file) {
   return IMAGE_NAME.test(file.name);
 }
 
+function looksLikeVideo(file) {
+  if (file.type && file.type in VIDEO_EXTENSIONS) return true;
+  return !(file.type in EXTENSIONS) && VIDEO_NAME.test(file.name);
+}
+
+function isGif(file) {
+  return file.type === "image/gif" || (!file.type && /\.gif$/i.test(file.name));
+}
+
+function accepted(file) {
+  return looksLikeImage(file) || looksLikeVideo(file);
+}
+
+function sentAsVideo(item) {
+  return looksLikeVideo(item.file) || (isGif(item.file) && item.options.gif_as !== "image");
+}
+
 function addFiles(files) {
   const list = Array.from(files);
   if (!list.length) return;
@@ -120,12 +161,12 @@ function addFiles(files) {
     item.row = row(item);
     $("results").tBodies[0].append(item.row.tr);
     items.push(item);
-    if (looksLikeImage(file)) {
+    if (accepted(file)) {
       render(item);
     } else {
       // The server recognises formats by content, but a file that says it is something else
       // entirely is refused here, without uploading it.
-      fail(item, `Not an image this service reads (${file.type}): use PNG, JPEG, GIF, WebP or AVIF.`);
+      fail(item, `Not a file this service reads (${file.type}): use PNG, JPEG, GIF, WebP, AVIF, MP4, MOV or WebM.`);
     }
   }
   notice(`${list.length} file${list.length === 1 ? "" : "s"} added.`);
@@ -182,13 +223,14 @@ async function errorMessage(xhr) {
 function outputName(name, type) {
   const dot = name.lastIndexOf(".");
   const stem = dot > 0 ? name.slice(0, dot) : name;
-  return `${stem}.${EXTENSIONS[type.split(";")[0].trim()] || "bin"}`;
+  const media = type.split(";")[0].trim();
+  return `${stem}.${EXTENSIONS[media] || VIDEO_EXTENSIONS[media] || "bin"}`;
 }
 
 function send(item) {
   return new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/v1/compress?${query(item.options)}`);
+    xhr.open("POST", endpoint(item));
     xhr.responseType = "blob";
     xhr.setRequestHeader("Content-Type", item.file.type || "application/octet-stream");
     const key = storedKey();
@@ -204,7 +246,7 @@ function send(item) {
     };
     xhr.upload.onload = () => {
       if (item.state === "uploading") {
-        item.state = "compressing";
+        item.state = sentAsVideo(item) ? "transcoding" : "compressing";
         render(item);
       }
     };
@@ -249,7 +291,9 @@ function finish(item, xhr) {
     original: Number.parseInt(header("X-Original-Size") || `${item.file.size}`, 10),
     score: Number.isFinite(score) ? score : null,
     method: header("X-Compression-Method") || "",
-    imageSize: header("X-Image-Size") || "",
+    imageSize: header("X-Image-Size") || header("X-Video-Size") || "",
+    duration: Number.parseFloat(header("X-Duration-Seconds") || ""),
+    video: type.startsWith("video/"),
     resizedFrom: header("X-Resized-From") || "",
     filename: outputName(item.name, type),
   };
@@ -321,7 +365,9 @@ function row(item) {
     cells[name] = element("td", { class: cls, "data-label": label });
     tr.append(cells[name]);
   }
-  const thumb = element("img", { alt: "", src: item.originalUrl, loading: "lazy", decoding: "async" });
+  const thumb = looksLikeVideo(item.file)
+    ? element("video", { src: item.originalUrl, muted: "", preload: "metadata", "aria-hidden": "true" })
+    : element("img", { alt: "", src: item.originalUrl, loading: "lazy", decoding: "async" });
   cells.preview.append(thumb);
   cells.name.textContent = item.name;
   cells.original.textContent = bytes(item.file.size);
@@ -332,6 +378,7 @@ const STATE_TEXT = {
   queued: "Queued",
   uploading: "Uploading",
   compressing: "Compressing…",
+  transcoding: "Transcoding…",
   waiting: "Waiting",
   "needs-key": "Needs an API key",
   done: "Done",
@@ -359,6 +406,7 @@ function render(item) {
   cells.score.textContent = r && r.score !== null ? r.score.toFixed(1) : "";
   cells.method.textContent = r ? r.method : "";
   if (r && r.resizedFrom) cells.method.textContent += ` · ${r.resizedFrom.replace("x", "×")} → ${r.imageSize.replace("x", "×")}`;
+  if (r && r.video && Number.isFinite(r.duration)) cells.method.textContent += ` · ${r.imageSize.replace("x", "×")}, ${r.duration.toFixed(1)} s`;
   cells.actions.replaceChildren();
   if (r) {
     const link = element("a", { href: r.url, download: r.filename, class: "download" }, "Download");
@@ -483,34 +531,66 @@ async function downloadAll() {
 
 // ---- before and after ---------------------------------------------------------------------------
 
-const view = { item: null, scale: 1, fit: true, x: 0, y: 0, width: 0, height: 0 };
+const view = { item: null, scale: 1, fit: true, x: 0, y: 0, width: 0, height: 0, before: null, after: null };
 const ZOOMS = [0.125, 0.25, 0.5, 1, 2, 4];
+
+// An image or a video element's own size, and the event that says it is known.
+function naturalSize(e) {
+  return e.tagName === "VIDEO" ? [e.videoWidth, e.videoHeight] : [e.naturalWidth, e.naturalHeight];
+}
 
 function openCompare(item) {
   view.item = item;
   $("compare").hidden = false;
   $("compare-name").textContent = item.name;
-  const before = $("before");
-  const after = $("after");
+  // Videos are compared as videos (played together); a GIF turned into video shows the GIF.
+  const before = looksLikeVideo(item.file) ? $("before-video") : $("before");
+  const after = item.result.video ? $("after-video") : $("after");
+  for (const e of [$("before"), $("before-video"), $("after"), $("after-video")]) {
+    e.hidden = e !== before && e !== after;
+    if (e.tagName === "VIDEO" && e.hidden) e.pause();
+  }
+  view.before = before;
+  view.after = after;
+  $("compare-play").hidden = !(before.tagName === "VIDEO" || after.tagName === "VIDEO");
+  $("compare-play").textContent = "Play";
   let loaded = 0;
   const ready = () => {
     loaded += 1;
     if (loaded < 2) return;
     // Compared at the output's size: a resized original is drawn to the same box, cropped
     // from the centre (as cover crops) or stretched (as fill does).
-    view.width = after.naturalWidth;
-    view.height = after.naturalHeight;
+    [view.width, view.height] = naturalSize(after);
     before.style.width = `${view.width}px`;
     before.style.height = `${view.height}px`;
     before.style.objectFit = item.options.fit === "fill" ? "fill" : "cover";
     zoomFit();
   };
-  before.onload = ready;
-  after.onload = ready;
-  before.src = item.originalUrl;
-  after.src = item.result.url;
+  for (const [e, url] of [[before, item.originalUrl], [after, item.result.url]]) {
+    e.onload = e.onloadedmetadata = null;
+    if (e.tagName === "VIDEO") e.onloadedmetadata = ready;
+    else e.onload = ready;
+    e.src = url;
+  }
   $("compare").scrollIntoView({ block: "nearest" });
   $("split").focus();
+}
+
+// Plays or pauses both sides together, the compressed one kept at the original's time.
+function togglePlay() {
+  const videos = [view.before, view.after].filter((e) => e && e.tagName === "VIDEO");
+  if (!videos.length) return;
+  const playing = !videos[0].paused;
+  if (playing) {
+    videos.forEach((v) => v.pause());
+  } else {
+    const at = videos[0].currentTime;
+    videos.forEach((v) => {
+      v.currentTime = at;
+      v.play().catch(() => {});
+    });
+  }
+  $("compare-play").textContent = playing ? "Play" : "Pause";
 }
 
 function layout() {
@@ -521,8 +601,8 @@ function layout() {
   view.x = w <= port.clientWidth ? (port.clientWidth - w) / 2 : Math.min(0, Math.max(port.clientWidth - w, view.x));
   view.y = h <= port.clientHeight ? (port.clientHeight - h) / 2 : Math.min(0, Math.max(port.clientHeight - h, view.y));
   const transform = `translate(${view.x}px, ${view.y}px) scale(${view.scale})`;
-  $("before").style.transform = transform;
-  $("after").style.transform = transform;
+  view.before.style.transform = transform;
+  view.after.style.transform = transform;
   port.classList.toggle("pixels", view.scale >= 1);
   $("zoom-level").textContent = view.fit ? `fit (${Math.round(view.scale * 100)}%)` : `${Math.round(view.scale * 100)}%`;
   split();
@@ -570,12 +650,22 @@ function pan(dx, dy) {
 
 function setUpCompare() {
   $("split").addEventListener("input", split);
+  $("compare-play").addEventListener("click", togglePlay);
+  // Drift between the two players is corrected as the original plays.
+  $("before-video").addEventListener("timeupdate", () => {
+    const [a, b] = [view.before, view.after];
+    if (a && b && a.tagName === "VIDEO" && b.tagName === "VIDEO" && !a.paused && Math.abs(a.currentTime - b.currentTime) > 0.15) {
+      b.currentTime = a.currentTime;
+    }
+  });
   $("zoom-fit").addEventListener("click", zoomFit);
   $("zoom-1").addEventListener("click", () => zoomTo(1));
   $("zoom-in").addEventListener("click", () => zoomStep(1));
   $("zoom-out").addEventListener("click", () => zoomStep(-1));
   $("compare-close").addEventListener("click", () => {
     $("compare").hidden = true;
+    $("before-video").pause();
+    $("after-video").pause();
     view.item = null;
   });
   const port = $("viewport");
@@ -630,7 +720,7 @@ function setUp() {
     const current = readOptions();
     let again = 0;
     for (const item of items) {
-      if (!looksLikeImage(item.file) || ["uploading", "compressing", "queued"].includes(item.state)) continue;
+      if (!accepted(item.file) || ["uploading", "compressing", "transcoding", "queued"].includes(item.state)) continue;
       if (item.result) URL.revokeObjectURL(item.result.url);
       Object.assign(item, { state: "queued", result: null, message: "", options: current });
       render(item);

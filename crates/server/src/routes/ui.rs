@@ -14,9 +14,9 @@ use axum::routing::get;
 
 use crate::AppState;
 
-/// What the page may load and where it may send requests: only this origin. Thumbnails, results
-/// and the ZIP are `blob:` URLs made in the page.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+/// What the page may load and where it may send requests: only this origin. Thumbnails, results,
+/// videos and the ZIP are `blob:` URLs made in the page.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; media-src blob:; \
      connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 struct Asset {

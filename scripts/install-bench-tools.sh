@@ -12,6 +12,7 @@ packages=(
   golang-go             # builds bench/go-png, the old server's lossless re-encode
   libavif-bin           # avifenc (may be missing on older releases; then AVIF is skipped)
   libvips-tools         # vipsthumbnail (resize peer) and vips (the reference downscales the resize scores use)
+  gifsicle              # animated GIF peer (gifsicle -O3) of the gif-mp4 video category
 )
 
 export DEBIAN_FRONTEND=noninteractive

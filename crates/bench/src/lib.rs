@@ -8,11 +8,16 @@
 //! the same way for everyone. Quality is SSIMULACRA2 computed here for every tool alike
 //! ([`measure`]); the report gives per-category totals, geometric means of our/peer ratios and
 //! the goals as MET or MISSED ([`report`]), and an SVG plot ([`plot`]).
+//!
+//! The video categories (named with `--categories`, not run by default) compress animated GIFs
+//! and generated clips through `compressor_video` in the same worker, against ffmpeg's default
+//! H.264, SVT-AV1 and gifsicle; they are scored on sampled frames ([`video`]).
 
 pub mod measure;
 pub mod peers;
 pub mod plot;
 pub mod report;
+pub mod video;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -49,10 +54,17 @@ pub enum Category {
     /// Large images to a 300×300 centred cover, as WebP q 80.
     #[serde(rename = "resize-cover-300")]
     ResizeCover300,
+    /// Animated GIFs to MP4 (H.264) at our default quality.
+    GifMp4,
+    /// Videos re-encoded as MP4 (H.264) at our default quality.
+    VideoMp4,
+    /// Videos to WebM (VP9) at our default quality.
+    #[serde(rename = "video-webm")]
+    VideoWebM,
 }
 
 impl Category {
-    pub const ALL: [Category; 11] = [
+    pub const ALL: [Category; 14] = [
         Category::LosslessPng,
         Category::LossyPng,
         Category::JpegLossless,
@@ -64,6 +76,9 @@ impl Category {
         Category::ServiceLossless,
         Category::Resize1280,
         Category::ResizeCover300,
+        Category::GifMp4,
+        Category::VideoMp4,
+        Category::VideoWebM,
     ];
 
     pub fn label(self) -> &'static str {
@@ -79,6 +94,9 @@ impl Category {
             Category::ServiceLossless => "Service: lossless PNG (legacy stdlib route)",
             Category::Resize1280 => "Resize: to 1280 px wide, WebP q 80 (images wider than 1280)",
             Category::ResizeCover300 => "Resize: 300×300 centred cover, WebP q 80 (images wider than 1280)",
+            Category::GifMp4 => "Video: animated GIF to MP4 (H.264, our default quality)",
+            Category::VideoMp4 => "Video: MP4 re-encode (H.264, our default quality)",
+            Category::VideoWebM => "Video: WebM (VP9, our default quality) against SVT-AV1",
         }
     }
 
@@ -95,6 +113,9 @@ impl Category {
             Category::ServiceLossless => "service-lossless",
             Category::Resize1280 => "resize-1280",
             Category::ResizeCover300 => "resize-cover-300",
+            Category::GifMp4 => "gif-mp4",
+            Category::VideoMp4 => "video-mp4",
+            Category::VideoWebM => "video-webm",
         }
     }
 
@@ -118,6 +139,26 @@ impl Category {
         self.is_lossy() && self != Category::ServiceLossyScored
     }
 
+    /// The categories of videos and animated GIFs, compressed by `compressor_video` and scored
+    /// on sampled frames; they run only when named with `--categories`.
+    pub fn is_video(self) -> bool {
+        matches!(self, Category::GifMp4 | Category::VideoMp4 | Category::VideoWebM)
+    }
+
+    /// The container our video categories write.
+    pub fn video_format(self) -> Option<compressor_video::VideoFormat> {
+        match self {
+            Category::GifMp4 | Category::VideoMp4 => Some(compressor_video::VideoFormat::Mp4),
+            Category::VideoWebM => Some(compressor_video::VideoFormat::WebM),
+            _ => None,
+        }
+    }
+
+    /// Categories where ours is also run at the quality that matches the first peer's score.
+    pub fn matches_score(self) -> bool {
+        matches!(self, Category::VideoMp4 | Category::VideoWebM)
+    }
+
     pub fn is_resize(self) -> bool {
         matches!(self, Category::Resize1280 | Category::ResizeCover300)
     }
@@ -133,7 +174,13 @@ impl Category {
 
     /// The extension peers must give their output file (tools that pick the format from it).
     fn output_extension(self) -> &'static str {
-        if self.is_resize() { "webp" } else { "out" }
+        match self {
+            _ if self.is_resize() => "webp",
+            Category::GifMp4 => "gif",
+            Category::VideoMp4 => "mp4",
+            Category::VideoWebM => "webm",
+            _ => "out",
+        }
     }
 
     /// Which inputs the category applies to; resizing is measured on images wider (as displayed)
@@ -150,11 +197,14 @@ impl Category {
             Category::JpegLossless | Category::JpegLossy => input == Kind::Jpeg,
             Category::WebP | Category::Avif => matches!(input, Kind::Png | Kind::Jpeg),
             Category::Resize1280 | Category::ResizeCover300 => matches!(input, Kind::Png | Kind::Jpeg),
+            Category::GifMp4 => input == Kind::Gif,
+            Category::VideoMp4 | Category::VideoWebM => input == Kind::Video,
         }
     }
 
     /// Our engine's settings for this category (scores are computed by the harness instead, but
     /// for the scored service category, which measures what the engine's own score costs).
+    /// The video categories use [`Category::video_options`] instead.
     pub fn engine_options(self) -> Options {
         let base = Options { score: false, ..Options::default() };
         match self {
@@ -177,7 +227,15 @@ impl Category {
                     ..base
                 }
             }
+            Category::GifMp4 | Category::VideoMp4 | Category::VideoWebM => base,
         }
+    }
+
+    /// `compressor_video`'s settings for a video category: its defaults (audio kept), at
+    /// `quality` when one is given. Scratch files go to `temp_dir`.
+    pub fn video_options(self, quality: Option<u8>, temp_dir: Option<PathBuf>) -> Option<compressor_video::Options> {
+        let format = self.video_format()?;
+        Some(compressor_video::Options { format, quality, temp_dir, ..compressor_video::Options::default() })
     }
 
     /// How our method is named in the report.
@@ -194,6 +252,10 @@ impl Category {
             Category::ServiceLossless => "ours (legacy route: lossless, effort 1)",
             Category::Resize1280 => "ours (--width 1280 --format webp -q 80 --metadata strip)",
             Category::ResizeCover300 => "ours (--width 300 --height 300 --fit cover --format webp -q 80 --metadata strip)",
+            Category::GifMp4 | Category::VideoMp4 => {
+                "ours (--format mp4, default quality: libx264 CRF 23 preset medium, yuv420p, even sides, vfr, +faststart)"
+            }
+            Category::VideoWebM => "ours (--format webm, default quality: libvpx-vp9 CRF 32 -b:v 0, good, cpu-used 2, row-mt)",
         }
     }
 }
@@ -201,18 +263,26 @@ impl Category {
 /// The method name of our engine in records.
 pub const OURS: &str = "ours";
 
+/// Ours again, at the quality whose score matches the category's first peer (video categories).
+pub const OURS_MATCHED: &str = "ours-matched";
+
+/// The animated GIF as it is: what converting it is compared with (no work, no time).
+pub const INPUT_GIF: &str = "input-gif";
+
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    /// Corpus folders, walked recursively; PNG and JPEG files are benchmarked (repeatable)
+    /// Corpus folders, walked recursively; PNG and JPEG files are benchmarked, and animated GIFs
+    /// and videos by the video categories (repeatable)
     #[arg(long, default_values = ["../shared/corpus/png_real", "../shared/corpus/photos_jpeg"])]
     pub corpus: Vec<PathBuf>,
     /// Peers to run, comma-separated ids (default: all); ours always runs.
     /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc,
-    /// vipsthumbnail-1280, vipsthumbnail-cover-300
+    /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1
     #[arg(long, value_delimiter = ',')]
     pub tools: Vec<String>,
-    /// Categories to run, comma-separated (default: all): lossless-png, lossy-png, jpeg-lossless, jpeg-lossy, webp, avif,
-    /// service-lossy, service-lossy-scored, service-lossless, resize-1280, resize-cover-300
+    /// Categories to run, comma-separated (default: all but the video ones): lossless-png, lossy-png, jpeg-lossless,
+    /// jpeg-lossy, webp, avif, service-lossy, service-lossy-scored, service-lossless, resize-1280, resize-cover-300;
+    /// and, only when named, gif-mp4, video-mp4, video-webm (the last two on clips generated with ffmpeg)
     #[arg(long, value_delimiter = ',')]
     pub categories: Vec<String>,
     /// Timed runs per (image, method); the median is reported. Default 3 (1 with --quick)
@@ -277,9 +347,28 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The engine worker: one compression, output written to `out`.
+/// The engine worker: one compression, output written to `out`. A video category may carry a
+/// quality (`video-mp4@57`); the video worker prints the method it used on standard error.
 fn engine_worker(category: &Path, input: &Path, out: &Path) -> anyhow::Result<()> {
-    let category = category.to_str().and_then(Category::from_id).context("unknown category")?;
+    let spec = category.to_str().context("unknown category")?;
+    let (id, quality) = match spec.split_once('@') {
+        Some((id, q)) => (id, Some(q.parse::<u8>().context("quality after @")?)),
+        None => (spec, None),
+    };
+    let category = Category::from_id(id).context("unknown category")?;
+    if let Some(options) = category.video_options(quality, out.parent().map(Path::to_path_buf)) {
+        let done = compressor_video::compress(input, &options)?;
+        match done.output {
+            Some(file) => {
+                file.persist(out).with_context(|| format!("write {}", out.display()))?;
+            }
+            None => {
+                std::fs::copy(input, out).with_context(|| format!("write {}", out.display()))?;
+            }
+        }
+        eprintln!("method={}", done.report.method);
+        return Ok(());
+    }
     let data = std::fs::read(input).with_context(|| format!("read {}", input.display()))?;
     let result = compressor_engine::compress(&data, &category.engine_options())?;
     std::fs::write(out, &result.data).with_context(|| format!("write {}", out.display()))?;
@@ -312,9 +401,29 @@ struct Input {
     name: String,
     kind: Kind,
     bytes: u64,
+    /// GIFs and videos (with the video categories): the frames' times and the size.
+    video: Option<video::Timeline>,
 }
 
-fn collect_inputs(args: &BenchArgs) -> anyhow::Result<Vec<Input>> {
+impl Input {
+    /// At least two frames and 16×16 pixels: what the GIF category takes.
+    fn is_animated(&self) -> bool {
+        self.video.as_ref().is_some_and(|t| t.frames() >= 2 && t.width.min(t.height) >= 16)
+    }
+
+    /// Whether `category` runs on this input.
+    fn applies(&self, category: Category, upright_width: Option<u32>) -> bool {
+        match category {
+            Category::GifMp4 => self.kind == Kind::Gif && self.is_animated(),
+            _ if category.is_video() => category.applies_to(self.kind) && self.video.is_some(),
+            _ => category.applies_to_image(self.kind, upright_width),
+        }
+    }
+}
+
+/// The PNG and JPEG files of the corpus folders, and with `ffprobe` (the video categories) its
+/// GIFs and videos.
+fn collect_inputs(args: &BenchArgs, ffprobe: Option<&Path>) -> anyhow::Result<Vec<Input>> {
     let mut all = Vec::new();
     for root in &args.corpus {
         if !root.is_dir() {
@@ -324,20 +433,40 @@ fn collect_inputs(args: &BenchArgs) -> anyhow::Result<Vec<Input>> {
         walk(root, &mut |path| {
             let mut head = [0u8; 16];
             let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
-            if let Some(kind @ (Kind::Png | Kind::Jpeg)) = measure::kind(&head[..n]) {
+            let kind = measure::kind(&head[..n]);
+            let wanted = match kind {
+                Some(Kind::Png | Kind::Jpeg) => true,
+                Some(Kind::Gif | Kind::Video) => ffprobe.is_some(),
+                _ => false,
+            };
+            if let (Some(kind), true) = (kind, wanted) {
                 let bytes = path.metadata().map(|m| m.len()).unwrap_or(0);
                 let base = root.file_name().map(PathBuf::from).unwrap_or_default();
                 let name = base.join(path.strip_prefix(root).unwrap_or(path)).display().to_string();
-                found.push(Input { path: path.to_path_buf(), name, kind, bytes });
+                let video = match (kind, ffprobe) {
+                    (Kind::Gif | Kind::Video, Some(ffprobe)) => {
+                        video::timeline(ffprobe, path).map_err(|e| eprintln!("bench: {name}: not benchmarked as a video: {e:#}")).ok()
+                    }
+                    _ => None,
+                };
+                found.push(Input { path: path.to_path_buf(), name, kind, bytes, video });
             }
         })?;
         found.sort_by(|a, b| a.name.cmp(&b.name));
         if args.quick {
-            // The smallest few of each kind keeps a smoke run well under a minute.
+            // The smallest few of each kind keeps a smoke run well under a minute (GIFs: of the
+            // animated ones).
+            found.retain(|i| i.kind != Kind::Gif || i.is_animated());
             found.sort_by_key(|i| i.bytes);
-            let (mut png, mut jpeg) = (0, 0);
+            let mut seen: Vec<(Kind, usize)> = Vec::new();
             found.retain(|i| {
-                let n = if i.kind == Kind::Png { &mut png } else { &mut jpeg };
+                let n = match seen.iter_mut().find(|(k, _)| *k == i.kind) {
+                    Some((_, n)) => n,
+                    None => {
+                        seen.push((i.kind, 0));
+                        &mut seen.last_mut().expect("pushed").1
+                    }
+                };
                 *n += 1;
                 *n <= 3
             });
@@ -383,7 +512,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         bail!("unknown tool {bad:?}; known: {}", known.join(", "));
     }
     let categories: Vec<Category> = if args.categories.is_empty() {
-        Category::ALL.to_vec()
+        Category::ALL.into_iter().filter(|c| !c.is_video()).collect()
     } else {
         args.categories.iter().map(|c| Category::from_id(c).with_context(|| format!("unknown category {c:?}"))).collect::<Result<_, _>>()?
     };
@@ -418,18 +547,42 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
     let avifdec = peers::find("avifdec", &search_path);
     let vips = peers::find("vips", &search_path);
     let djpeg = peers::find("djpeg", &search_path);
+    let video_tools = if categories.iter().any(|c| c.is_video()) { Some(video::Tools::find(&search_path)?) } else { None };
     let engine = EngineCommand::new(args)?;
     // Started while this process is still small: children forked from it report their own peak RSS.
     let mut spawner = peers::Spawner::start(&engine.program, &engine.prefix)?;
-    let inputs = collect_inputs(args)?;
+    let mut inputs = collect_inputs(args, video_tools.as_ref().map(|t| t.ffprobe.as_path()))?;
+    let work = tempfile::tempdir()?;
+    let mut clips = Vec::new();
+    if let Some(tools) = &video_tools
+        && categories.iter().any(|c| matches!(c, Category::VideoMp4 | Category::VideoWebM))
+    {
+        // The corpus has no videos: the clips are made here, from its first large photo.
+        let photo = clip_photo(args);
+        for clip in video::make_clips(&tools.ffmpeg, &work.path().join("clips"), photo.as_deref(), args.quick)? {
+            let name = format!("generated/{}", clip.name);
+            let bytes = clip.path.metadata()?.len();
+            let timeline = video::timeline(&tools.ffprobe, &clip.path)?;
+            eprintln!("bench: made {name} ({bytes} bytes): {}", clip.description);
+            inputs.push(Input { path: clip.path, name: name.clone(), kind: Kind::Video, bytes, video: Some(timeline) });
+            clips.push(report::GeneratedClip { name, description: clip.description });
+        }
+    }
     if inputs.is_empty() {
-        bail!("no PNG or JPEG files in {:?}", args.corpus);
+        bail!("no PNG or JPEG files (nor, for the video categories, GIFs or videos) in {:?}", args.corpus);
     }
 
     let mut records = Vec::new();
-    let work = tempfile::tempdir()?;
     let mut runner = Runner { engine: &engine, spawner: &mut spawner, djpeg: djpeg.as_deref(), runs, work: work.path() };
     for (n, input) in inputs.iter().enumerate() {
+        if matches!(input.kind, Kind::Gif | Kind::Video) {
+            let applicable: Vec<Category> = categories.iter().copied().filter(|&c| input.applies(c, None)).collect();
+            if let (false, Some(tools)) = (applicable.is_empty(), &video_tools) {
+                eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
+                bench_video(input, &applicable, &available, &mut runner, tools, &mut records)?;
+            }
+            continue;
+        }
         eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
         let data = std::fs::read(&input.path)?;
         let info = compressor_engine::probe(&data).ok();
@@ -437,7 +590,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         let upright_width = info.as_ref().map(|i| if (5..=8).contains(&measure::orientation(&data)) { i.height } else { i.width });
         let mut reference: Option<Option<(Rgba, u32)>> = None;
         let mut resize_references = measure::ResizeReferences::new(vips.as_deref(), &input.path);
-        for &category in categories.iter().filter(|c| c.applies_to_image(input.kind, upright_width)) {
+        for &category in categories.iter().filter(|&&c| input.applies(c, upright_width)) {
             let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
             let outs = run_category(category, input, &peers, &mut runner)?;
             for (mut record, output) in outs {
@@ -458,7 +611,211 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             }
         }
     }
-    Ok(report::build(runs, args, available.iter().map(|a| (a.peer.clone(), a.program.clone())).collect(), skipped, records))
+    let tools = available.iter().map(|a| (a.peer.clone(), a.program.clone())).collect();
+    Ok(report::build(runs, args, tools, skipped, records, clips))
+}
+
+/// The photo the generated clips pan over: the first JPEG (by path) of the corpus folders at
+/// least 3000 pixels wide and without an EXIF rotation.
+fn clip_photo(args: &BenchArgs) -> Option<PathBuf> {
+    let mut jpegs = Vec::new();
+    for root in &args.corpus {
+        walk(root, &mut |path| {
+            let mut head = [0u8; 4];
+            let n = std::fs::File::open(path).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+            if measure::kind(&head[..n]) == Some(Kind::Jpeg) {
+                jpegs.push(path.to_path_buf());
+            }
+        })
+        .ok()?;
+    }
+    jpegs.into_iter().find(|path| {
+        let Ok(data) = std::fs::read(path) else { return false };
+        compressor_engine::probe(&data).is_ok_and(|info| info.width >= 3000) && measure::orientation(&data) == 1
+    })
+}
+
+/// The video categories on one GIF or video: ours and the peers interleaved as for images, each
+/// output scored on sampled frames; the GIF itself as a method of its own; and, where the score
+/// is to be matched, ours again at the quality that reaches the first peer's score.
+fn bench_video(
+    input: &Input,
+    categories: &[Category],
+    available: &[Available],
+    r: &mut Runner,
+    tools: &video::Tools,
+    records: &mut Vec<Record>,
+) -> anyhow::Result<()> {
+    let timeline = input.video.as_ref().context("a video input without its timeline")?;
+    let pixels = Some(u64::from(timeline.width) * u64::from(timeline.height));
+    let mut reference: Option<Result<video::Reference, String>> = None;
+    for &category in categories {
+        let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
+        let outs = run_category(category, input, &peers, r)?;
+        let mut target: Option<(String, f64)> = None;
+        let mut ours: Option<Record> = None;
+        for (mut record, output) in outs {
+            record.pixels = pixels;
+            record.duration_s = Some(timeline.duration);
+            if let Some(output) = output {
+                score_video(&mut record, &output, input, tools, &mut reference, r.work);
+            }
+            if record.method == OURS {
+                ours = Some(record.clone());
+            } else if target.is_none()
+                && let Some(score) = record.score
+            {
+                target = Some((record.method.clone(), score));
+            }
+            records.push(record);
+        }
+        if category == Category::GifMp4 {
+            records.push(Record {
+                image: input.name.clone(),
+                input_bytes: input.bytes,
+                category,
+                method: INPUT_GIF.into(),
+                status: Status::Ok,
+                bytes: Some(input.bytes),
+                wall_s: None,
+                cpu_s: None,
+                maxrss_kib: None,
+                samples: 0,
+                score: Some(100.0),
+                note: None,
+                pixels,
+                duration_s: Some(timeline.duration),
+                score_min: Some(100.0),
+                setting: None,
+            });
+        }
+        if category.matches_score()
+            && let Some((peer, target)) = target
+        {
+            let matched = match_score(category, input, (&peer, target), ours.as_ref(), tools, &mut reference, r)?;
+            records.push(matched);
+        }
+    }
+    Ok(())
+}
+
+/// Scores one output of `input` on sampled frames (the source's frames decoded once).
+fn score_video(
+    record: &mut Record,
+    output: &[u8],
+    input: &Input,
+    tools: &video::Tools,
+    reference: &mut Option<Result<video::Reference, String>>,
+    work: &Path,
+) {
+    let path = work.join("scored.video");
+    if let Err(e) = std::fs::write(&path, output) {
+        record.note.get_or_insert_with(|| format!("score n/a: {e}"));
+        return;
+    }
+    let reference =
+        reference.get_or_insert_with(|| video::Reference::new(tools, &input.path, video::SAMPLES).map_err(|e| format!("{e:#}")));
+    match reference {
+        Ok(reference) => match reference.score(&path) {
+            Ok(s) => {
+                record.score = Some(s.mean);
+                record.score_min = Some(s.min);
+            }
+            Err(e) => {
+                record.note.get_or_insert_with(|| format!("score n/a: {e:#}"));
+            }
+        },
+        Err(e) => {
+            record.note.get_or_insert_with(|| format!("score n/a: the source: {e}"));
+        }
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// Qualities tried by the matched-score search, at most.
+pub(crate) const MATCH_STEPS: usize = 5;
+
+/// Ours at the lowest quality (of a bisection over 20-100, [`MATCH_STEPS`] encodes, plus our
+/// default run) whose mean SSIMULACRA2 reaches `target`, the peer's: the bytes "at equal score".
+/// Each encode is one measured run of the worker; the chosen one's costs are reported.
+fn match_score(
+    category: Category,
+    input: &Input,
+    (peer, target): (&str, f64),
+    ours: Option<&Record>,
+    tools: &video::Tools,
+    reference: &mut Option<Result<video::Reference, String>>,
+    r: &mut Runner,
+) -> anyhow::Result<Record> {
+    // (bytes, record) of the smallest output reaching the target so far.
+    let mut best: Option<Record> = ours.filter(|o| o.score.is_some_and(|s| s >= target) && o.bytes.is_some()).cloned().map(|mut o| {
+        o.setting = Some(format!("default ({})", o.setting.as_deref().unwrap_or("?")));
+        o
+    });
+    let (mut lo, mut hi) = (20u8, 100u8);
+    let mut tried = Vec::new();
+    let mut evaluate = |q: u8, r: &mut Runner| -> anyhow::Result<Record> {
+        let outcome = run_ours_at(category, Some(q), input, r)?;
+        let setting = outcome.info.clone();
+        let (mut record, output) = summarise(category, input, OURS_MATCHED, vec![outcome]);
+        record.duration_s = input.video.as_ref().map(|t| t.duration);
+        record.pixels = input.video.as_ref().map(|t| u64::from(t.width) * u64::from(t.height));
+        record.setting = Some(format!("quality {q} ({})", setting.as_deref().unwrap_or("?")));
+        if let Some(output) = output {
+            score_video(&mut record, &output, input, tools, reference, r.work);
+        }
+        tried.push(format!("q {q}: {}", record.score.map_or("n/a".into(), |s| format!("{s:.2}"))));
+        Ok(record)
+    };
+    let consider = |record: Record, best: &mut Option<Record>| {
+        let reached = record.score.is_some_and(|s| s >= target);
+        if reached && best.as_ref().is_none_or(|b| record.bytes < b.bytes) {
+            *best = Some(record);
+        }
+        reached
+    };
+    for _ in 0..MATCH_STEPS {
+        if hi - lo <= 1 {
+            break;
+        }
+        let mid = lo + (hi - lo) / 2;
+        let record = evaluate(mid, r)?;
+        if consider(record, &mut best) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    if best.is_none() {
+        let record = evaluate(100, r)?;
+        consider(record, &mut best);
+    }
+    let how = format!("target {peer}'s {target:.2}; tried {}", tried.join(", "));
+    Ok(match best {
+        Some(mut record) => {
+            record.method = OURS_MATCHED.into();
+            record.note = Some(how);
+            record
+        }
+        None => Record {
+            image: input.name.clone(),
+            input_bytes: input.bytes,
+            category,
+            method: OURS_MATCHED.into(),
+            status: Status::Failed,
+            bytes: None,
+            wall_s: None,
+            cpu_s: None,
+            maxrss_kib: None,
+            samples: 0,
+            score: None,
+            note: Some(format!("no quality reached the score: {how}")),
+            pixels: input.video.as_ref().map(|t| u64::from(t.width) * u64::from(t.height)),
+            duration_s: input.video.as_ref().map(|t| t.duration),
+            score_min: None,
+            setting: None,
+        },
+    })
 }
 
 /// SSIMULACRA2 of an output against the input as stored, or as displayed when the input has an
@@ -491,6 +848,8 @@ struct Outcome {
     output: Option<Vec<u8>>,
     kept_input: bool,
     error: Option<String>,
+    /// What the video worker said it ran (`h264-crf23`).
+    info: Option<String>,
 }
 
 /// What every timed execution needs.
@@ -539,14 +898,25 @@ fn run_category(category: Category, input: &Input, peers: &[&Available], r: &mut
 }
 
 fn run_ours(category: Category, input: &Input, r: &mut Runner) -> anyhow::Result<Outcome> {
+    run_ours_at(category, None, input, r)
+}
+
+/// Our worker, at `quality` for a video category.
+fn run_ours_at(category: Category, quality: Option<u8>, input: &Input, r: &mut Runner) -> anyhow::Result<Outcome> {
     let out = r.work.join("ours.out");
     std::fs::remove_file(&out).ok();
     let mut args = r.engine.prefix.clone();
-    args.extend(["--engine-worker".into(), category.id().into(), input.path.clone().into(), out.clone().into_os_string()]);
+    let spec = match quality {
+        Some(q) => format!("{}@{q}", category.id()),
+        None => category.id().into(),
+    };
+    args.extend(["--engine-worker".into(), spec.into(), input.path.clone().into(), out.clone().into_os_string()]);
     let finished = r.spawner.run(&r.engine.program, &args, None, None)?;
     let output = std::fs::read(&out).ok().filter(|d| finished.status.success() && !d.is_empty());
     let error = output.is_none().then(|| format!("engine worker failed ({}): {}", finished.status, finished.stderr));
-    Ok(Outcome { usage: finished.usage, output, kept_input: false, error })
+    let info = finished.stderr.lines().find_map(|l| l.strip_prefix("method=")).map(str::to_owned);
+    std::fs::remove_file(&out).ok();
+    Ok(Outcome { usage: finished.usage, output, kept_input: false, error, info })
 }
 
 fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
@@ -556,7 +926,7 @@ fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) ->
     let source = if peer.needs_ppm { ppm.to_path_buf() } else { input.path.clone() };
     if !source.exists() {
         let error = Some("djpeg could not decode the input to PPM".into());
-        return Ok(Outcome { usage: peers::Usage::default(), output: None, kept_input: false, error });
+        return Ok(Outcome { usage: peers::Usage::default(), output: None, kept_input: false, error, info: None });
     }
     let args: Vec<OsString> = peer
         .args
@@ -595,7 +965,8 @@ fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) ->
             )),
         ),
     };
-    Ok(Outcome { usage: finished.usage, output, kept_input: kept, error })
+    std::fs::remove_file(&out).ok();
+    Ok(Outcome { usage: finished.usage, output, kept_input: kept, error, info: None })
 }
 
 fn summarise(category: Category, input: &Input, method: &str, outcomes: Vec<Outcome>) -> (Record, Option<Vec<u8>>) {
@@ -623,6 +994,9 @@ fn summarise(category: Category, input: &Input, method: &str, outcomes: Vec<Outc
         score: None,
         note: outcomes.iter().find_map(|o| o.error.clone()),
         pixels: None,
+        duration_s: None,
+        score_min: None,
+        setting: outcomes.iter().find_map(|o| o.info.clone()),
     };
     (record, output)
 }

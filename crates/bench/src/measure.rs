@@ -24,6 +24,10 @@ pub enum Kind {
     Jpeg,
     WebP,
     Avif,
+    /// GIF, still or animated (the video categories take the animated ones).
+    Gif,
+    /// A video container (MP4, MOV, WebM, Matroska), as `compressor_video` recognises one.
+    Video,
 }
 
 pub fn kind(data: &[u8]) -> Option<Kind> {
@@ -35,6 +39,10 @@ pub fn kind(data: &[u8]) -> Option<Kind> {
         Some(Kind::WebP)
     } else if data.len() >= 12 && &data[4..8] == b"ftyp" && (&data[8..12] == b"avif" || &data[8..12] == b"avis") {
         Some(Kind::Avif)
+    } else if data.starts_with(b"GIF87a") || data.starts_with(b"GIF89a") {
+        Some(Kind::Gif)
+    } else if compressor_video::looks_like_video(data) {
+        Some(Kind::Video)
     } else {
         None
     }
@@ -66,6 +74,7 @@ pub fn decode(data: &[u8], avifdec: Option<&Path>) -> anyhow::Result<Rgba> {
             }
             decode_png(&std::fs::read(&output)?)
         }
+        Some(Kind::Gif | Kind::Video) => bail!("not a still image (videos are scored by the video module)"),
         None => bail!("unknown image format"),
     }
 }

@@ -170,6 +170,51 @@ pub fn all() -> Vec<Peer> {
             needs_ppm: false,
             keeps_input_on: &[],
         },
+        // Animated GIFs: gifsicle's strongest lossless optimisation (the GIF stays a GIF).
+        Peer {
+            id: "gifsicle-o3",
+            category: GifMp4,
+            program: "gifsicle",
+            args: &["-O3", "{in}", "-o", "{out}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        // ffmpeg as people run it: its default H.264 settings, spelled out (the audio, if any,
+        // gets ffmpeg's default AAC), and SVT-AV1 with all its defaults into WebM.
+        Peer {
+            id: "ffmpeg-x264-crf23",
+            category: VideoMp4,
+            program: "ffmpeg",
+            args: &[
+                "-nostdin",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-i",
+                "{in}",
+                "-c:v",
+                "libx264",
+                "-crf",
+                "23",
+                "-preset",
+                "medium",
+                "-y",
+                "{out}",
+            ],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "ffmpeg-svtav1",
+            category: VideoWebM,
+            program: "ffmpeg",
+            args: &["-nostdin", "-hide_banner", "-loglevel", "error", "-i", "{in}", "-c:v", "libsvtav1", "-y", "{out}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
     ];
     // The service workload's peers are the old server's two routes as it ran them (pngquant
     // --quality=60-80 as a subprocess with default speed and threads, Go's image/png at

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::geomean;
 use crate::peers::Peer;
-use crate::{BenchArgs, Category, OURS, Skipped};
+use crate::{BenchArgs, Category, INPUT_GIF, OURS, OURS_MATCHED, Skipped};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -42,6 +42,15 @@ pub struct Record {
     /// Width × height of the input.
     #[serde(default)]
     pub pixels: Option<u64>,
+    /// Seconds of video of the input (video categories).
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    /// The worst sampled frame's SSIMULACRA2 (video categories; `score` is their mean).
+    #[serde(default)]
+    pub score_min: Option<f64>,
+    /// What our video worker ran (`h264-crf23`), and at which quality for `ours-matched`.
+    #[serde(default)]
+    pub setting: Option<String>,
 }
 
 impl Record {
@@ -76,11 +85,27 @@ pub struct MethodSummary {
     pub max_maxrss_kib: u64,
     pub mean_score: Option<f64>,
     pub scored: usize,
+    /// Seconds of video of the inputs handled (video categories).
+    #[serde(default)]
+    pub video_seconds: f64,
+    /// The mean of the worst sampled frame's score (video categories).
+    #[serde(default)]
+    pub mean_score_min: Option<f64>,
+}
+
+/// A test clip the benchmark generated, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratedClip {
+    pub name: String,
+    pub description: String,
 }
 
 /// Ours against one peer, over the images where both produced an output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratio {
+    /// Our method compared: `ours`, or `ours-matched` (video categories).
+    #[serde(default = "ours_method")]
+    pub ours: String,
     pub peer: String,
     pub images: usize,
     /// Geometric means of per-image ours/peer ratios.
@@ -126,6 +151,9 @@ pub enum Verdict {
     /// The peer was skipped or nothing could be compared.
     #[serde(rename = "N/A")]
     NotApplicable,
+    /// A comparison asked for with its numbers, without a target.
+    #[serde(rename = "REPORTED")]
+    Reported,
 }
 
 impl Verdict {
@@ -134,6 +162,7 @@ impl Verdict {
             Verdict::Met => "MET",
             Verdict::Missed => "MISSED",
             Verdict::NotApplicable => "n/a",
+            Verdict::Reported => "reported",
         }
     }
 }
@@ -174,9 +203,23 @@ pub struct Report {
     pub breakdowns: Vec<Breakdown>,
     pub goals: Vec<Goal>,
     pub records: Vec<Record>,
+    /// The clips the video categories made and ran on.
+    #[serde(default)]
+    pub clips: Vec<GeneratedClip>,
 }
 
-pub fn build(runs: usize, args: &BenchArgs, tools: Vec<(Peer, PathBuf)>, skipped: Vec<Skipped>, records: Vec<Record>) -> Report {
+fn ours_method() -> String {
+    OURS.into()
+}
+
+pub fn build(
+    runs: usize,
+    args: &BenchArgs,
+    tools: Vec<(Peer, PathBuf)>,
+    skipped: Vec<Skipped>,
+    records: Vec<Record>,
+    clips: Vec<GeneratedClip>,
+) -> Report {
     let tools: Vec<Tool> =
         tools.into_iter().map(|(p, program)| Tool { id: p.id.into(), category: p.category, command: p.command_line(), program }).collect();
     let categories: Vec<CategorySummary> = Category::ALL
@@ -188,6 +231,7 @@ pub fn build(runs: usize, args: &BenchArgs, tools: Vec<(Peer, PathBuf)>, skipped
     let mut goals = goals(&categories, &skipped);
     goals.extend(service_goals(&breakdowns, &records, &skipped));
     goals.extend(resize_goals(&categories, &skipped));
+    goals.extend(video_goals(&categories, &skipped));
     Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         runs,
@@ -199,14 +243,26 @@ pub fn build(runs: usize, args: &BenchArgs, tools: Vec<(Peer, PathBuf)>, skipped
         breakdowns,
         goals,
         records,
+        clips,
     }
 }
 
 /// Pairs of (ours, peer) records of `category` for the same image, both with an output, among
 /// the images `keep` accepts.
 fn pairs<'a>(records: &'a [Record], category: Category, peer: &str, keep: &dyn Fn(&Record) -> bool) -> Vec<(&'a Record, &'a Record)> {
+    pairs_of(records, category, OURS, peer, keep)
+}
+
+/// [`pairs`] of another of our methods (`ours-matched`) with `peer`.
+fn pairs_of<'a>(
+    records: &'a [Record],
+    category: Category,
+    ours: &str,
+    peer: &str,
+    keep: &dyn Fn(&Record) -> bool,
+) -> Vec<(&'a Record, &'a Record)> {
     let usable = |r: &&Record| r.category == category && r.bytes.is_some() && keep(r);
-    let ours: Vec<&Record> = records.iter().filter(|r| r.method == OURS).filter(usable).collect();
+    let ours: Vec<&Record> = records.iter().filter(|r| r.method == ours).filter(usable).collect();
     records
         .iter()
         .filter(|r| r.method == peer)
@@ -217,6 +273,10 @@ fn pairs<'a>(records: &'a [Record], category: Category, peer: &str, keep: &dyn F
 
 /// Ours against `peer` over `pairs`: geometric means of per-image ratios, ratios of totals, mean scores.
 fn ratio(peer: &str, pairs: &[(&Record, &Record)]) -> Ratio {
+    ratio_of_method(OURS, peer, pairs)
+}
+
+fn ratio_of_method(ours: &str, peer: &str, pairs: &[(&Record, &Record)]) -> Ratio {
     let ratio_of = |f: &dyn Fn(&Record) -> Option<f64>| -> (Option<f64>, Option<f64>) {
         let per_image: Vec<f64> = pairs.iter().filter_map(|(o, p)| Some(f(o)? / f(p)?)).collect();
         let (so, sp): (f64, f64) = pairs.iter().filter_map(|(o, p)| Some((f(o)?, f(p)?))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
@@ -227,6 +287,7 @@ fn ratio(peer: &str, pairs: &[(&Record, &Record)]) -> Ratio {
     let (cpu_geomean, cpu_total_ratio) = ratio_of(&|r| r.cpu_s);
     let scored: Vec<(f64, f64)> = pairs.iter().filter_map(|(o, p)| Some((o.score?, p.score?))).collect();
     Ratio {
+        ours: ours.into(),
         peer: peer.into(),
         images: pairs.len(),
         bytes_geomean,
@@ -286,12 +347,17 @@ fn summarise_category(category: Category, records: &[Record], tools: &[Tool]) ->
             let input_bytes: u64 = ok.iter().map(|r| r.input_bytes).sum();
             let bytes: u64 = ok.iter().filter_map(|r| r.bytes).sum();
             let scores: Vec<f64> = ok.iter().filter_map(|r| r.score).collect();
+            let minima: Vec<f64> = ok.iter().filter_map(|r| r.score_min).collect();
             MethodSummary {
                 method: m.clone(),
-                command: if m == OURS {
-                    category.ours_label().into()
-                } else {
-                    tools.iter().find(|t| &t.id == m).map(|t| t.command.clone()).unwrap_or_default()
+                command: match m.as_str() {
+                    OURS => category.ours_label().into(),
+                    OURS_MATCHED => format!(
+                        "ours at the lowest quality (bisection over --quality 20-100, {} encodes, and the default) whose mean SSIMULACRA2 ≥ the first peer's, per input",
+                        crate::MATCH_STEPS
+                    ),
+                    INPUT_GIF => "the GIF as it is (no work)".into(),
+                    _ => tools.iter().find(|t| &t.id == m).map(|t| t.command.clone()).unwrap_or_default(),
                 },
                 images: ok.len(),
                 failed: rs.len() - ok.len(),
@@ -304,10 +370,21 @@ fn summarise_category(category: Category, records: &[Record], tools: &[Tool]) ->
                 max_maxrss_kib: ok.iter().filter_map(|r| r.maxrss_kib).max().unwrap_or(0),
                 mean_score: mean(&scores),
                 scored: scores.len(),
+                video_seconds: ok.iter().filter_map(|r| r.duration_s).sum(),
+                mean_score_min: mean(&minima),
             }
         })
         .collect();
-    let ratios = methods.iter().filter(|m| *m != OURS).map(|peer| ratio(peer, &pairs(records, category, peer, &|_| true))).collect();
+    let mut ratios: Vec<Ratio> = methods
+        .iter()
+        .filter(|m| *m != OURS && *m != OURS_MATCHED)
+        .map(|peer| ratio(peer, &pairs(records, category, peer, &|_| true)))
+        .collect();
+    if methods.iter().any(|m| m == OURS_MATCHED) {
+        for peer in methods.iter().filter(|m| ![OURS, OURS_MATCHED, INPUT_GIF].contains(&m.as_str())) {
+            ratios.push(ratio_of_method(OURS_MATCHED, peer, &pairs_of(records, category, OURS_MATCHED, peer, &|_| true)));
+        }
+    }
     let images = {
         let mut names: Vec<&str> = records.iter().filter(|r| r.category == category).map(|r| r.image.as_str()).collect();
         names.sort_unstable();
@@ -542,6 +619,140 @@ fn resize_goals(categories: &[CategorySummary], skipped: &[Skipped]) -> Vec<Goal
         .collect()
 }
 
+/// The peers of the video categories.
+pub const GIFSICLE: &str = "gifsicle-o3";
+pub const FFMPEG_X264: &str = "ffmpeg-x264-crf23";
+pub const FFMPEG_SVTAV1: &str = "ffmpeg-svtav1";
+
+/// Wall seconds per second of video of `method` in `category`.
+fn wall_per_second(categories: &[CategorySummary], category: Category, method: &str) -> Option<f64> {
+    let m = categories.iter().find(|s| s.category == category)?.methods.iter().find(|m| m.method == method)?;
+    (m.video_seconds > 0.0 && m.images > 0).then(|| m.wall_s / m.video_seconds)
+}
+
+/// The video issue's goals: GIF to MP4 against the GIF (bytes, score) and gifsicle; the MP4
+/// re-encode against ffmpeg's default at equal score; VP9 against SVT-AV1 (numbers only).
+fn video_goals(categories: &[CategorySummary], skipped: &[Skipped]) -> Vec<Goal> {
+    let find = |c: Category, ours: &str, peer: &str| {
+        categories
+            .iter()
+            .find(|s| s.category == c)
+            .and_then(|s| s.ratios.iter().find(|r| r.ours == ours && r.peer == peer))
+            .filter(|r| r.images > 0)
+    };
+    let missing = |peer: &str, what: &str| {
+        let why = skipped.iter().find(|s| s.id == peer).map(|s| format!("{peer} skipped: {}", s.reason)).unwrap_or_else(|| what.into());
+        (Verdict::NotApplicable, why)
+    };
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let s = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+    let verdict = |ok: bool| if ok { Verdict::Met } else { Verdict::Missed };
+    let per_s = |c: Category, m: &str| wall_per_second(categories, c, m).map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    let mut out = Vec::new();
+
+    let (v, detail) = match find(Category::GifMp4, OURS, INPUT_GIF) {
+        Some(r) => {
+            let bytes_ok = r.bytes_geomean.is_some_and(|b| b <= 0.2);
+            let score_ok = r.ours_mean_score.is_some_and(|m| m >= 80.0);
+            let gifsicle = match find(Category::GifMp4, OURS, GIFSICLE) {
+                Some(g) => format!(
+                    "against gifsicle -O3: bytes ours/gifsicle {} (totals {}), its mean SSIMULACRA2 {}, wall {} s per s of video; ",
+                    f(g.bytes_geomean),
+                    f(g.bytes_total_ratio),
+                    s(g.peer_mean_score),
+                    per_s(Category::GifMp4, GIFSICLE)
+                ),
+                None => String::new(),
+            };
+            (
+                verdict(bytes_ok && score_ok),
+                format!(
+                    "bytes ours/GIF {} (goal ≤ 0.2; totals {}) {}; mean SSIMULACRA2 {} (goal ≥ 80) {}; {gifsicle}wall ours {} s per s of video; {} GIFs",
+                    f(r.bytes_geomean),
+                    f(r.bytes_total_ratio),
+                    ok_word(bytes_ok),
+                    s(r.ours_mean_score),
+                    ok_word(score_ok),
+                    per_s(Category::GifMp4, OURS),
+                    r.images
+                ),
+            )
+        }
+        None => (Verdict::NotApplicable, "gif-mp4 not run, or no animated GIF in the corpus folders".into()),
+    };
+    out.push(Goal {
+        goal: "Video: animated GIF → MP4 ≤ 0.2 × the GIF's bytes at mean SSIMULACRA2 ≥ 80 (and against gifsicle -O3)".into(),
+        verdict: v,
+        detail,
+    });
+
+    let (v, detail) = match (find(Category::VideoMp4, OURS_MATCHED, FFMPEG_X264), find(Category::VideoMp4, OURS, FFMPEG_X264)) {
+        (Some(m), default) => {
+            let ok = m.bytes_geomean.is_some_and(|b| b <= 0.8);
+            let at_default = default.map_or(String::new(), |d| {
+                format!(
+                    "at our default: bytes {} (totals {}), mean SSIMULACRA2 ours {} vs ffmpeg {}; ",
+                    f(d.bytes_geomean),
+                    f(d.bytes_total_ratio),
+                    s(d.ours_mean_score),
+                    s(d.peer_mean_score)
+                )
+            });
+            (
+                verdict(ok),
+                format!(
+                    "at matched score (ours-matched: per clip, the lowest quality scoring ≥ ffmpeg's): bytes ours/ffmpeg {} (goal ≤ 0.8; totals {}) {}, mean SSIMULACRA2 {} vs {}; {at_default}wall s per s of video: ours {}, ffmpeg {}; {} clips",
+                    f(m.bytes_geomean),
+                    f(m.bytes_total_ratio),
+                    ok_word(ok),
+                    s(m.ours_mean_score),
+                    s(m.peer_mean_score),
+                    per_s(Category::VideoMp4, OURS),
+                    per_s(Category::VideoMp4, FFMPEG_X264),
+                    m.images
+                ),
+            )
+        }
+        (None, _) => missing(FFMPEG_X264, "video-mp4 not run"),
+    };
+    out.push(Goal {
+        goal: "Video: MP4 re-encode ≤ 0.8 × ffmpeg -c:v libx264 -crf 23 -preset medium bytes at equal mean SSIMULACRA2".into(),
+        verdict: v,
+        detail,
+    });
+
+    let (v, detail) = match find(Category::VideoWebM, OURS, FFMPEG_SVTAV1) {
+        Some(d) => {
+            let matched = find(Category::VideoWebM, OURS_MATCHED, FFMPEG_SVTAV1).map_or(String::new(), |m| {
+                format!(
+                    "at matched score: bytes VP9/SVT-AV1 {} (totals {}), mean SSIMULACRA2 {} vs {}; ",
+                    f(m.bytes_geomean),
+                    f(m.bytes_total_ratio),
+                    s(m.ours_mean_score),
+                    s(m.peer_mean_score)
+                )
+            });
+            (
+                Verdict::Reported,
+                format!(
+                    "defaults: bytes VP9/SVT-AV1 {} (totals {}), mean SSIMULACRA2 VP9 {} vs SVT-AV1 {}; {matched}wall s per s of video: VP9 {}, SVT-AV1 {} (CPU ratio {}); {} clips",
+                    f(d.bytes_geomean),
+                    f(d.bytes_total_ratio),
+                    s(d.ours_mean_score),
+                    s(d.peer_mean_score),
+                    per_s(Category::VideoWebM, OURS),
+                    per_s(Category::VideoWebM, FFMPEG_SVTAV1),
+                    f(d.cpu_geomean),
+                    d.images
+                ),
+            )
+        }
+        None => missing(FFMPEG_SVTAV1, "video-webm not run"),
+    };
+    out.push(Goal { goal: "Video: WebM, VP9 (our default) against SVT-AV1's default (numbers, no target)".into(), verdict: v, detail });
+    out
+}
+
 /// A goal on two of a ratio's measures, each at most its limit: (measure, geomean, total, limit).
 fn within(r: &Ratio, limits: [(&str, Option<f64>, Option<f64>, f64); 2]) -> (Verdict, String) {
     let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
@@ -603,7 +814,17 @@ pub fn markdown(report: &Report) -> String {
     );
     md.push('\n');
     md.push_str(&summary_markdown(report));
+    if !report.clips.is_empty() {
+        let _ = writeln!(md, "\nClips generated for the video categories (no video is in the corpus):\n");
+        for clip in &report.clips {
+            let _ = writeln!(md, "- `{}`: {}", clip.name, clip.description);
+        }
+    }
     for c in &report.categories {
+        if c.category.is_video() {
+            md.push_str(&video_markdown(report, c));
+            continue;
+        }
         let _ = writeln!(md, "\n### {} ({} images)\n", c.label, c.images);
         let lossy = c.category.is_lossy();
         let _ = writeln!(
@@ -666,6 +887,111 @@ pub fn markdown(report: &Report) -> String {
     md
 }
 
+/// A video category: per-method totals with times per second of video, the ratios, and every input.
+fn video_markdown(report: &Report, c: &CategorySummary) -> String {
+    let mut md = String::new();
+    let seconds = c.methods.iter().find(|m| m.method == OURS).map_or(0.0, |m| m.video_seconds);
+    let _ = writeln!(md, "\n### {} ({} inputs, {:.1} s of video)\n", c.label, c.images, seconds);
+    let _ = writeln!(
+        md,
+        "| method | command | inputs | in MiB | out MiB | out/in | mean SSIMULACRA2 | mean worst frame | wall s | wall s per s of video | CPU s per s of video | peak RSS MiB |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let o = |v: Option<f64>, d: usize| v.map_or("—".to_string(), |v| format!("{v:.d$}"));
+    for s in &c.methods {
+        let timed = s.method != INPUT_GIF;
+        let per = |x: f64| if timed && s.video_seconds > 0.0 { format!("{:.3}", x / s.video_seconds) } else { "—".into() };
+        let mut inputs = s.images.to_string();
+        if s.failed > 0 {
+            let _ = write!(inputs, " ({} failed)", s.failed);
+        }
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | {} | {} | {:.3} | {} | {} | {} | {} | {} | {} |",
+            s.method,
+            s.command,
+            inputs,
+            mib(s.input_bytes),
+            mib(s.bytes),
+            if s.input_bytes == 0 { 0.0 } else { s.bytes as f64 / s.input_bytes as f64 },
+            o(s.mean_score, 2),
+            o(s.mean_score_min, 2),
+            if timed { format!("{:.2}", s.wall_s) } else { "—".into() },
+            per(s.wall_s),
+            per(s.cpu_s),
+            if timed { format!("{:.0}", s.max_maxrss_kib as f64 / 1024.0) } else { "—".into() },
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n| ours | against | inputs | bytes ours/it (geomean) | bytes (totals) | mean SSIMULACRA2 ours / it | wall ours/it | CPU ours/it |"
+    );
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|");
+    for r in &c.ratios {
+        let scores = match (r.ours_mean_score, r.peer_mean_score) {
+            (Some(a), Some(b)) => format!("{a:.2} / {b:.2}"),
+            _ => "n/a".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.ours,
+            r.peer,
+            r.images,
+            o(r.bytes_geomean, 3),
+            o(r.bytes_total_ratio, 3),
+            scores,
+            o(r.wall_geomean, 3),
+            o(r.cpu_geomean, 3)
+        );
+    }
+    let methods: Vec<&str> = c.methods.iter().map(|m| m.method.as_str()).collect();
+    let _ = writeln!(md, "\nPer input: KiB · mean SSIMULACRA2 of the sampled frames (worst frame); wall s.\n");
+    let _ = writeln!(md, "| input | MP | s | in KiB | {} |", methods.join(" | "));
+    let _ = writeln!(md, "|---|---:|---:|---:|{}", "---|".repeat(methods.len()));
+    let mut names: Vec<&str> = report.records.iter().filter(|r| r.category == c.category).map(|r| r.image.as_str()).collect();
+    names.dedup();
+    for name in names {
+        let of = |m: &str| report.records.iter().find(|r| r.category == c.category && r.image == name && r.method == m);
+        let Some(first) = report.records.iter().find(|r| r.category == c.category && r.image == name) else { continue };
+        let cells: Vec<String> = methods
+            .iter()
+            .map(|m| match of(m) {
+                Some(r) if r.bytes.is_some() => {
+                    let mut cell = format!("{:.1}", r.bytes.unwrap_or(0) as f64 / 1024.0);
+                    if let Some(score) = r.score {
+                        let _ = write!(cell, " · {score:.1}");
+                        if let Some(worst) = r.score_min {
+                            let _ = write!(cell, " ({worst:.1})");
+                        }
+                    }
+                    if let Some(w) = r.wall_s {
+                        let _ = write!(cell, "; {w:.2} s");
+                    }
+                    if *m == OURS_MATCHED
+                        && let Some(setting) = &r.setting
+                    {
+                        let _ = write!(cell, "; {setting}");
+                    }
+                    cell
+                }
+                Some(_) => "failed".into(),
+                None => "—".into(),
+            })
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.1} | {} |",
+            name,
+            first.pixels.map_or("?".into(), |p| format!("{:.2}", p as f64 / 1e6)),
+            first.duration_s.map_or("?".into(), |d| format!("{d:.2}")),
+            first.input_bytes as f64 / 1024.0,
+            cells.join(" | ")
+        );
+    }
+    md
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_string() } else { s.chars().take(n).collect::<String>() + "…" }
 }
@@ -719,11 +1045,12 @@ pub fn summary_markdown(report: &Report) -> String {
                 (true, Some(o), Some(p)) => format!("{o:.1} / {p:.1} ({} scored)", r.scored),
                 _ => "n/a".into(),
             };
+            let peer = if r.ours == OURS { r.peer.clone() } else { format!("{} (as {})", r.peer, r.ours) };
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} | {} | {} |",
                 c.label,
-                r.peer,
+                peer,
                 r.images,
                 g(r.bytes_geomean),
                 g(r.wall_geomean),

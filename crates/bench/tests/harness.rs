@@ -285,3 +285,104 @@ fn resize_categories_score_both_tools_against_the_reference_downscale() {
     let goals: Vec<&str> = report["goals"].as_array().unwrap().iter().map(|g| g["goal"].as_str().unwrap()).collect();
     assert!(goals.iter().any(|g| g.starts_with("Resize: to 1280")), "{goals:?}");
 }
+
+/// The video categories on one tiny animated GIF (and a still one, which is not theirs) and the
+/// clips a quick run generates: every method gives a scored record, ours at matched score
+/// reaches the peer's score, and the goals are judged.
+#[test]
+fn video_categories_score_every_method_on_sampled_frames() {
+    assert!(
+        installed("ffmpeg", Path::new("")) && installed("ffprobe", Path::new("")),
+        "the video categories need ffmpeg and ffprobe (scripts/install-deps.sh installs them)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("corpus");
+    std::fs::create_dir(&dir).unwrap();
+    // A palette of its own and no dithering (which H.264 cannot keep, and SSIMULACRA2 punishes).
+    let make_gif = |name: &str, seconds: &str| {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-t", seconds, "-i", "testsrc2=size=96x64:rate=10"])
+            .args(["-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse=dither=none", "-y"])
+            .arg(dir.join(name))
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg could not make {name}");
+    };
+    make_gif("moving.gif", "0.6");
+    make_gif("still.gif", "0.1");
+    let json = tmp.path().join("bench.json");
+    let mut a = args(dir, json.clone());
+    a.quick = true;
+    a.categories = vec!["gif-mp4".into(), "video-mp4".into(), "video-webm".into()];
+    a.markdown = Some(tmp.path().join("bench.md"));
+    compressor_bench::run(a).unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+
+    let gifsicle = installed("gifsicle", Path::new(""));
+    let skipped: Vec<&str> = report["skipped"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(skipped.contains(&"gifsicle-o3"), !gifsicle, "{skipped:?}");
+    let mut gif_methods = vec!["ours", "input-gif"];
+    if gifsicle {
+        gif_methods.push("gifsicle-o3");
+    }
+    for method in &gif_methods {
+        let rs = records(&report, "gif-mp4", method);
+        assert_eq!(rs.len(), 1, "gif-mp4 {method}: only the animated GIF: {rs:?}");
+        let r = rs[0];
+        assert_eq!(r["image"], "corpus/moving.gif");
+        assert_eq!(r["status"], "ok", "{r}");
+        assert!(r["duration_s"].as_f64().unwrap() > 0.5, "{r}");
+        let (score, worst) = (r["score"].as_f64().unwrap(), r["score_min"].as_f64().unwrap());
+        assert!(worst <= score && score <= 100.0, "{r}");
+    }
+    let ours = records(&report, "gif-mp4", "ours")[0];
+    assert!(ours["score"].as_f64().unwrap() > 40.0, "a GIF of a test pattern as H.264 CRF 23 scores well: {ours}");
+    assert!(ours["wall_s"].as_f64().unwrap() > 0.0);
+    let gif = records(&report, "gif-mp4", "input-gif")[0];
+    assert_eq!(gif["bytes"], gif["input_bytes"]);
+    assert_eq!(gif["score"].as_f64(), Some(100.0));
+    assert!(gif["wall_s"].is_null(), "the GIF as it is has no time: {gif}");
+
+    let clips: Vec<&str> = report["clips"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(clips, ["generated/mandelbrot.mp4", "generated/testsrc2-grain.mp4", "generated/life.mp4"], "no photo in this corpus");
+    for (category, peer) in [("video-mp4", "ffmpeg-x264-crf23"), ("video-webm", "ffmpeg-svtav1")] {
+        for method in ["ours", peer, "ours-matched"] {
+            let rs = records(&report, category, method);
+            assert_eq!(rs.len(), clips.len(), "{category} {method}");
+            for r in rs {
+                assert_eq!(r["status"], "ok", "{r}");
+                assert!(r["bytes"].as_u64().unwrap() > 0 && r["wall_s"].as_f64().unwrap() > 0.0, "{r}");
+                let score = r["score"].as_f64().unwrap_or_else(|| panic!("{category} {method}: no score: {r}"));
+                assert!(score > 30.0 && score <= 100.0, "{category} {method}: {score}: frames do not line up? {r}");
+            }
+        }
+        for matched in records(&report, category, "ours-matched") {
+            let theirs = records(&report, category, peer).into_iter().find(|p| p["image"] == matched["image"]).unwrap();
+            assert!(matched["score"].as_f64() >= theirs["score"].as_f64(), "{matched} against {theirs}");
+            let setting = matched["setting"].as_str().unwrap();
+            assert!(setting.starts_with("quality ") || setting.starts_with("default"), "{setting}");
+        }
+        let summary = report["categories"].as_array().unwrap().iter().find(|c| c["category"] == category).unwrap();
+        let ratios: Vec<(&str, &str)> =
+            summary["ratios"].as_array().unwrap().iter().map(|r| (r["ours"].as_str().unwrap(), r["peer"].as_str().unwrap())).collect();
+        assert_eq!(ratios, [("ours", peer), ("ours-matched", peer)]);
+        let ours_summary = summary["methods"].as_array().unwrap().iter().find(|m| m["method"] == "ours").unwrap();
+        assert!((ours_summary["video_seconds"].as_f64().unwrap() - 3.0).abs() < 0.1, "three 1 s clips: {ours_summary}");
+    }
+
+    let goals = report["goals"].as_array().unwrap();
+    for (prefix, verdicts) in [
+        ("Video: animated GIF", &["MET", "MISSED"][..]),
+        ("Video: MP4 re-encode", &["MET", "MISSED"][..]),
+        ("Video: WebM", &["REPORTED"][..]),
+    ] {
+        let g = goals.iter().find(|g| g["goal"].as_str().unwrap().starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {goals:?}"));
+        assert!(verdicts.contains(&g["verdict"].as_str().unwrap()), "{g}");
+    }
+    let md = std::fs::read_to_string(tmp.path().join("bench.md")).unwrap();
+    for heading in
+        ["### Video: animated GIF to MP4", "### Video: MP4 re-encode", "### Video: WebM", "wall s per s of video", "generated/life.mp4"]
+    {
+        assert!(md.contains(heading), "{heading} missing: {md}");
+    }
+}

@@ -20,8 +20,9 @@
 //! 0-63) that reaches the target, or the best-scoring one with a note when none does. The report's
 //! `score` is that mean at the chosen CRF and `method` names it (`h264-crf27`); the steps tried are
 //! in its first note. All steps and the final encode share the one `timeout`, and `cancel` stops
-//! the search between frames and inside each child. On test clips and a corpus GIF the final
-//! output, re-measured on its own frames, scored within 1 point of the reported score.
+//! the search between frames and inside each child. Re-measured on frames spread over the whole
+//! final output, test clips (H.264 and VP9) and corpus GIFs scored from 0.2 below to 2.6 above
+//! the reported score.
 
 mod error;
 mod probe;

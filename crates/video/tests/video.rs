@@ -227,6 +227,12 @@ fn the_same_container_is_never_larger() {
     assert!(result.output.is_none());
     assert_eq!(result.report.output_size, result.report.input_size);
     assert_eq!(result.report.method, "unchanged");
+    // A target only CRF 0 (lossless here) reaches: the same rule, and no score for an output not
+    // given.
+    let result = compress(&input, &Options { target_quality: Some(99.0), ..s.options() }).unwrap();
+    assert!(!result.report.changed && result.output.is_none(), "{:?}", result.report);
+    assert_eq!(result.report.score, None);
+    assert!(result.report.notes[0].contains("CRF 0,"), "{:?}", result.report.notes);
     s.assert_clean();
 }
 

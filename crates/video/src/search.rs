@@ -67,6 +67,8 @@ struct Searcher<'a> {
     /// The output's size (frames are scored at it).
     size: (u32, u32),
     budget: &'a Budget,
+    /// The source is a GIF (see [`crate::gif_time_base`]).
+    gif: bool,
 }
 
 /// The highest CRF whose mean score on the samples reaches `target` (or, when none does, the
@@ -88,7 +90,7 @@ pub(crate) fn search(
             ),
         });
     }
-    let searcher = Searcher { scratch, format, size, budget };
+    let searcher = Searcher { scratch, format, size, budget, gif: probed.is_gif() };
     let (samples, what) = searcher.samples(input, probed)?;
     let frames: u64 = samples.iter().map(|s| s.frames).sum();
     let mut notes = Vec::new();
@@ -187,7 +189,7 @@ impl Searcher<'_> {
                 let centre = duration * (i as f64 + 0.5) / SAMPLES as f64;
                 let start = (centre - SAMPLE_SECONDS / 2.0).clamp(0.0, duration - SAMPLE_SECONDS);
                 let cut = self.scratch.join(format!("sample{i}.mkv"));
-                self.budget.ffmpeg(&cut_args(input, &cut, start), self.scratch)?;
+                self.budget.ffmpeg(&cut_args(input, &cut, start, self.gif), self.scratch)?;
                 let sample = self.reference(cut, i, expected, per_step.div_ceil(SAMPLES as u64))?;
                 if sample.frames > 0 {
                     samples.push(sample);
@@ -231,7 +233,7 @@ impl Searcher<'_> {
         let (mut sum, mut count) = (0.0, 0u64);
         for (i, sample) in samples.iter().enumerate() {
             let encoded = self.scratch.join(format!("candidate{i}.{}", self.format.extension()));
-            let (args, _) = crate::ffmpeg_args(&sample.input, &encoded, self.format, crf, false);
+            let (args, _) = crate::ffmpeg_args(&sample.input, &encoded, self.format, crf, false, self.gif);
             self.budget.ffmpeg(&args, self.scratch)?;
             let decoded = self.scratch.join(format!("candidate{i}.rgb"));
             let result = self.budget.ffmpeg(&self.decode_args(&encoded, &decoded, sample.every, sample.limit), self.scratch);
@@ -298,7 +300,7 @@ impl Searcher<'_> {
 
 /// ffmpeg cutting `SAMPLE_SECONDS` of the first video stream from `start` into lossless FFV1
 /// (frames as decoded, rotation applied, timestamps kept).
-fn cut_args(input: &Path, output: &Path, start: f64) -> Vec<OsString> {
+fn cut_args(input: &Path, output: &Path, start: f64, gif: bool) -> Vec<OsString> {
     let start = format!("{start:.3}");
     let length = SAMPLE_SECONDS.to_string();
     let mut args: Vec<OsString> =
@@ -322,7 +324,7 @@ fn cut_args(input: &Path, output: &Path, start: f64) -> Vec<OsString> {
         "matroska",
         "-y",
     ];
-    args.extend(rest.map(OsString::from));
+    args.extend(crate::gif_time_base(gif).iter().chain(&rest).map(OsString::from));
     args.push(output.as_os_str().to_owned());
     args
 }

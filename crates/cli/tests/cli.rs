@@ -233,28 +233,23 @@ fn frames_of(path: &Path) -> u64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+/// A 2 s, 25 fps, 320×240 `testsrc2` clip in near-lossless H.264 (a camera original).
+fn testsrc_clip(path: &Path, extra: &[&str]) {
+    let made = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2"])
+        .args(["-c:v", "libx264", "-crf", "5"])
+        .args(extra)
+        .arg(path)
+        .status()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(made.success());
+}
+
 #[test]
 fn videos_and_gifs_to_video_go_through_ffmpeg() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25:duration=2",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "5",
-        ])
-        .arg(&clip)
-        .status()
-        .expect("ffmpeg (Debian package ffmpeg)");
-    assert!(made.success());
+    testsrc_clip(&clip, &[]);
     let out = run(compressor().arg("compress").arg(&clip).arg("--json"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = &json_lines(&out)[0];
@@ -295,26 +290,7 @@ fn videos_and_gifs_to_video_go_through_ffmpeg() {
 fn video_target_quality_reports_the_score_reached() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25:duration=2",
-            "-c:v",
-            "libx264",
-            "-crf",
-            "5",
-            "-pix_fmt",
-            "yuv420p",
-        ])
-        .arg(&clip)
-        .status()
-        .expect("ffmpeg (Debian package ffmpeg)");
-    assert!(made.success());
+    testsrc_clip(&clip, &["-pix_fmt", "yuv420p"]);
     let out = run(compressor().arg("compress").arg(&clip).args(["--target-quality", "80", "--json"]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = &json_lines(&out)[0];

@@ -235,3 +235,17 @@ pub fn wait_for_port(port: u16, what: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Makes a test video with ffmpeg: `testsrc2` at `width`×`height`, 30 fps, with a sine tone,
+/// H.264 at near-lossless quality (a camera original, so re-encoding saves bytes).
+pub fn test_video(path: &std::path::Path, width: u32, height: u32, seconds: u32) {
+    let video = format!("testsrc2=size={width}x{height}:rate=30:duration={seconds}");
+    let audio = format!("sine=frequency=440:duration={seconds}");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv444p", "-c:a", "aac", "-shortest"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use compressor_test_support::{bomb_png, corpus, corpus_file, decode_png, free_port, noisy_png as png};
+pub use compressor_test_support::{bomb_png, corpus, corpus_file, decode_png, free_port, noisy_png as png, test_video};
 
 use compressor_server::{App, Config};
 use tokio::net::TcpListener;
@@ -91,20 +91,6 @@ where
 pub async fn readiness(client: &reqwest::Client, server: &Server) -> String {
     let body: serde_json::Value = client.get(server.url("/readyz")).send().await.unwrap().json().await.unwrap();
     body["status"].as_str().unwrap().to_owned()
-}
-
-/// Makes a test video with ffmpeg: `testsrc2` at `width`×`height`, 30 fps, with a sine tone,
-/// H.264 at near-lossless quality (a camera original, so re-encoding saves bytes).
-pub fn test_video(path: &std::path::Path, width: u32, height: u32, seconds: u32) {
-    let video = format!("testsrc2=size={width}x{height}:rate=30:duration={seconds}");
-    let audio = format!("sine=frequency=440:duration={seconds}");
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv444p", "-c:a", "aac", "-shortest"])
-        .arg(path)
-        .output()
-        .expect("ffmpeg (Debian package ffmpeg)");
-    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Frames decoded and stream codecs of a video file, by ffprobe decoding every frame.

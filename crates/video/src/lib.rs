@@ -103,6 +103,22 @@ pub struct Options {
     pub cancel: Cancel,
 }
 
+impl Options {
+    /// Refuses settings no encode can honour, before any file is read (the service checks a
+    /// request with it before taking the upload).
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.quality.is_some_and(|q| q > 100) {
+            return Err(Error::InvalidOptions { detail: "quality is 0-100".into() });
+        }
+        if let Some(target) = self.target_quality
+            && !(0.0..=100.0).contains(&target)
+        {
+            return Err(Error::InvalidOptions { detail: format!("target quality {target} is not a score in 0-100") });
+        }
+        Ok(())
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -188,14 +204,7 @@ fn probe_in(input: &Path, scratch: &Path, options: &Options) -> Result<Probe, Er
 /// Compresses the video (or animated GIF) at `input`.
 pub fn compress(input: &Path, options: &Options) -> Result<Compressed, Error> {
     let started = Instant::now();
-    if options.quality.is_some_and(|q| q > 100) {
-        return Err(Error::InvalidOptions { detail: "quality is 0-100".into() });
-    }
-    if let Some(target) = options.target_quality
-        && !(0.0..=100.0).contains(&target)
-    {
-        return Err(Error::InvalidOptions { detail: format!("target quality {target} is not a score in 0-100") });
-    }
+    options.validate()?;
     let scratch = scratch_dir(options)?;
     let probed = probe_in(input, scratch.path(), options)?;
     let format = match options.format {

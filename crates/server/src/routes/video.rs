@@ -123,9 +123,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
         ..Options::default()
     };
     options.limits.max_input_bytes = video.max_body_bytes;
-    if params.quality.is_some_and(|q| q > 100) {
-        return Err(ApiError::BadRequest { code: "invalid_options", message: "quality is 0-100".into() });
-    }
+    options.validate().map_err(video_error)?;
     let admission = pool.try_admit()?;
 
     let temp_dir = video.temp_dir.clone().unwrap_or_else(std::env::temp_dir);

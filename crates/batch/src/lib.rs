@@ -15,6 +15,7 @@ mod manifest;
 mod progress;
 mod report;
 
+use std::collections::HashMap;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -161,6 +162,10 @@ struct Run {
     video: VideoSettings,
     args: BatchArgs,
     history: History,
+    /// Output key → the input written there (this run's, and the manifest's finished ones), so
+    /// that two inputs naming one output (`a.png` and `a.PNG` with `--format webp`) never
+    /// overwrite each other.
+    claimed: std::sync::Mutex<HashMap<String, String>>,
     manifest: Mutex<Manifest>,
     /// Compressions at once: images, and video transcodes (one permit each).
     cpu: Semaphore,
@@ -229,12 +234,19 @@ pub async fn run(args: BatchArgs, options: Options, mut video: VideoSettings) ->
     let cancel = Cancel::default();
     video.options.cancel = cancel.clone();
     video.options.temp_dir = scratch.as_ref().map(|d| d.path().to_owned());
+    let claimed = history
+        .last
+        .values()
+        .filter(|r| matches!(r.status, Status::Done | Status::Unchanged | Status::Existing))
+        .filter_map(|r| Some((r.output_key.clone()?, r.key.clone())))
+        .collect();
     let run = Arc::new(Run {
         src,
         dst,
         options,
         video,
         history,
+        claimed: std::sync::Mutex::new(claimed),
         manifest: Mutex::new(manifest),
         cpu: Semaphore::new(jobs),
         transcodes: Semaphore::new(args.video_jobs.clamp(1, jobs as u64) as usize),
@@ -335,8 +347,26 @@ fn scratch_dir(parent: &Path) -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("creating a temporary folder in {}", parent.display()))
 }
 
+/// Two inputs whose outputs have one name: the second is not written.
+#[derive(Debug)]
+struct OutputConflict {
+    output: String,
+    other: String,
+}
+
+impl std::fmt::Display for OutputConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is already the output of {}; not overwritten (rename one, or use another --format)", self.output, self.other)
+    }
+}
+
+impl std::error::Error for OutputConflict {}
+
 /// The stable code of an error for the manifest: the engine's or the video crate's, else `io`.
 fn error_code(e: &anyhow::Error) -> &'static str {
+    if e.downcast_ref::<OutputConflict>().is_some() {
+        return "output_conflict";
+    }
     if let Some(e) = e.downcast_ref::<compressor_engine::Error>() {
         e.code()
     } else if let Some(e) = e.downcast_ref::<compressor_video::Error>() {
@@ -552,6 +582,7 @@ impl Run {
         drop(permit);
         let result = result?;
         let output_relative = output_key(relative, result.format);
+        self.claim(&output_relative, relative)?;
         // A single PUT: the object appears whole or not at all (local: temp file + rename).
         let output = self.dst.child(&output_relative);
         let size = result.data.len() as u64;
@@ -600,6 +631,7 @@ impl Run {
             // Nothing smaller in its own container: copied as it is, under its own name.
             None => (relative.to_owned(), input.as_path()),
         };
+        self.claim(&output_key, relative)?;
         let output_size = self.upload(&output_key, from).await?;
         Ok(Outcome {
             status: if report.changed { Status::Done } else { Status::Unchanged },
@@ -608,6 +640,18 @@ impl Run {
             method: report.method.clone(),
             video: Some(VideoRecord::new(report)),
         })
+    }
+
+    /// Takes `output` for `input`, or refuses when another input already writes there.
+    fn claim(&self, output: &str, input: &str) -> Result<(), OutputConflict> {
+        let mut claimed = self.claimed.lock().unwrap();
+        match claimed.get(output) {
+            Some(other) if other != input => Err(OutputConflict { output: output.to_owned(), other: other.clone() }),
+            _ => {
+                claimed.insert(output.to_owned(), input.to_owned());
+                Ok(())
+            }
+        }
     }
 
     /// Copies an object into a temporary file in the scratch folder (removed when dropped).

@@ -578,6 +578,37 @@ fn resize_flags_apply_to_every_image_of_a_batch() {
     }
 }
 
+#[test]
+fn two_inputs_naming_one_output_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    // Both become a.webp; the second to finish must not replace the first.
+    std::fs::write(src.join("a.png"), png(1, 64)).unwrap();
+    std::fs::write(src.join("a.PNG"), png(2, 64)).unwrap();
+    let batch = || compressor().arg("batch").arg(&src).arg(&dst).args(["--format", "webp", "--json"]).output().unwrap();
+    let out = batch();
+    assert_eq!(out.status.code(), Some(1), "one input failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(tree(&dst), BTreeSet::from(["a.webp".to_owned()]));
+    let records = manifest_records(&dst);
+    let written: Vec<&serde_json::Value> = records.iter().filter(|r| r["status"] == "done").collect();
+    let refused: Vec<&serde_json::Value> = records.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!((written.len(), refused.len()), (1, 1), "{records:#?}");
+    assert_eq!(written[0]["output_key"], "a.webp");
+    assert_eq!(refused[0]["error_code"], "output_conflict", "{:?}", refused[0]);
+    let message = refused[0]["error"].as_str().unwrap();
+    assert!(message.contains("a.webp") && message.contains(written[0]["key"].as_str().unwrap()), "{message}");
+    let first = std::fs::read(dst.join("a.webp")).unwrap();
+    assert_eq!(std::fs::metadata(dst.join("a.webp")).unwrap().len(), written[0]["output_size"].as_u64().unwrap());
+
+    // A second run retries the refused input, which still may not take the finished one's output.
+    let out = batch();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(dst.join("a.webp")).unwrap(), first, "the first input's output was overwritten");
+    let again = manifest_records(&dst);
+    assert_eq!(again.last().unwrap()["error_code"], "output_conflict", "{again:#?}");
+}
+
 /// A 1 s clip (testsrc2 at 15 fps and a sine tone unless `extra` maps only the video) made by
 /// ffmpeg, in the container `path`'s extension names.
 fn clip(path: &Path, extra: &[&str]) {

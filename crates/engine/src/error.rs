@@ -44,6 +44,9 @@ pub enum Error {
     /// No setting of the encoder produces an output within `max_bytes`.
     #[error("cannot fit within {max_bytes} bytes: the smallest output is {smallest} bytes")]
     CannotFit { max_bytes: u64, smallest: u64 },
+    /// The caller cancelled the work (see [`crate::Cancel`]).
+    #[error("cancelled")]
+    Cancelled,
     /// A bug or a codec failure that is not the input's fault (including caught panics).
     #[error("internal error: {detail}")]
     Internal { detail: String },
@@ -75,6 +78,7 @@ impl Error {
             Error::LimitExceeded { .. } => "limit_exceeded",
             Error::InvalidOptions { .. } => "invalid_options",
             Error::CannotFit { .. } => "cannot_fit",
+            Error::Cancelled => "cancelled",
             Error::Internal { .. } => "internal",
         }
     }

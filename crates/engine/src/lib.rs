@@ -16,6 +16,7 @@
 //! per format behind one dispatch) → `score`, `image` (decoded images, pixels, metadata), `result`,
 //! `options`, `format`, `error`, `parallel`; `resize` sits beside `codecs`, used by the pipeline.
 
+mod cancel;
 mod codecs;
 mod error;
 mod format;
@@ -29,6 +30,7 @@ mod score;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub use cancel::Cancel;
 pub use codecs::probe;
 pub use error::{Error, LimitKind};
 pub use format::{Format, ImageInfo, detect};

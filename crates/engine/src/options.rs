@@ -236,6 +236,9 @@ pub struct Options {
     pub resize: Option<Resize>,
     /// With `max_bytes`: when even the lowest quality does not fit, shrink the image by steps until it does.
     pub allow_downscale: bool,
+    /// Set by the caller to stop the work at the next stage boundary.
+    #[serde(skip)]
+    pub cancel: crate::Cancel,
 }
 
 impl Default for Options {
@@ -255,6 +258,7 @@ impl Default for Options {
             first_frame: false,
             resize: None,
             allow_downscale: false,
+            cancel: crate::Cancel::default(),
         }
     }
 }

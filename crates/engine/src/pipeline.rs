@@ -43,6 +43,7 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
         let upright = source.apply_orientation();
         let plan = plan.on_source((width, height), (upright.width, upright.height));
         let resized = resize::apply(&upright, &plan)?;
+        options.cancel.check()?;
         Encoded { resized_from: Some((width, height)), ..convert(&resized, None, info, options)? }
     };
     encoded.notes.splice(0..0, notes);

@@ -220,3 +220,38 @@ fn options_parse_like_pngquant() {
     let bad_effort = Options { effort: 9, ..Options::default() };
     assert!(matches!(compress(&[], &bad_effort), Err(Error::InvalidOptions { .. })));
 }
+
+#[test]
+fn cancelled_work_stops_at_the_next_stage() {
+    let image = compressor_test_support::noisy_png(1500, 1500, 3);
+    // Cancelled before it starts: nothing is decoded.
+    let cancel = compressor_engine::Cancel::default();
+    cancel.cancel();
+    assert_eq!(compress(&image, &Options { cancel, ..Options::default() }).unwrap_err(), Error::Cancelled);
+    assert_eq!(Error::Cancelled.code(), "cancelled");
+
+    // Cancelled mid-search, from another thread: the call returns soon after, for each kind of
+    // work (a target-quality search, quantization, a conversion to WebP).
+    for options in [
+        Options { target_quality: Some(90.0), ..Options::default() },
+        Options { effort: 6, ..Options::default() },
+        Options { format: compressor_engine::OutputFormat::To(Format::WebP), target_quality: Some(95.0), ..Options::default() },
+    ] {
+        let whole = std::time::Instant::now();
+        compress(&image, &options).unwrap();
+        let whole = whole.elapsed();
+        let cancel = compressor_engine::Cancel::default();
+        let started = std::time::Instant::now();
+        let result = std::thread::scope(|s| {
+            let canceller = cancel.clone();
+            s.spawn(move || {
+                std::thread::sleep(whole / 10);
+                canceller.cancel();
+            });
+            compress(&image, &Options { cancel: cancel.clone(), ..options.clone() })
+        });
+        let took = started.elapsed();
+        assert_eq!(result.unwrap_err(), Error::Cancelled, "{options:?}");
+        assert!(took < whole / 2, "{options:?}: returned {took:?} after starting; the whole work takes {whole:?}");
+    }
+}

@@ -5,8 +5,6 @@
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -21,30 +19,10 @@ pub(crate) struct Bounds {
     pub cancel: Cancel,
 }
 
-/// Set by a caller that no longer wants the result (a client that went away, Ctrl-C): the
-/// running child is killed within about 10 ms and the call returns [`Error::Cancelled`].
-/// Clones share one switch.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
-
-/// Two switches are equal when they are the same switch.
-impl PartialEq for Cancel {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
-}
-
-impl Eq for Cancel {}
+/// The engine's switch: set by a caller that no longer wants the result (a client that went
+/// away, Ctrl-C); the running child is killed within about 10 ms and the call returns
+/// [`Error::Cancelled`].
+pub use compressor_engine::Cancel;
 
 /// What a finished child printed on standard output and error.
 pub(crate) struct Finished {

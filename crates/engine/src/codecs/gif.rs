@@ -258,9 +258,13 @@ fn encode_error(e: gif::EncodingError) -> Error {
 /// Quantizes all frames to one shared palette of at most 255 colours (one entry stays free for
 /// transparency) with libimagequant at quality `0-quality`. Animations are dithered lightly:
 /// dither noise differs from frame to frame and would defeat the unchanged-pixel optimisation.
-pub(crate) fn quantize(image: &Image, quality: u8, effort: u8) -> Result<Image, Error> {
-    let internal = |e: imagequant::Error| Error::internal(format!("imagequant: {e}"));
-    let mut attr = imagequant::new();
+pub(crate) fn quantize(image: &Image, quality: u8, options: &crate::Options) -> Result<Image, Error> {
+    let internal = |e: imagequant::Error| match e {
+        imagequant::Error::Aborted => Error::Cancelled,
+        e => Error::internal(format!("imagequant: {e}")),
+    };
+    let effort = options.effort;
+    let mut attr = super::png::quantizer(&options.cancel);
     attr.set_max_colors(255).map_err(internal)?;
     attr.set_quality(0, quality).map_err(internal)?;
     attr.set_speed(i32::from(6 - effort.min(5))).map_err(internal)?;

@@ -118,6 +118,7 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
     let Decoded::Pixels(original) = original else {
         return Ok(lossless_result(vec!["CMYK JPEG: re-encoded losslessly (colour conversion would change the colours)".into()]));
     };
+    options.cancel.check()?;
     let quality = options.quality.map_or(DEFAULT_QUALITY, |q| q.max);
     let lossy = encode(&original, quality, &markers)?;
     // A lossless transcode that is already smaller is strictly better than a lossy one.

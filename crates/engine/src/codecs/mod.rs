@@ -49,6 +49,7 @@ pub(crate) fn decode(input: &[u8], info: &ImageInfo, options: &Options) -> Resul
 /// [`decode`] at up to 1/`shrink` of the size (1, 2, 4 or 8) where the format can do that for
 /// less work (JPEG's scaled inverse DCT); other formats decode at full size.
 pub(crate) fn decode_shrunk(input: &[u8], info: &ImageInfo, options: &Options, shrink: u32) -> Result<Image, Error> {
+    options.cancel.check()?;
     match info.format {
         Format::Png => png::decode_image(input, options),
         Format::Jpeg => jpeg::decode_image(input, shrink),
@@ -77,6 +78,8 @@ pub(crate) fn decodes_to(data: &[u8], format: Format, image: &Image, options: &O
 
 /// One encoding of the image in one format, with what it cost in quality.
 pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool, options: &Options) -> Result<Vec<u8>, Error> {
+    // Every candidate and every search step comes through here: the stage boundary to stop at.
+    options.cancel.check()?;
     match (format, lossless) {
         (Format::Png, true) => png::encode_lossless(image, options),
         (Format::Png, false) => png::encode_quantized(image, quality, options),
@@ -87,7 +90,7 @@ pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool,
         (Format::Gif, true) => {
             gif::encode_exact(image)?.ok_or_else(|| Error::unsupported("a frame has more than 255 colours: GIF cannot hold it losslessly"))
         }
-        (Format::Gif, false) => gif::encode_exact(&gif::quantize(image, quality, options.effort)?)?
+        (Format::Gif, false) => gif::encode_exact(&gif::quantize(image, quality, options)?)?
             .ok_or_else(|| Error::internal("quantized GIF frames still exceed 255 colours")),
     }
 }
@@ -123,12 +126,14 @@ pub(crate) fn encode_plain(image: &Image, format: Format, options: &Options) -> 
 
 /// The format's own optimiser: lossless re-encodings are verified, lossy ones scored.
 pub(crate) fn optimise(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+    options.cancel.check()?;
     match info.format {
         Format::Png => png::compress(input, info, options),
         Format::Jpeg => jpeg::compress(input, info, options),
         Format::Gif | Format::WebP => {
             let source = decode(input, info, options)?;
             let mut candidate = encode_plain(&source, info.format, options)?;
+            options.cancel.check()?;
             // Palette quantization can lose to the exact re-encoding on already-paletted GIFs.
             if info.format == Format::Gif && !candidate.lossless {
                 let exact = encode_plain(&source, info.format, &Options { mode: Mode::Lossless, ..options.clone() });

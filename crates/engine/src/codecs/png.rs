@@ -39,6 +39,7 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
 }
 
 fn lossless(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+    options.cancel.check()?;
     let mut opts = lossless_preset(options);
     opts.strip = StripChunks::None; // the policy was applied by `apply_metadata_policy`
     // The input's pixels are needed only for the proof below; decode them while oxipng works.
@@ -47,6 +48,7 @@ fn lossless(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) 
         || oxipng::optimize_from_memory(prepared, &opts).map_err(|e| Error::corrupt(format!("PNG: {e}"))),
     );
     let (original, output) = (original?, output?);
+    options.cancel.check()?;
     // The guarantee of this mode: decode what we made and compare every pixel with the input.
     match decode(&output, options) {
         Ok(decoded) if decoded.same_pixels(&original) => {}
@@ -76,7 +78,7 @@ fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> 
     }
     let original = decode(input, options)?;
     let quality = options.quality.unwrap_or(DEFAULT_QUALITY);
-    let (palette, indices, achieved) = match quantize(&original, quality, options.effort)? {
+    let (palette, indices, achieved) = match quantize(&original, quality, options)? {
         Some(q) => q,
         None => {
             let mut out = lossless(input, prepared, info, options)?;
@@ -84,6 +86,7 @@ fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> 
             return Ok(out);
         }
     };
+    options.cancel.check()?;
     // Carry the (already policy-filtered) ancillary chunks over to the paletted image.
     let extra: Vec<([u8; 4], Vec<u8>)> = chunks
         .iter()
@@ -156,8 +159,8 @@ pub(crate) fn encode_lossless(image: &Image, options: &Options) -> Result<Vec<u8
 /// Encodes decoded pixels as a quantized (paletted) PNG at libimagequant quality `0-quality`.
 pub(crate) fn encode_quantized(image: &Image, quality: u8, options: &Options) -> Result<Vec<u8>, Error> {
     let pixels = image.first();
-    let (palette, indices, _) = quantize(pixels, Quality::new(0, quality), options.effort)?
-        .ok_or_else(|| Error::internal("quantization failed at minimum quality 0"))?;
+    let (palette, indices, _) =
+        quantize(pixels, Quality::new(0, quality), options)?.ok_or_else(|| Error::internal("quantization failed at minimum quality 0"))?;
     let icc = image.icc.as_deref().filter(|_| options.metadata != MetadataPolicy::Strip);
     write_paletted(pixels.width, pixels.height, &palette, &indices, &[], icc, options)
 }
@@ -179,10 +182,21 @@ pub(crate) fn decode_image(data: &[u8], options: &Options) -> Result<Image, Erro
 /// Palette and indices, or `None` when the minimum quality cannot be met (pngquant's exit 99).
 type Quantized = (Vec<RGBA8>, Vec<u8>, Option<u8>);
 
-fn quantize(pixels: &Pixels, quality: Quality, effort: u8) -> Result<Option<Quantized>, Error> {
+/// libimagequant's settings, stopping (with `Error::Aborted`) soon after `cancel` is set.
+pub(crate) fn quantizer(cancel: &crate::Cancel) -> imagequant::Attributes {
+    let mut attr = imagequant::new();
+    let cancel = cancel.clone();
+    attr.set_progress_callback(
+        move |_| if cancel.is_cancelled() { imagequant::ControlFlow::Break } else { imagequant::ControlFlow::Continue },
+    );
+    attr
+}
+
+fn quantize(pixels: &Pixels, quality: Quality, options: &Options) -> Result<Option<Quantized>, Error> {
+    let effort = options.effort;
     let rgba = pixels.to_rgba8();
     let bitmap: &[imagequant::RGBA] = bytemuck::cast_slice(&rgba);
-    let mut attr = imagequant::new();
+    let mut attr = quantizer(&options.cancel);
     // pngquant's default speed is 4 (our default effort 2); more effort, slower and better.
     attr.set_speed(i32::from(6 - effort.min(5))).map_err(|e| Error::internal(format!("imagequant speed: {e}")))?;
     attr.set_quality(quality.min, quality.max).map_err(|e| Error::internal(format!("imagequant quality: {e}")))?;
@@ -192,6 +206,7 @@ fn quantize(pixels: &Pixels, quality: Quality, effort: u8) -> Result<Option<Quan
     let mut result = match attr.quantize(&mut image) {
         Ok(r) => r,
         Err(imagequant::Error::QualityTooLow) => return Ok(None),
+        Err(imagequant::Error::Aborted) => return Err(Error::Cancelled),
         Err(e) => return Err(Error::internal(format!("imagequant: {e}"))),
     };
     result.set_dithering_level(1.0).map_err(|e| Error::internal(format!("imagequant dithering: {e}")))?;

@@ -203,7 +203,7 @@ impl Drop for CancelOnDrop {
 }
 
 /// Runs a batch; the returned report says what happened (the caller picks the exit status).
-pub async fn run(args: BatchArgs, options: Options, mut video: VideoSettings) -> anyhow::Result<Report> {
+pub async fn run(args: BatchArgs, mut options: Options, mut video: VideoSettings) -> anyhow::Result<Report> {
     let started = Instant::now();
     let (index, count) = shard(&args)?;
     let src = Location::parse(&args.src, false)?;
@@ -231,7 +231,9 @@ pub async fn run(args: BatchArgs, options: Options, mut video: VideoSettings) ->
         true => None,
         false => Some(scratch_dir(&args.temp_dir.clone().unwrap_or_else(std::env::temp_dir))?),
     };
+    // Ctrl-C stops the work in flight too: images at their next stage, videos at once.
     let cancel = Cancel::default();
+    options.cancel = cancel.clone();
     video.options.cancel = cancel.clone();
     video.options.temp_dir = scratch.as_ref().map(|d| d.path().to_owned());
     let claimed = history
@@ -392,6 +394,7 @@ fn name_the_key(e: compressor_video::Error, input: &Path, relative: &str) -> com
 
 fn is_cancelled(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<compressor_video::Error>(), Some(compressor_video::Error::Cancelled))
+        || matches!(e.downcast_ref::<compressor_engine::Error>(), Some(compressor_engine::Error::Cancelled))
 }
 
 impl Run {

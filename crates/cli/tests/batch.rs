@@ -834,6 +834,49 @@ fn ctrl_c_kills_a_running_transcode_and_removes_its_temporary_files() {
     assert!(manifest_records(&dst).is_empty());
 }
 
+#[test]
+fn ctrl_c_stops_an_image_in_flight_at_its_next_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    // A target-quality search on a 4 MP image: seconds of work in many stages.
+    std::fs::write(src.join("big.png"), compressor_test_support::noisy_png(2000, 2000, 11)).unwrap();
+    let batch = |dst: &Path| {
+        compressor()
+            .arg("batch")
+            .arg(&src)
+            .arg(dst)
+            .args(["--target-quality", "90"])
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let whole_run = batch(&dir.path().join("whole")).wait().unwrap();
+    assert!(whole_run.success());
+    let whole = started.elapsed();
+
+    let mut child = batch(&dst);
+    std::thread::sleep(Duration::from_millis(500).min(whole / 4));
+    let signalled = Instant::now();
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < whole, "the run did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stopped = signalled.elapsed();
+    eprintln!("the whole run: {whole:?}; stopped {stopped:?} after Ctrl-C");
+    assert_eq!(status.code(), Some(130));
+    assert!(stopped * 3 < whole, "stopped {stopped:?} after Ctrl-C; the image takes {whole:?}");
+    assert!(tree(&dst).is_empty());
+    // Not recorded, so the next run does it.
+    assert!(manifest_records(&dst).is_empty());
+}
+
 /// PUTs one object on the moto server.
 fn put_object(moto: &Moto, bucket: &str, key: &str, body: Vec<u8>) {
     let rt = tokio::runtime::Runtime::new().unwrap();

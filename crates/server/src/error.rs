@@ -100,6 +100,8 @@ impl From<EngineError> for ApiError {
             EngineError::Corrupt { .. } | EngineError::CannotFit { .. } => ApiError::Unprocessable { code, message },
             EngineError::InvalidOptions { .. } => ApiError::BadRequest { code, message },
             EngineError::Internal { .. } => ApiError::Internal(message),
+            // Only the request's own drop guard cancels, so no one is left to read this.
+            EngineError::Cancelled => ApiError::Internal(message),
         }
     }
 }

@@ -486,6 +486,36 @@ async fn slow_requests_time_out_with_504() {
     assert!(started.elapsed() < Duration::from_secs(1), "504 after {:?}", started.elapsed());
 }
 
+/// Waits until the only worker is free again (readiness stops saying saturated).
+async fn worker_free(client: &reqwest::Client, server: &Server) {
+    wait_until("the worker to be free", Duration::from_secs(120), || async { readiness(client, server).await == "ready" }).await;
+}
+
+#[tokio::test]
+async fn a_timed_out_request_stops_its_work_and_frees_its_worker() {
+    // A target-quality search on a 4 MP image: many stages (quantize, encode, score per step).
+    let (image, query) = (png(2000, 2000, 11), "/v1/compress?target_quality=90");
+    let client = client();
+    let one = |timeout: Duration| Config { workers: 1, queue: 0, request_timeout: timeout, ..config() };
+
+    let server = Server::start(one(Duration::from_secs(120))).await;
+    let started = std::time::Instant::now();
+    let response = client.post(server.url(query)).body(image.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let whole = started.elapsed();
+
+    let server = Server::start(one(Duration::from_millis(100))).await;
+    let started = std::time::Instant::now();
+    let (status, _, code) = error_of(client.post(server.url(query)).body(image).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::GATEWAY_TIMEOUT, "timeout"));
+    worker_free(&client, &server).await;
+    let freed = started.elapsed();
+    println!("the whole request: {whole:?}; with a 100 ms timeout, the worker was free after {freed:?}");
+    assert!(freed * 3 < whole, "freed after {freed:?}; the work takes {whole:?}");
+    let response = client.post(server.url("/v1/compress")).body(png(16, 16, 1)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the freed worker serves the next request");
+}
+
 #[tokio::test]
 async fn cors_echoes_only_configured_origins() {
     let origins = vec!["https://app.example".to_owned()];

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use compressor_video::{Cancel, Error as VideoError, Options, VideoFormat};
+use compressor_video::{Error as VideoError, Options, VideoFormat};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -130,14 +130,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
     let upload = read_video(request, video.max_body_bytes, &temp_dir).await?;
     state.metrics.bytes_in(ROUTE, upload.size as usize);
 
-    // Dropped with this future (client gone, timeout): the transcode is stopped at once.
-    struct CancelOnDrop(Cancel);
-    impl Drop for CancelOnDrop {
-        fn drop(&mut self) {
-            self.0.cancel();
-        }
-    }
-    let cancel = CancelOnDrop(options.cancel.clone());
+    let cancel = upload::CancelOnDrop(options.cancel.clone());
     let input = upload.file;
     let (input, compressed) = pool
         .run(admission, move || {

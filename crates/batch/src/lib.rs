@@ -193,15 +193,6 @@ struct Outcome {
     video: Option<VideoRecord>,
 }
 
-/// Kills the running transcodes when the run ends by an error or a panic.
-struct CancelOnDrop(Cancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 /// Runs a batch; the returned report says what happened (the caller picks the exit status).
 pub async fn run(args: BatchArgs, mut options: Options, mut video: VideoSettings) -> anyhow::Result<Report> {
     let started = Instant::now();
@@ -260,7 +251,8 @@ pub async fn run(args: BatchArgs, mut options: Options, mut video: VideoSettings
         progress: progress::Progress::new(args.json),
         args: args.clone(),
     });
-    let _cancel_on_drop = CancelOnDrop(cancel.clone());
+    // Stops the work in flight when the run ends by an error or a panic.
+    let _cancel_on_drop = compressor_engine::CancelOnDrop(cancel.clone());
 
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -438,19 +430,7 @@ impl Run {
     /// Writes the key's record and counts it; a video cancelled by Ctrl-C is not recorded (the
     /// next run does it).
     async fn record(&self, relative: String, meta: ObjectMeta, version: String, outcome: anyhow::Result<Outcome>) {
-        let mut record = Record {
-            key: relative.clone(),
-            source_size: meta.size,
-            source_version: version,
-            status: Status::Failed,
-            output_key: None,
-            output_size: None,
-            error: None,
-            at: Record::now(),
-            method: None,
-            error_code: None,
-            video: None,
-        };
+        let mut record = Record::new(&relative, meta.size, &version, Status::Failed);
         match outcome {
             Ok(outcome) => {
                 let mut report = self.report.lock().unwrap();
@@ -509,19 +489,8 @@ impl Run {
             // An output without a record: written by a run killed before it could record it.
             let output = self.dst.child(relative);
             if self.dst.store.head(&output).await.is_ok() {
-                let record = Record {
-                    key: relative.to_owned(),
-                    source_size: meta.size,
-                    source_version: version.to_owned(),
-                    status: Status::Existing,
-                    output_key: Some(relative.to_owned()),
-                    output_size: None,
-                    error: None,
-                    at: Record::now(),
-                    method: None,
-                    error_code: None,
-                    video: None,
-                };
+                let record =
+                    Record { output_key: Some(relative.to_owned()), ..Record::new(relative, meta.size, version, Status::Existing) };
                 let _ = self.manifest.lock().await.record(&record).await;
                 return Some("output exists");
             }

@@ -88,6 +88,23 @@ impl VideoRecord {
 }
 
 impl Record {
+    /// A record of `key` from this source, stamped now, with `status` and nothing else filled in.
+    pub fn new(key: &str, source_size: u64, source_version: &str, status: Status) -> Record {
+        Record {
+            key: key.to_owned(),
+            source_size,
+            source_version: source_version.to_owned(),
+            status,
+            output_key: None,
+            output_size: None,
+            error: None,
+            at: Record::now(),
+            method: None,
+            error_code: None,
+            video: None,
+        }
+    }
+
     pub fn now() -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
     }

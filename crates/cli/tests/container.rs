@@ -20,6 +20,21 @@ fn ok(out: Output) -> String {
 /// A container removed when the test ends, however it ends.
 struct Container(String);
 
+impl Container {
+    /// Runs `image` detached as `name`: the host's network, a read-only root, listening on `port`
+    /// of loopback, with extra `VAR=value` settings.
+    fn start(name: &str, image: &str, port: u16, env: &[&str]) -> Container {
+        let listen = format!("COMPRESSOR_LISTEN=127.0.0.1:{port}");
+        let mut args = vec!["run", "--detach", "--name", name, "--network", "host", "--read-only", "--env", &listen];
+        for setting in env {
+            args.extend(["--env", setting]);
+        }
+        args.push(image);
+        ok(podman(&args));
+        Container(name.to_owned())
+    }
+}
+
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman(&["rm", "--force", "--time", "0", &self.0]);
@@ -43,22 +58,7 @@ async fn the_image_serves_checks_its_health_and_drains_on_stop() {
     println!("{summary}");
 
     let port = free_port();
-    let name = format!("compressor-test-{}", std::process::id());
-    ok(podman(&[
-        "run",
-        "--detach",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "--read-only",
-        "--env",
-        &format!("COMPRESSOR_LISTEN=127.0.0.1:{port}"),
-        "--env",
-        "COMPRESSOR_SHUTDOWN_GRACE=30s",
-        &image,
-    ]));
-    let container = Container(name.clone());
+    let container = Container::start(&format!("compressor-test-{}", std::process::id()), &image, port, &["COMPRESSOR_SHUTDOWN_GRACE=30s"]);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let health = format!("{base}/health");
@@ -159,20 +159,7 @@ async fn the_video_image_transcodes_videos_and_gifs_on_a_read_only_root() {
     println!("{summary}");
 
     let port = free_port();
-    let name = format!("compressor-video-test-{}", std::process::id());
-    ok(podman(&[
-        "run",
-        "--detach",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "--read-only",
-        "--env",
-        &format!("COMPRESSOR_LISTEN=127.0.0.1:{port}"),
-        &image,
-    ]));
-    let _container = Container(name);
+    let _container = Container::start(&format!("compressor-video-test-{}", std::process::id()), &image, port, &[]);
     let base = format!("http://127.0.0.1:{port}");
     wait_until("the service in the container", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let client = reqwest::Client::new();

@@ -26,6 +26,17 @@ impl Cancel {
     }
 }
 
+/// Sets its switch when dropped: held by work whose caller may go away (a request's future, a
+/// batch run), so that dropping the caller stops the work.
+#[derive(Debug)]
+pub struct CancelOnDrop(pub Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
 /// Two switches are equal when they are the same switch.
 impl PartialEq for Cancel {
     fn eq(&self, other: &Self) -> bool {

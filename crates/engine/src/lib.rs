@@ -30,7 +30,7 @@ mod score;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-pub use cancel::Cancel;
+pub use cancel::{Cancel, CancelOnDrop};
 pub use codecs::probe;
 pub use error::{Error, LimitKind};
 pub use format::{Format, ImageInfo, detect};

@@ -106,6 +106,23 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// Each video error with the status the image route gives its like.
+impl From<compressor_video::Error> for ApiError {
+    fn from(e: compressor_video::Error) -> Self {
+        use compressor_video::Error as VideoError;
+        let message = e.to_string();
+        match e {
+            VideoError::Unsupported { .. } => ApiError::Unsupported(message),
+            VideoError::Corrupt { .. } => ApiError::Unprocessable { code: "corrupt_video", message },
+            VideoError::Failed { .. } => ApiError::Unprocessable { code: "transcode_failed", message },
+            VideoError::LimitExceeded { .. } => ApiError::TooLarge { code: "limit_exceeded", message },
+            VideoError::InvalidOptions { .. } => ApiError::BadRequest { code: "invalid_options", message },
+            VideoError::Timeout { seconds, .. } => ApiError::Timeout((seconds * 1000.0) as u128),
+            VideoError::Cancelled | VideoError::ToolMissing { .. } | VideoError::Io(_) => ApiError::Internal(message),
+        }
+    }
+}
+
 /// The JSON error response for a status and code, also used to give bodies to the bare error
 /// responses of tower layers (body limit, timeout, method not allowed).
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -120,16 +120,6 @@ pub(super) fn multipart_error(error: axum::extract::multipart::MultipartError, m
     }
 }
 
-/// Cancels the work of a request whose future is dropped (client gone, timeout): the engine
-/// stops at its next stage boundary (ffmpeg at once) and its worker is free again.
-pub(super) struct CancelOnDrop(pub compressor_engine::Cancel);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 /// What the engine returned and how long it took on its worker.
 pub struct Outcome {
     pub result: Compressed,
@@ -145,7 +135,9 @@ pub async fn compress(
     options: Options,
 ) -> Result<Outcome, ApiError> {
     state.metrics.bytes_in(route, data.len());
-    let _cancel = CancelOnDrop(options.cancel.clone());
+    // Dropped with this future (client gone, timeout): the engine stops at its next stage and
+    // the worker is free again.
+    let _cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let (result, processing_ms) = state
         .pool
         .run(admission, move || {

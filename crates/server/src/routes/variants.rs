@@ -113,7 +113,7 @@ pub async fn variants(State(state): State<AppState>, request: Request) -> Result
     let stem = upload::output_stem(upload.filename.as_deref());
     state.metrics.bytes_in(ROUTE, upload.data.len());
     let zip_stem = stem.clone();
-    let _cancel = upload::CancelOnDrop(options.cancel.clone());
+    let _cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let (zip, count) = state
         .pool
         .run(admission, move || -> Result<(Vec<u8>, usize), ApiError> {

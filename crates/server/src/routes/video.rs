@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use compressor_video::{Error as VideoError, Options, VideoFormat};
+use compressor_video::{Options, VideoFormat};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -112,7 +112,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
     let pool = state.video_pool.clone().ok_or_else(|| ApiError::Internal("video route without video pool".into()))?;
     let mut options = Options {
         format: match &params.format {
-            Some(format) => format.parse().map_err(video_error)?,
+            Some(format) => format.parse().map_err(ApiError::from)?,
             None => VideoFormat::Keep,
         },
         quality: params.quality,
@@ -123,14 +123,14 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
         ..Options::default()
     };
     options.limits.max_input_bytes = video.max_body_bytes;
-    options.validate().map_err(video_error)?;
+    options.validate().map_err(ApiError::from)?;
     let admission = pool.try_admit()?;
 
     let temp_dir = video.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let upload = read_video(request, video.max_body_bytes, &temp_dir).await?;
     state.metrics.bytes_in(ROUTE, upload.size as usize);
 
-    let cancel = upload::CancelOnDrop(options.cancel.clone());
+    let cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let input = upload.file;
     let (input, compressed) = pool
         .run(admission, move || {
@@ -138,7 +138,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
             (input, result)
         })
         .await?;
-    let compressed = compressed.map_err(video_error)?;
+    let compressed = compressed.map_err(ApiError::from)?;
     drop(cancel);
 
     let report = compressed.report;
@@ -251,19 +251,5 @@ impl Sink {
         }
         self.size += data.len() as u64;
         self.out.write_all(data).await.map_err(|e| ApiError::Internal(format!("writing the upload: {e}")))
-    }
-}
-
-/// Each video error with the status the image route gives its like.
-fn video_error(e: VideoError) -> ApiError {
-    let message = e.to_string();
-    match e {
-        VideoError::Unsupported { .. } => ApiError::Unsupported(message),
-        VideoError::Corrupt { .. } => ApiError::Unprocessable { code: "corrupt_video", message },
-        VideoError::Failed { .. } => ApiError::Unprocessable { code: "transcode_failed", message },
-        VideoError::LimitExceeded { .. } => ApiError::TooLarge { code: "limit_exceeded", message },
-        VideoError::InvalidOptions { .. } => ApiError::BadRequest { code: "invalid_options", message },
-        VideoError::Timeout { seconds, .. } => ApiError::Timeout((seconds * 1000.0) as u128),
-        VideoError::Cancelled | VideoError::ToolMissing { .. } | VideoError::Io(_) => ApiError::Internal(message),
     }
 }

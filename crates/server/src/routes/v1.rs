@@ -120,6 +120,10 @@ pub struct ImageBytes(Vec<u8>);
         description = "The image, raw or as the `file` field of a multipart form",
         content(
             (ImageBytes = "application/octet-stream"),
+            (ImageBytes = "image/tiff"),
+            (ImageBytes = "image/bmp"),
+            (ImageBytes = "image/heic"),
+            (ImageBytes = "image/heif"),
             (CompressForm = "multipart/form-data"),
         ),
     ),

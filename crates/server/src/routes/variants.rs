@@ -73,7 +73,14 @@ pub struct Variant {
     params(VariantsParams, CompressParams),
     request_body(
         description = "The image, raw or as the `file` field of a multipart form",
-        content((ImageBytes = "application/octet-stream"), (v1::CompressForm = "multipart/form-data")),
+        content(
+            (ImageBytes = "application/octet-stream"),
+            (ImageBytes = "image/tiff"),
+            (ImageBytes = "image/bmp"),
+            (ImageBytes = "image/heic"),
+            (ImageBytes = "image/heif"),
+            (v1::CompressForm = "multipart/form-data"),
+        ),
     ),
     responses(
         (status = 200, description = "A ZIP of the variants and manifest.json",

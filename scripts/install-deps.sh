@@ -16,6 +16,7 @@ packages=(
   haproxy         # the rolling-restart test runs three instances behind a real load balancer
   binutils        # strip, for the container image
   chromium chromium-driver  # the web page is tested in headless Chromium through chromedriver
+  g++             # libFuzzer, built by the fuzz targets' libfuzzer-sys, is C++
   ffmpeg          # crates/video transcodes through ffmpeg and ffprobe (its tests make their inputs with it too)
 )
 
@@ -67,6 +68,12 @@ fi
 if ! st --version 2>/dev/null | grep -qx 'st, version 4.32.5'; then
   python3 -m pip install --quiet "schemathesis==4.32.5" ||
     python3 -m pip install --quiet --break-system-packages "schemathesis==4.32.5"
+fi
+
+# The fuzz targets (scripts/fuzz.sh): cargo fuzz from crates.io, pinned; libFuzzer itself is
+# built from source by the libfuzzer-sys crate (with g++).
+if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz 0.13.2" ]]; then
+  cargo install cargo-fuzz --locked --version 0.13.2
 fi
 
 # The peer tools `compressor bench` (and its harness test) compare against.

@@ -35,6 +35,8 @@ use tokio::task::JoinSet;
 
 pub use location::{Location, sanitise};
 pub use manifest::{Record, Status, VideoRecord};
+#[doc(hidden)]
+pub use manifest::read_manifest;
 pub use report::Report;
 
 use manifest::{History, Manifest};

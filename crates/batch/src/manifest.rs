@@ -118,6 +118,12 @@ pub struct History {
 }
 
 impl History {
+    /// Reads the lines of a manifest file or segment. Bytes that are not UTF-8 (a line cut inside
+    /// a character by a kill) spoil only their own line, never the records around it.
+    pub(crate) fn read(&mut self, bytes: &[u8]) {
+        String::from_utf8_lossy(bytes).lines().for_each(|l| self.add(l));
+    }
+
     fn add(&mut self, line: &str) {
         // A line cut short by a kill is ignored: its key is simply redone.
         let Ok(record) = serde_json::from_str::<Record>(line) else { return };
@@ -126,6 +132,14 @@ impl History {
         }
         self.last.insert(record.key.clone(), record);
     }
+}
+
+/// The last record of each key in manifest bytes, read exactly as a resumed run reads them. For
+/// tests and fuzz targets; not a stable API.
+pub fn read_manifest(bytes: &[u8]) -> HashMap<String, Record> {
+    let mut history = History::default();
+    history.read(bytes);
+    history.last
 }
 
 pub enum Manifest {
@@ -150,8 +164,8 @@ impl Manifest {
     /// Reads what earlier runs recorded without opening anything for writing.
     pub fn read_only(path: &std::path::Path) -> History {
         let mut history = History::default();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            text.lines().for_each(|l| history.add(l));
+        if let Ok(bytes) = std::fs::read(path) {
+            history.read(&bytes);
         }
         history
     }
@@ -162,11 +176,15 @@ impl Manifest {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let mut history = History::default();
-        if let Ok(text) = std::fs::read_to_string(path) {
-            text.lines().for_each(|l| history.add(l));
-        }
-        let file =
+        let bytes = std::fs::read(path).unwrap_or_default();
+        history.read(&bytes);
+        let mut file =
             std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        // A kill can leave the last line without its newline: end it, or the first record of this
+        // run would be glued to it and lost too.
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            file.write_all(b"\n").context("writing the manifest")?;
+        }
         Ok((Manifest::Local { file }, history))
     }
 
@@ -177,7 +195,7 @@ impl Manifest {
         segments.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
         for segment in segments {
             let bytes = store.get(&segment).await?.bytes().await?;
-            String::from_utf8_lossy(&bytes).lines().for_each(|l| history.add(l));
+            history.read(&bytes);
         }
         let run = format!("{:016x}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
         Ok((Manifest::Remote { store, folder, pending: Vec::new(), run, segment: 0, flushed: Instant::now() }, history))

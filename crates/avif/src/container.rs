@@ -186,6 +186,9 @@ fn parse_property(b: &Bmff<'_>) -> Result<Property, AvifError> {
         // and display metadata (clli, mdcv, cclv, amve, pasp); layer sizes of progressive images
         // (a1lx: the decoder outputs the last, complete layer); clean aperture (clap: not applied,
         // see the crate docs).
+        // Layer selection: 0xFFFF lets the decoder choose (it outputs the last, complete layer, as
+        // without `lsel`); a fixed layer is not supported.
+        b"lsel" if r.u16()? == 0xFFFF => Property::Ignored,
         b"av1C" | b"pixi" | b"clli" | b"mdcv" | b"cclv" | b"amve" | b"pasp" | b"a1lx" | b"clap" => Property::Ignored,
         other => Property::Unknown(*other),
     })
@@ -212,6 +215,74 @@ pub(crate) struct Image {
     pub nclx: Option<Nclx>,
     pub icc: Option<Vec<u8>>,
     pub transforms: Vec<Transform>,
+    /// A `grid` primary item: `ispe` is then the grid's output size, `color` is empty and
+    /// `alpha` is set only for a single alpha image covering the whole output.
+    pub grid: Option<Grid>,
+}
+
+/// A `grid` derived image: `rows` × `columns` tiles of `tile` size each, placed row by row and
+/// cropped to the output size (ISO/IEC 23008-12 6.6.2.3).
+pub(crate) struct Grid {
+    pub rows: u32,
+    pub columns: u32,
+    pub tile: (u32, u32),
+    /// The AV1 payload of each colour tile, row-major.
+    pub color: Vec<Vec<u8>>,
+    /// The AV1 payload of each alpha tile, when the alpha image is a grid of the same layout.
+    pub alpha: Option<Vec<Vec<u8>>>,
+}
+
+/// Most tiles one grid may have (255 × 255 is what the box can say; this bounds the work a
+/// small file can ask for).
+const MAX_GRID_TILES: u32 = 4096;
+
+/// The grid of `item`: rows, columns and output size from its payload, tiles from its `dimg`
+/// references (all `av01`, all of one size that covers the output).
+fn parse_grid(data: &[u8], meta: &Meta<'_>, item: u32, with_payload: bool) -> Result<((u32, u32), Grid, u32), AvifError> {
+    let payload = item_data(data, meta, item)?;
+    let mut r = Reader::new(&payload, "grid");
+    let version = r.u8()?;
+    if version != 0 {
+        return Err(unsupported(format!("'grid' version {version}")));
+    }
+    let flags = r.u8()?;
+    let rows = u32::from(r.u8()?) + 1;
+    let columns = u32::from(r.u8()?) + 1;
+    let (width, height) = if flags & 1 == 1 { (r.u32()?, r.u32()?) } else { (u32::from(r.u16()?), u32::from(r.u16()?)) };
+    if width == 0 || height == 0 {
+        return Err(corrupt(format!("grid output size is {width}x{height}")));
+    }
+    if rows * columns > MAX_GRID_TILES {
+        return Err(unsupported(format!("grid of {rows}x{columns} tiles (at most {MAX_GRID_TILES})")));
+    }
+    let tiles: Vec<u32> =
+        meta.references.iter().filter(|&&(kind, from, _)| kind == *b"dimg" && from == item).map(|&(_, _, to)| to).collect();
+    if tiles.len() as u32 != rows * columns {
+        return Err(corrupt(format!("grid of {rows}x{columns} has {} tiles", tiles.len())));
+    }
+    let mut tile_size = None;
+    for &tile in &tiles {
+        match meta.items.get(&tile) {
+            Some(t) if *t == *b"av01" => {}
+            Some(t) => return Err(unsupported(format!("grid tile of type '{}'", fourcc(*t)))),
+            None => return Err(corrupt(format!("grid tile {tile} is not listed in 'iinf'"))),
+        }
+        let size = item_properties(meta, tile)?.iter().find_map(|p| if let Property::Ispe(w, h) = p { Some((*w, *h)) } else { None });
+        let size = size.ok_or_else(|| corrupt("grid tile has no size ('ispe')"))?;
+        if *tile_size.get_or_insert(size) != size {
+            return Err(corrupt("grid tiles differ in size"));
+        }
+    }
+    let (tw, th) = tile_size.unwrap_or((0, 0));
+    // The tiles cover the output, and no whole row or column lies outside it.
+    let covers = |tile: u32, n: u32, out: u32| {
+        u64::from(tile) * u64::from(n) >= u64::from(out) && u64::from(tile) * u64::from(n - 1) < u64::from(out)
+    };
+    if tw == 0 || th == 0 || !covers(tw, columns, width) || !covers(th, rows, height) {
+        return Err(corrupt(format!("{columns}x{rows} tiles of {tw}x{th} do not match the grid's {width}x{height}")));
+    }
+    let color = if with_payload { tiles.iter().map(|&t| item_data(data, meta, t)).collect::<Result<_, _>>()? } else { Vec::new() };
+    Ok(((width, height), Grid { rows, columns, tile: (tw, th), color, alpha: None }, tiles[0]))
 }
 
 struct Meta<'a> {
@@ -258,8 +329,7 @@ pub(crate) fn parse(data: &[u8], with_payload: bool) -> Result<Image, AvifError>
     })?;
     let item_type = |id: u32| meta.items.get(&id).copied();
     match item_type(primary) {
-        Some(t) if t == *b"av01" => {}
-        Some(t) if t == *b"grid" => return Err(unsupported("grid (tiled) AVIF images are not supported")),
+        Some(t) if t == *b"av01" || t == *b"grid" => {}
         Some(t) if t == *b"iovl" => return Err(unsupported("overlay ('iovl') AVIF images are not supported")),
         Some(t) if t == *b"tmap" => return Err(unsupported("tone-mapped ('tmap') primary images are not supported")),
         Some(t) => return Err(unsupported(format!("primary item of type '{}' is not an AV1 image", fourcc(t)))),
@@ -280,6 +350,24 @@ pub(crate) fn parse(data: &[u8], with_payload: bool) -> Result<Image, AvifError>
             _ => {}
         }
     }
+    let mut grid = None;
+    if item_type(primary) == Some(*b"grid") {
+        let (size, g, first_tile) = parse_grid(data, &meta, primary, with_payload)?;
+        // The output size is the grid's (its `ispe`, where present, must agree; some writers omit it).
+        if ispe.is_some_and(|s| s != size) {
+            return Err(corrupt(format!("grid 'ispe' {:?} differs from its output size {size:?}", ispe.unwrap_or_default())));
+        }
+        ispe = Some(size);
+        // Colour described on the tiles only is the image's colour.
+        for prop in item_properties(&meta, first_tile)? {
+            match prop {
+                Property::Nclx(n) => nclx = nclx.or(Some(*n)),
+                Property::Icc(p) if icc.is_none() => icc = Some(p.clone()),
+                _ => {}
+            }
+        }
+        grid = Some(g);
+    }
     let (w, h) = ispe.ok_or_else(|| corrupt("primary image has no size ('ispe')"))?;
     if w == 0 || h == 0 {
         return Err(corrupt(format!("primary image has a zero size ({w}x{h})")));
@@ -290,7 +378,8 @@ pub(crate) fn parse(data: &[u8], with_payload: bool) -> Result<Image, AvifError>
     let mut alpha_id = None;
     let mut checked = HashSet::new();
     for &(kind, from, to) in &meta.references {
-        if kind != *b"auxl" || to != primary || from == primary || item_type(from) != Some(*b"av01") || !checked.insert(from) {
+        let alpha_type = item_type(from).is_some_and(|t| t == *b"av01" || t == *b"grid");
+        if kind != *b"auxl" || to != primary || from == primary || !alpha_type || !checked.insert(from) {
             continue;
         }
         let is_alpha =
@@ -304,12 +393,23 @@ pub(crate) fn parse(data: &[u8], with_payload: bool) -> Result<Image, AvifError>
         meta.references.iter().any(|&(kind, from, to)| kind == *b"prem" && ((from == primary && to == a) || (from == a && to == primary)))
     });
 
-    let (color, alpha) = if with_payload {
-        (item_data(data, &meta, primary)?, alpha_id.map(|a| item_data(data, &meta, a)).transpose()?)
-    } else {
-        (Vec::new(), None)
+    // An alpha grid must have the colour grid's layout; a single alpha image must cover the output.
+    let alpha_grid = alpha_id.filter(|&a| item_type(a) == Some(*b"grid"));
+    if let Some(a) = alpha_grid {
+        let (size, alpha, _) = parse_grid(data, &meta, a, with_payload)?;
+        let Some(g) = grid.as_mut() else { return Err(unsupported("a grid alpha image for a single colour image")) };
+        if size != ispe || (alpha.rows, alpha.columns, alpha.tile) != (g.rows, g.columns, g.tile) {
+            return Err(unsupported("an alpha grid laid out unlike its colour grid"));
+        }
+        g.alpha = with_payload.then_some(alpha.color);
+    }
+    let whole_alpha = alpha_id.filter(|_| alpha_grid.is_none());
+    let (color, alpha) = match (with_payload, &grid) {
+        (false, _) => (Vec::new(), None),
+        (true, Some(_)) => (Vec::new(), whole_alpha.map(|a| item_data(data, &meta, a)).transpose()?),
+        (true, None) => (item_data(data, &meta, primary)?, whole_alpha.map(|a| item_data(data, &meta, a)).transpose()?),
     };
-    Ok(Image { ispe, color, alpha, premultiplied, nclx, icc, transforms })
+    Ok(Image { ispe, color, alpha, premultiplied, nclx, icc, transforms, grid })
 }
 
 impl Image {

@@ -34,9 +34,14 @@
 //! - Progressive (layered, `a1lx`) images: the last, complete layer is returned.
 //! - Animated AVIF (`avis`): the still primary image that such files carry (libavif writes the
 //!   first frame there) is decoded; a sequence without one gives `Unsupported`.
+//! - Grid (`grid`) primary items: rows × columns of `av01` tiles of one size (from `dimg`, in
+//!   order; a tile may repeat), cropped to the grid's output size, which is what [`dimensions`]
+//!   reports and `max_pixels` is checked against before any tile is decoded. Alpha as a grid of
+//!   the same layout or as one image of the output size. Colour (`nclx`, ICC) from the grid item,
+//!   else from its first tile; `irot`/`imir` of the grid item applied to the whole.
 //!
 //! # Not supported
-//! - Grid (`grid`), overlay (`iovl`) and tone-mapped (`tmap`) primary items: `Unsupported`. Gain
+//! - Overlay (`iovl`) and tone-mapped (`tmap`) primary items: `Unsupported`. Gain
 //!   maps and other auxiliary or thumbnail items are ignored; the base image is decoded.
 //! - Constant-luminance, ST 2085 and ICtCp matrices: `Unsupported`.
 //! - No colour management: pixels keep the source's primaries and transfer (HDR PQ/HLG is not
@@ -105,8 +110,8 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, AvifError>) -> Result<T, AvifError> 
 }
 
 /// Width and height of the primary image as it will be decoded (after `irot`), from the
-/// container's `ispe` property, without decoding any AV1 data. Fails for the same container-level
-/// reasons as [`decode`] (e.g. `Unsupported` for grid images).
+/// container's `ispe` property (a grid's output size), without decoding any AV1 data. Fails for
+/// the same container-level reasons as [`decode`] (e.g. `Unsupported` for overlay images).
 pub fn dimensions(data: &[u8]) -> Result<(u32, u32), AvifError> {
     guarded(|| Ok(container::parse(data, false)?.output_size()))
 }
@@ -124,6 +129,9 @@ fn decode_inner(data: &[u8], max_pixels: u64) -> Result<Decoded, AvifError> {
         return Err(AvifError::TooLarge { width: out_w, height: out_h });
     }
 
+    if let Some(grid) = &image.grid {
+        return decode_grid(&image, grid, max_pixels);
+    }
     let color = av1::decode(&image.color, max_pixels, "colour image")?;
     if (color.width, color.height) != image.ispe {
         return Err(AvifError::Corrupt(format!(
@@ -157,4 +165,61 @@ fn decode_inner(data: &[u8], max_pixels: u64) -> Result<Decoded, AvifError> {
     let (w, h) = convert::transform(&mut rgba, image.ispe.0 as usize, image.ispe.1 as usize, &image.transforms);
     debug_assert_eq!((w as u32, h as u32), (out_w, out_h));
     Ok(Decoded { width: w as u32, height: h as u32, rgba, icc: image.icc, bit_depth })
+}
+
+/// A grid: each tile decoded and converted on its own (with its alpha tile), copied into the
+/// output canvas and cropped at the right and bottom edges; then the transformations.
+fn decode_grid(image: &container::Image, grid: &container::Grid, max_pixels: u64) -> Result<Decoded, AvifError> {
+    let (width, height) = (image.ispe.0 as usize, image.ispe.1 as usize);
+    let (tw, th) = (grid.tile.0 as usize, grid.tile.1 as usize);
+    let mut canvas = vec![0u8; width * height * 4];
+    let mut bit_depth = 8;
+    for (index, obus) in grid.color.iter().enumerate() {
+        let (row, column) = (index / grid.columns as usize, index % grid.columns as usize);
+        let color = av1::decode(obus, max_pixels, "grid tile")?;
+        if (color.width, color.height) != grid.tile {
+            return Err(AvifError::Corrupt(format!("grid tile decoded {}x{}, declared {tw}x{th}", color.width, color.height)));
+        }
+        let alpha = match grid.alpha.as_ref().and_then(|tiles| tiles.get(index)) {
+            None => None,
+            Some(obus) => {
+                let frame = av1::decode(obus, max_pixels, "alpha grid tile")?;
+                if (frame.width, frame.height) != grid.tile {
+                    return Err(AvifError::Corrupt(format!("alpha tile is {}x{}, colour tile {tw}x{th}", frame.width, frame.height)));
+                }
+                Some(convert::alpha_plane(&frame)?)
+            }
+        };
+        let (mc, primaries) = match image.nclx {
+            Some(n) if n.matrix != 2 => (n.matrix, n.primaries),
+            _ => (color.matrix, color.primaries),
+        };
+        let rgba = convert::to_rgba(&color, convert::matrix(mc, primaries)?, alpha.as_deref(), image.premultiplied)?;
+        bit_depth = color.bit_depth;
+        let (x0, y0) = (column * tw, row * th);
+        let copy_w = tw.min(width.saturating_sub(x0));
+        for y in 0..th.min(height.saturating_sub(y0)) {
+            let from = y * tw * 4;
+            let to = ((y0 + y) * width + x0) * 4;
+            canvas[to..to + copy_w * 4].copy_from_slice(&rgba[from..from + copy_w * 4]);
+        }
+    }
+    // One alpha image for the whole grid.
+    if let Some(obus) = &image.alpha {
+        let frame = av1::decode(obus, max_pixels, "alpha image")?;
+        if (frame.width as usize, frame.height as usize) != (width, height) {
+            return Err(AvifError::Corrupt(format!("alpha image is {}x{}, the grid {width}x{height}", frame.width, frame.height)));
+        }
+        let plane = convert::alpha_plane(&frame)?;
+        for (pixel, &a) in canvas.chunks_exact_mut(4).zip(&plane) {
+            pixel[3] = a;
+            if image.premultiplied && a > 0 && a < 255 {
+                for c in &mut pixel[..3] {
+                    *c = ((u32::from(*c) * 255 + u32::from(a) / 2) / u32::from(a)).min(255) as u8;
+                }
+            }
+        }
+    }
+    let (w, h) = convert::transform(&mut canvas, width, height, &image.transforms);
+    Ok(Decoded { width: w as u32, height: h as u32, rgba: canvas, icc: image.icc.clone(), bit_depth })
 }

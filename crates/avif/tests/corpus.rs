@@ -86,9 +86,17 @@ fn corpus_specific_files() {
     let depth = decode(&read("libavif__colors-animated-8bpc-depth-exif-xmp.avif"), MAX_PIXELS).expect("animated with depth");
     assert!(depth.rgba.chunks_exact(4).all(|p| p[3] == 255), "a depth map is not taken for alpha");
 
-    // Grids are refused with a clear message.
-    let grid = decode(&read("libavif__color_grid_alpha_nogrid.avif"), MAX_PIXELS);
-    assert!(matches!(&grid, Err(AvifError::Unsupported(m)) if m.contains("grid")), "{grid:?}");
+    // Grids are assembled: a colour grid with one alpha image, and with an alpha grid whose
+    // `dimg` lists one tile twice.
+    for name in [
+        "libavif__color_grid_alpha_nogrid.avif",
+        "libavif__color_grid_alpha_grid_tile_shared_in_dimg.avif",
+        "libavif__color_grid_alpha_grid_gainmap_nogrid.avif",
+    ] {
+        let grid = decode(&read(name), MAX_PIXELS).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(dimensions(&read(name)), Ok((grid.width, grid.height)), "{name}");
+        assert!(grid.rgba.chunks_exact(4).any(|p| p[3] < 255), "{name}: alpha is decoded");
+    }
 
     // The Pillow orientation set stores one photo with every irot/imir combination; decoded with
     // the transformations applied, all must show the same picture (they differ only by coding

@@ -83,9 +83,18 @@ fn rotation_and_mirroring_are_applied() {
     assert_close("imir 1", &d.rgba, &flip_left_right(&src, W), 3.0);
 }
 
+/// A 2x2 grid of 64x64 tiles (avifenc -g 2x2, quality 20-40) is assembled into the 128x128 source.
 #[test]
-fn grid_images_are_unsupported() {
+fn grid_images_are_assembled() {
     let data = fixture("grid_2x2.avif");
-    assert!(matches!(dimensions(&data), Err(AvifError::Unsupported(m)) if m.contains("grid")));
-    assert!(matches!(decode(&data, 1 << 20), Err(AvifError::Unsupported(m)) if m.contains("grid")));
+    assert_eq!(dimensions(&data), Ok((128, 128)));
+    let d = decode_fixture("grid_2x2.avif", 8);
+    assert_close("2x2 grid", &d.rgba, &opaque_pattern(128, 128), 6.0);
+}
+
+/// The pixel limit holds the grid's output size, before any tile is decoded.
+#[test]
+fn grid_output_size_is_held_to_the_pixel_limit() {
+    let data = fixture("grid_2x2.avif");
+    assert_eq!(decode(&data, 128 * 128 - 1), Err(AvifError::TooLarge { width: 128, height: 128 }));
 }

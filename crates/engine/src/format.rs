@@ -1,6 +1,6 @@
 //! The formats, recognised by content (magic bytes). Each codec reads its own header
 //! (`codecs::probe`), and `codecs::check_header` holds what it declares to the limits before any
-//! decoder allocates.
+//! decoder allocates. TIFF, BMP and HEIC/HEIF are read but not written ([`Format::writable`]).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -10,9 +10,20 @@ pub enum Format {
     Gif,
     WebP,
     Avif,
+    /// Input only.
+    Tiff,
+    /// Input only.
+    Bmp,
+    /// HEIC/HEIF (HEVC-coded HEIF images); input only.
+    Heic,
 }
 
 impl Format {
+    /// Whether the engine can write this format (TIFF, BMP and HEIC are read only).
+    pub fn writable(self) -> bool {
+        !matches!(self, Format::Tiff | Format::Bmp | Format::Heic)
+    }
+
     pub fn mime_type(self) -> &'static str {
         match self {
             Format::Png => "image/png",
@@ -20,6 +31,9 @@ impl Format {
             Format::Gif => "image/gif",
             Format::WebP => "image/webp",
             Format::Avif => "image/avif",
+            Format::Tiff => "image/tiff",
+            Format::Bmp => "image/bmp",
+            Format::Heic => "image/heic",
         }
     }
 
@@ -30,6 +44,9 @@ impl Format {
             Format::Gif => "gif",
             Format::WebP => "webp",
             Format::Avif => "avif",
+            Format::Tiff => "tif",
+            Format::Bmp => "bmp",
+            Format::Heic => "heic",
         }
     }
 }
@@ -42,6 +59,9 @@ impl std::fmt::Display for Format {
             Format::Gif => "gif",
             Format::WebP => "webp",
             Format::Avif => "avif",
+            Format::Tiff => "tiff",
+            Format::Bmp => "bmp",
+            Format::Heic => "heic",
         })
     }
 }
@@ -56,8 +76,39 @@ pub fn detect(data: &[u8]) -> Option<Format> {
         Some(Format::Gif)
     } else if data.len() >= 12 && &data[0..4] == b"RIFF" && &data[8..12] == b"WEBP" {
         Some(Format::WebP)
-    } else if data.len() >= 12 && &data[4..8] == b"ftyp" && matches!(&data[8..12], b"avif" | b"avis") {
+    } else if data.starts_with(b"II*\0") || data.starts_with(b"MM\0*") || data.starts_with(b"II+\0") || data.starts_with(b"MM\0+") {
+        Some(Format::Tiff)
+    } else if data.starts_with(b"BM") {
+        Some(Format::Bmp)
+    } else if data.len() >= 12 && &data[4..8] == b"ftyp" {
+        heif_brand(data)
+    } else {
+        None
+    }
+}
+
+/// AVIF or HEIC from an ISO BMFF `ftyp` box: the major brand first (`avif`/`avis` are AVIF,
+/// `heic`/`heix`/`hevc`/`hevx`/`heim`/`heis` HEIC), then for the structural brands
+/// (`mif1`, `msf1`, `mif2`) the compatible brands: any AV1 brand makes it AVIF, an HEVC one HEIC.
+fn heif_brand(data: &[u8]) -> Option<Format> {
+    const HEVC: [&[u8]; 6] = [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"];
+    let major = &data[8..12];
+    if matches!(major, b"avif" | b"avis") {
+        return Some(Format::Avif);
+    }
+    if HEVC.contains(&major) {
+        return Some(Format::Heic);
+    }
+    if !matches!(major, b"mif1" | b"msf1" | b"mif2") {
+        return None;
+    }
+    let size = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+    let compatible = data.get(16..size.min(data.len())).unwrap_or(&[]);
+    let brands: Vec<&[u8]> = compatible.chunks_exact(4).collect();
+    if brands.iter().any(|b| matches!(*b, b"avif" | b"avis")) {
         Some(Format::Avif)
+    } else if brands.iter().any(|b| HEVC.contains(b)) {
+        Some(Format::Heic)
     } else {
         None
     }
@@ -71,18 +122,12 @@ pub struct ImageInfo {
     pub height: u32,
 }
 
-/// Why bytes that [`detect`] does not recognise are refused, naming BMP and TIFF when they look so.
+/// Why bytes that [`detect`] does not recognise are refused.
 pub(crate) fn describe_unknown(data: &[u8]) -> String {
     if data.is_empty() {
         return "empty input".into();
     }
     let head: Vec<String> = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let known = if data.starts_with(b"BM") {
-        " (looks like BMP)"
-    } else if data.starts_with(b"II*\0") || data.starts_with(b"MM\0*") {
-        " (looks like TIFF)"
-    } else {
-        ""
-    };
-    format!("not PNG, JPEG, GIF, WebP or AVIF; starts with {}{known}", head.join(" "))
+    let known = if data.len() >= 12 && &data[4..8] == b"ftyp" { " (an ISO BMFF file of another kind)" } else { "" };
+    format!("not PNG, JPEG, GIF, WebP, AVIF, TIFF, BMP or HEIC; starts with {}{known}", head.join(" "))
 }

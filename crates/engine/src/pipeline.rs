@@ -132,7 +132,29 @@ pub(crate) fn variants(
 fn keeps_format(info: &ImageInfo, options: &Options) -> bool {
     let searching = options.target_quality.is_some() || options.max_bytes.is_some();
     let target = if let OutputFormat::To(f) = options.format { f } else { info.format };
-    options.format != OutputFormat::Auto && target == info.format && !searching
+    options.format != OutputFormat::Auto && target == info.format && info.format.writable() && !searching
+}
+
+/// What `keep` means for a format the engine only reads: TIFF and BMP become PNG (lossless in
+/// lossless mode; in lossy mode what a PNG of the same pixels would become, quantized when that
+/// meets the quality); HEIC becomes what `auto` would pick among JPEG, WebP and AVIF.
+fn kept_as(format: Format) -> Option<Format> {
+    match format {
+        Format::Tiff | Format::Bmp => Some(Format::Png),
+        Format::Heic => None,
+        f => Some(f),
+    }
+}
+
+/// The formats a HEIC input kept (`keep`) is converted to: the web's photo formats.
+const HEIC_KEPT_AS: [Format; 3] = [Format::Jpeg, Format::WebP, Format::Avif];
+
+/// A lossy PNG of `image`, made as a PNG input would be: written losslessly, then optimised by
+/// the PNG codec (quantized when that meets the quality, else the lossless file).
+fn as_lossy_png(image: &Image, options: &Options) -> Result<Encoded, Error> {
+    let lossless = codecs::png::encode_lossless(image, options)?;
+    let info = ImageInfo { format: Format::Png, width: image.width, height: image.height };
+    codecs::png::compress(&lossless, &info, options)
 }
 
 /// The image at its own size: optimised in its format, or converted from the decoded `source`.
@@ -169,12 +191,31 @@ fn resized_note(width: u32, height: u32, plan: &resize::Plan, fit: Fit) -> Strin
 /// keeps it if nothing beats it.
 fn convert(source: &Image, input: Option<&[u8]>, info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
     let target = match options.format {
-        OutputFormat::Keep => Some(info.format),
+        OutputFormat::Keep => kept_as(info.format),
         OutputFormat::To(f) => Some(f),
         OutputFormat::Auto => None,
     };
+    let mut notes = source.notes.clone();
+    if options.format == OutputFormat::Keep && !info.format.writable() {
+        notes.push(match target {
+            Some(f) => format!("{} is not written: converted to {f} (the output for {} kept)", info.format, info.format),
+            None => format!("{} is not written: converted to the smallest of JPEG, WebP and AVIF, as auto would choose", info.format),
+        });
+    }
+    // The input competes (auto keeps it when nothing is smaller) only in a format the web takes.
+    let input = input.filter(|_| info.format.writable());
+    let searching = options.target_quality.is_some() || options.max_bytes.is_some();
+    if target == Some(Format::Png) && !info.format.writable() && options.mode == Mode::Lossy && !searching {
+        let image = prepare(source, info.format, Format::Png, options)?;
+        let mut encoded = as_lossy_png(&image, options)?;
+        encoded.notes.splice(0..0, notes);
+        return Ok(encoded);
+    }
     let formats = match target {
         Some(f) => vec![f],
+        None if options.format == OutputFormat::Keep => {
+            auto_formats(Format::Jpeg, source, &Options { auto_formats: HEIC_KEPT_AS.to_vec(), ..options.clone() })
+        }
         None => auto_formats(info.format, source, options),
     };
     let mut candidates = Vec::new();
@@ -187,7 +228,9 @@ fn convert(source: &Image, input: Option<&[u8]>, info: &ImageInfo, options: &Opt
             Err(e) => return Err(e),
         }
     }
-    choose(input, info, candidates, errors, options)
+    let mut encoded = choose(input, info, candidates, errors, options)?;
+    encoded.notes.splice(0..0, notes);
+    Ok(encoded)
 }
 
 /// Picks the smallest candidate that meets the target (all meet it when there is none); under
@@ -232,7 +275,9 @@ fn choose(
 /// Formats `auto` tries: the caller's list, or WebP, AVIF and the input's own; minus those that
 /// cannot hold this image (animation into still-only formats, lossless into lossy-only ones).
 fn auto_formats(input: Format, image: &Image, options: &Options) -> Vec<Format> {
-    let mut formats = if options.auto_formats.is_empty() { vec![Format::WebP, Format::Avif, input] } else { options.auto_formats.clone() };
+    // An input format that cannot be written is stood in for by its nearest writable one.
+    let own = kept_as(input).unwrap_or(Format::Jpeg);
+    let mut formats = if options.auto_formats.is_empty() { vec![Format::WebP, Format::Avif, own] } else { options.auto_formats.clone() };
     formats.dedup();
     formats.retain(|&f| {
         let still_only = matches!(f, Format::Png | Format::Jpeg | Format::Avif);

@@ -134,6 +134,7 @@ pub(crate) fn apply(image: &Image, plan: &Plan) -> Result<Image, Error> {
         loop_count: image.loop_count,
         icc: image.icc.clone(),
         orientation: image.orientation,
+        notes: image.notes.clone(),
     })
 }
 

@@ -4,9 +4,12 @@
 //! `score`, `result`, `options`, `format`, `error`), never the pipeline above.
 
 pub(crate) mod avif;
+pub(crate) mod bmp;
 pub(crate) mod gif;
+pub(crate) mod heic;
 pub(crate) mod jpeg;
 pub(crate) mod png;
+pub(crate) mod tiff;
 pub(crate) mod webp;
 
 use crate::error::{Error, LimitKind};
@@ -38,6 +41,9 @@ pub fn probe(data: &[u8]) -> Result<ImageInfo, Error> {
         Format::Gif => gif::dimensions(data)?,
         Format::WebP => webp::dimensions(data)?,
         Format::Avif => avif::dimensions(data)?,
+        Format::Tiff => tiff::dimensions(data)?,
+        Format::Bmp => bmp::dimensions(data)?,
+        Format::Heic => heic::dimensions(data)?,
     };
     Ok(ImageInfo { format, width, height })
 }
@@ -56,6 +62,9 @@ pub(crate) fn decode_shrunk(input: &[u8], info: &ImageInfo, options: &Options, s
         Format::Gif => gif::decode(input, &options.limits),
         Format::WebP => webp::decode(input, &options.limits),
         Format::Avif => avif::decode(input, &options.limits),
+        Format::Tiff => tiff::decode(input, &options.limits),
+        Format::Bmp => bmp::decode(input, &options.limits),
+        Format::Heic => heic::decode(input, &options.limits),
     }
 }
 
@@ -81,6 +90,7 @@ pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool,
     // Every candidate and every search step comes through here: the stage boundary to stop at.
     options.cancel.check()?;
     match (format, lossless) {
+        (Format::Tiff | Format::Bmp | Format::Heic, _) => Err(Error::unsupported(format!("{format} output is not supported (input only)"))),
         (Format::Png, true) => png::encode_lossless(image, options),
         (Format::Png, false) => png::encode_quantized(image, quality, options),
         (Format::Jpeg, true) => Err(Error::unsupported("JPEG cannot store decoded pixels losslessly; use lossy mode or another format")),
@@ -101,7 +111,8 @@ pub(crate) fn default_quality(format: Format, options: &Options) -> u8 {
         Format::Jpeg => jpeg::DEFAULT_QUALITY,
         Format::WebP => webp::DEFAULT_QUALITY,
         Format::Avif => avif::DEFAULT_QUALITY,
-        Format::Gif => png::DEFAULT_QUALITY.max,
+        Format::Gif | Format::Tiff | Format::Bmp => png::DEFAULT_QUALITY.max,
+        Format::Heic => jpeg::DEFAULT_QUALITY,
     })
 }
 
@@ -155,6 +166,8 @@ pub(crate) fn optimise(input: &[u8], info: &ImageInfo, options: &Options) -> Res
         }
         Format::Avif => {
             let source = decode(input, info, options)?;
+        // Input-only formats are converted by the pipeline, never optimised in place.
+        Format::Tiff | Format::Bmp | Format::Heic => Err(Error::internal(format!("{} cannot be written", info.format))),
             Ok(encode_plain(&source, info.format, options)?.into_encoded())
         }
     }

@@ -24,6 +24,8 @@ pub(crate) struct Image {
     pub icc: Option<Vec<u8>>,
     /// EXIF orientation 1-8 (1 is upright).
     pub orientation: u16,
+    /// What the decoder left out, for the report (a TIFF's further pages).
+    pub notes: Vec<String>,
 }
 
 impl Image {
@@ -35,6 +37,7 @@ impl Image {
             loop_count: 0,
             icc: None,
             orientation: 1,
+            notes: Vec::new(),
         }
     }
 

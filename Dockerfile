@@ -15,11 +15,13 @@ ARG ROOTFS=build
 # ---- build (registry users) -------------------------------------------------------------------
 FROM docker.io/library/rust:1-bookworm AS build
 # nasm: mozjpeg's and rav1e's SIMD kernels; libdav1d-dev + pkg-config: the AV1 decoder that
-# compressor-avif links (the runtime image gets libdav1d.so.6 copied in by scripts/image.sh).
+# compressor-avif links (the runtime image gets libdav1d.so.6 copied in by scripts/image.sh);
+# libheif-dev: HEIC input (bookworm's libheif 1.15 links libde265, x265 and aom directly, so
+# image.sh's ldd copy carries them; it has no dlopen'ed plugins).
 # VIDEO=1: Debian's ffmpeg too, copied into the runtime image with its libraries.
 ARG VIDEO=0
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nasm pkg-config libdav1d-dev binutils \
+ && apt-get install -y --no-install-recommends nasm pkg-config libdav1d-dev libheif-dev binutils \
  && if [ "$VIDEO" = 1 ]; then apt-get install -y --no-install-recommends ffmpeg; fi \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -126,7 +126,7 @@ pub fn stable_hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-const DEFAULT_EXTENSIONS: &str = "*.{png,PNG,jpg,JPG,jpeg,JPEG,jpe,gif,GIF,webp,WEBP,avif,AVIF,mp4,MP4,mov,MOV,webm,WEBM,m4v,M4V}";
+const DEFAULT_EXTENSIONS: &str = "*.{png,PNG,jpg,JPG,jpeg,JPEG,jpe,gif,GIF,webp,WEBP,avif,AVIF,heic,HEIC,heif,HEIF,tif,TIF,tiff,TIFF,bmp,BMP,mp4,MP4,mov,MOV,webm,WEBM,m4v,M4V}";
 
 /// How videos (and, with `--format mp4|webm`, GIFs) are compressed.
 #[derive(Debug, Clone, Default)]

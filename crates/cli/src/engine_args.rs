@@ -22,7 +22,8 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = Limits::default().max_pixels)]
     pub max_pixels: u64,
     /// Output format: keep, png, jpeg, webp, avif, gif, or auto (smallest of WebP, AVIF and the input's format);
-    /// for videos and animated GIFs (compress only) mp4 or webm. Default keep (webp for --widths)
+    /// for videos and animated GIFs (compress only) mp4 or webm. Default keep (webp for --widths). HEIC, TIFF and
+    /// BMP are read, not written: keep makes TIFF/BMP PNG and HEIC the smallest of JPEG, WebP and AVIF
     #[arg(short, long, value_parser = parse_format)]
     pub format: Option<FormatChoice>,
     /// Smallest output whose SSIMULACRA2 score is at least this (e.g. 80; 90 is visually lossless);

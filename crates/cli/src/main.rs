@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "compressor",
     version,
-    about = "Image compression for PNG, JPEG, GIF, WebP and AVIF: CLI, HTTP service, batch, benchmark and load testing"
+    about = "Image compression for PNG, JPEG, GIF, WebP and AVIF (HEIC, TIFF and BMP read too): CLI, HTTP service, batch, benchmark and load testing"
 )]
 struct Cli {
     #[command(subcommand)]

@@ -5,8 +5,12 @@
 "use strict";
 
 // The image types the service reads, with the extension each is saved under.
-const EXTENSIONS = { "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "image/avif": "avif" };
-const IMAGE_NAME = /\.(png|jpe?g|gif|webp|avif)$/i;
+const EXTENSIONS = {
+  "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "image/avif": "avif",
+  // Read only (the service converts them): phones' HEIC, scans' TIFF, BMP.
+  "image/heic": "heic", "image/heif": "heif", "image/tiff": "tif", "image/bmp": "bmp",
+};
+const IMAGE_NAME = /\.(png|jpe?g|gif|webp|avif|heic|heif|tiff?|bmp)$/i;
 // The video types the video service reads, and the outputs' extensions.
 const VIDEO_EXTENSIONS = { "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov", "video/x-matroska": "mkv", "video/x-m4v": "m4v" };
 const VIDEO_NAME = /\.(mp4|m4v|mov|webm|mkv)$/i;

@@ -134,6 +134,22 @@ impl Patch {
     }
 }
 
+/// The image as a GIF that decodes to exactly its pixels, or why GIF cannot hold them: a GIF
+/// pixel is 8-bit, and opaque or transparent (transparent ones decode as `[0, 0, 0, 0]`).
+pub(crate) fn encode_lossless(image: &Image) -> Result<Vec<u8>, Error> {
+    let representable = image.frames.iter().all(|f| {
+        let rgba = f.pixels.to_rgba8();
+        rgba.chunks_exact(4).all(|p| p[3] == u8::MAX || p == [0, 0, 0, 0])
+            && f.pixels.same_pixels(&Pixels::rgba8(f.pixels.width, f.pixels.height, rgba.into_owned()))
+    });
+    if !representable {
+        return Err(Error::unsupported(
+            "GIF holds only 8-bit opaque or fully transparent pixels: this image has partly transparent ones, colours under transparent ones or 16-bit samples, so GIF cannot hold it losslessly",
+        ));
+    }
+    encode_exact(image)?.ok_or_else(|| Error::unsupported("a frame has more than 255 colours: GIF cannot hold it losslessly"))
+}
+
 /// Encodes frames exactly (no colour changes). Fails with `None` when a frame needs more than
 /// 256 colours, in which case the caller quantizes first.
 pub(crate) fn encode_exact(image: &Image) -> Result<Option<Vec<u8>>, Error> {

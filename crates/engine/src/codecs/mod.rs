@@ -97,9 +97,7 @@ pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool,
         (Format::Jpeg, false) => jpeg::encode_image(image, quality, options),
         (Format::WebP, _) => webp::encode(image, &webp::Settings { lossless, quality, effort: options.effort }),
         (Format::Avif, _) => avif::encode(image, quality, options.effort, if lossless { Mode::Lossless } else { Mode::Lossy }),
-        (Format::Gif, true) => {
-            gif::encode_exact(image)?.ok_or_else(|| Error::unsupported("a frame has more than 255 colours: GIF cannot hold it losslessly"))
-        }
+        (Format::Gif, true) => gif::encode_lossless(image),
         (Format::Gif, false) => gif::encode_exact(&gif::quantize(image, quality, options)?)?
             .ok_or_else(|| Error::internal("quantized GIF frames still exceed 255 colours")),
     }

@@ -76,12 +76,13 @@ pub fn orient_rgba8(data: &[u8], width: u32, height: u32, orientation: u16) -> O
     Some((upright.into_rgba8(), width, height))
 }
 
-/// Every frame of `input` as the engine decodes it, turned upright: each frame's width, height
-/// and RGBA samples widened to 16 bits (8-bit samples × 257, exactly). For tests and fuzz targets
-/// that check a lossless result against its input with the engine's own decoders; not a stable API.
+/// Every frame of `input` as the engine decodes it (an APNG: its default image, as the engine
+/// reads APNGs), turned upright: each frame's width, height and RGBA samples widened to 16 bits
+/// (8-bit samples × 257, exactly). For tests and fuzz targets that check a lossless result against
+/// its input with the engine's own decoders; not a stable API.
 #[doc(hidden)]
 pub fn decode_rgba16(input: &[u8], limits: &Limits) -> Result<Vec<(u32, u32, Vec<u16>)>, Error> {
-    let options = Options { limits: *limits, ..Options::default() };
+    let options = Options { limits: *limits, first_frame: true, ..Options::default() };
     let info = check_input(input, &options)?;
     let image = guarded(&info, || codecs::decode(input, &info, &options))?.apply_orientation();
     let widen = |pixels: image::pixels::Pixels| match pixels.samples {

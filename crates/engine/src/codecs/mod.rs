@@ -164,9 +164,9 @@ pub(crate) fn optimise(input: &[u8], info: &ImageInfo, options: &Options) -> Res
         }
         Format::Avif => {
             let source = decode(input, info, options)?;
-        // Input-only formats are converted by the pipeline, never optimised in place.
-        Format::Tiff | Format::Bmp | Format::Heic => Err(Error::internal(format!("{} cannot be written", info.format))),
             Ok(encode_plain(&source, info.format, options)?.into_encoded())
         }
+        // Input-only formats are converted by the pipeline, never optimised in place.
+        Format::Tiff | Format::Bmp | Format::Heic => Err(Error::internal(format!("{} cannot be written", info.format))),
     }
 }

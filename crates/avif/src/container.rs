@@ -375,20 +375,7 @@ pub(crate) fn parse(data: &[u8], with_payload: bool) -> Result<Image, AvifError>
     let ispe = (w, h);
 
     // The alpha plane: an AV1 item that is an auxiliary ('auxl') of the primary with an alpha URN.
-    let mut alpha_id = None;
-    let mut checked = HashSet::new();
-    for &(kind, from, to) in &meta.references {
-        let alpha_type = item_type(from).is_some_and(|t| t == *b"av01" || t == *b"grid");
-        if kind != *b"auxl" || to != primary || from == primary || !alpha_type || !checked.insert(from) {
-            continue;
-        }
-        let is_alpha =
-            item_properties(&meta, from)?.iter().any(|p| matches!(p, Property::AuxType(urn) if ALPHA_URNS.contains(&urn.as_slice())));
-        if is_alpha {
-            alpha_id = Some(from);
-            break;
-        }
-    }
+    let alpha_id = alpha_of(&meta, primary)?;
     let premultiplied = alpha_id.is_some_and(|a| {
         meta.references.iter().any(|&(kind, from, to)| kind == *b"prem" && ((from == primary && to == a) || (from == a && to == primary)))
     });
@@ -403,6 +390,21 @@ pub(crate) fn parse(data: &[u8], with_payload: bool) -> Result<Image, AvifError>
         }
         g.alpha = with_payload.then_some(alpha.color);
     }
+    // Or each colour tile with its own alpha item (libavif's "alpha_nogrid", heif-enc -T).
+    if alpha_id.is_none()
+        && let Some(g) = grid.as_mut()
+    {
+        let tiles: Vec<u32> =
+            meta.references.iter().filter(|&&(kind, from, _)| kind == *b"dimg" && from == primary).map(|&(_, _, to)| to).collect();
+        let alphas = tiles.iter().map(|&t| alpha_of(&meta, t)).collect::<Result<Vec<_>, _>>()?;
+        if alphas.iter().all(Option::is_some) {
+            if with_payload {
+                g.alpha = Some(alphas.iter().flatten().map(|&a| item_data(data, &meta, a)).collect::<Result<_, _>>()?);
+            }
+        } else if alphas.iter().any(Option::is_some) {
+            return Err(unsupported("alpha on some grid tiles only"));
+        }
+    }
     let whole_alpha = alpha_id.filter(|_| alpha_grid.is_none());
     let (color, alpha) = match (with_payload, &grid) {
         (false, _) => (Vec::new(), None),
@@ -410,6 +412,24 @@ pub(crate) fn parse(data: &[u8], with_payload: bool) -> Result<Image, AvifError>
         (true, None) => (item_data(data, &meta, primary)?, whole_alpha.map(|a| item_data(data, &meta, a)).transpose()?),
     };
     Ok(Image { ispe, color, alpha, premultiplied, nclx, icc, transforms, grid })
+}
+
+/// The alpha auxiliary image of `item`: an `av01` or `grid` item that is its `auxl` with an
+/// alpha URN.
+fn alpha_of(meta: &Meta<'_>, item: u32) -> Result<Option<u32>, AvifError> {
+    let mut checked = HashSet::new();
+    for &(kind, from, to) in &meta.references {
+        let alpha_type = meta.items.get(&from).is_some_and(|t| t == b"av01" || t == b"grid");
+        if kind != *b"auxl" || to != item || from == item || !alpha_type || !checked.insert(from) {
+            continue;
+        }
+        let is_alpha =
+            item_properties(meta, from)?.iter().any(|p| matches!(p, Property::AuxType(urn) if ALPHA_URNS.contains(&urn.as_slice())));
+        if is_alpha {
+            return Ok(Some(from));
+        }
+    }
+    Ok(None)
 }
 
 impl Image {

@@ -84,6 +84,7 @@ const TIFF_GAPS: &[(&str, &str)] = &[
     ("pillow__tiff_strip_planar_16bit_RGBa.tiff", "separate colour planes (PlanarConfiguration 2)"),
     ("pillow__tiff_strip_planar_raw_with_overviews.tif", "separate colour planes (PlanarConfiguration 2)"),
     ("pillow__tiff_tiled_planar_16bit_RGBa.tiff", "separate colour planes (PlanarConfiguration 2)"),
+    ("pillow__tiff_tiled_planar_lzw.tiff", "separate colour planes (PlanarConfiguration 2)"),
 ];
 
 /// Files that decode but whose pixels are known to differ from Pillow's, with the reason; they

@@ -1,7 +1,11 @@
 //! The OpenAPI 3.1 document. Paths come from the `#[utoipa::path]` annotations of the handlers the
 //! router actually serves (see `routes::routes`), so the document cannot list a route that does not
-//! exist or miss one that does; this module adds the title, tags and security schemes.
+//! exist or miss one that does; this module adds the title, tags and security schemes, and
+//! [`finish`] is the one place for what every route shares: the error responses of the upload
+//! routes (each status with the `ErrorBody` schema and its headers) and the headers every
+//! response carries. The handlers declare only their own successful answers.
 
+use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -9,7 +13,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 #[openapi(
     info(
         title = "compressor",
-        description = "Self-hosted image and video compression. Errors are JSON: {\"error\":{\"code\":\"…\",\"message\":\"…\"}}.",
+        description = "Self-hosted image and video compression. Errors are JSON: {\"error\":{\"code\":\"…\",\"message\":\"…\"}}. \
+            A human-readable page of this document is served at /docs.",
         license(name = "GPL-3.0-or-later", identifier = "GPL-3.0-or-later"),
     ),
     tags(
@@ -18,6 +23,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "legacy", description = "Compatibility with the old Go server"),
         (name = "health", description = "Health, readiness, metrics and this document"),
     ),
+    components(schemas(crate::error::ErrorBody)),
     modifiers(&SecuritySchemes),
 )]
 pub struct ApiDoc;
@@ -30,4 +36,105 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
         components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
     }
+}
+
+/// The error statuses of every route that takes an upload (an operation with a request body),
+/// with their shared response's name and description. `ApiError::status` is where they come from.
+const UPLOAD_ERRORS: [(&str, &str, &str); 9] = [
+    (
+        "400",
+        "BadRequest",
+        "A query parameter outside what this document allows, a combination the route refuses (stated in the parameters' \
+         descriptions), or a broken form or body (`invalid_options`, `invalid_strategy`, `missing_file`, \
+         `invalid_multipart`, `bad_body`, `empty_body`)",
+    ),
+    ("401", "Unauthorized", "API keys are configured and none or a wrong one was given (`unauthorized`)"),
+    (
+        "413",
+        "TooLarge",
+        "The body is over the route's limit (`too_large`), or what its header declares is over a limit: pixels, \
+         dimensions, the memory budget an image could never fit in, a video's duration, frame size or frames (`limit_exceeded`)",
+    ),
+    (
+        "415",
+        "Unsupported",
+        "Not a format this route reads, judged by content, not by name or Content-Type; a video sent to an image route or an \
+         image to the video route names the right route (`unsupported_format`)",
+    ),
+    (
+        "422",
+        "Unprocessable",
+        "A known format that cannot be decoded or transcoded, or a target the image cannot meet: no output within \
+         `max_bytes`, no variant within the widths (`corrupt_image`, `cannot_fit`, `no_variants`, `corrupt_video`, `transcode_failed`)",
+    ),
+    ("429", "RateLimited", "The caller's token bucket is empty (`rate_limited`); retry after `Retry-After` seconds"),
+    ("500", "Internal", "A bug (`internal`); only this request fails"),
+    (
+        "503",
+        "Overloaded",
+        "Every worker busy and the queue full, or the memory budget taken, so the request was refused before its body was read \
+         (`overloaded`); retry after `Retry-After` seconds",
+    ),
+    ("504", "Timeout", "The request took longer than the route's timeout (`timeout`); its work stops"),
+];
+
+/// The finished document as served: the generated one with the shared responses and headers.
+pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
+    let mut doc = serde_json::to_value(document).expect("the OpenAPI document serialises");
+    let header =
+        |description: &str, schema: Value, required: bool| json!({ "description": description, "required": required, "schema": schema });
+    let components = doc["components"].as_object_mut().expect("components");
+    components.insert(
+        "headers".into(),
+        json!({
+            "X-Request-Id": header("The caller's `X-Request-Id`, or a new UUID", json!({ "type": "string", "minLength": 1 }), true),
+            "Retry-After": header("Seconds to wait before trying again", json!({ "type": "integer", "minimum": 0 }), true),
+            "X-RateLimit-Limit": header("Requests per window of the caller's bucket (only with --rate-limit)", json!({ "type": "integer", "minimum": 0 }), false),
+            "X-RateLimit-Remaining": header("Requests left in the bucket (only with --rate-limit)", json!({ "type": "integer", "minimum": 0 }), false),
+            "X-RateLimit-Reset": header("Seconds until the bucket is full again (only with --rate-limit)", json!({ "type": "integer", "minimum": 0 }), false),
+            "WWW-Authenticate": header("`Bearer`", json!({ "type": "string", "enum": ["Bearer"] }), true),
+        }),
+    );
+    let reference = |name: &str| json!({ "$ref": format!("#/components/headers/{name}") });
+    let rate_headers = json!({
+        "X-RateLimit-Limit": reference("X-RateLimit-Limit"),
+        "X-RateLimit-Remaining": reference("X-RateLimit-Remaining"),
+        "X-RateLimit-Reset": reference("X-RateLimit-Reset"),
+    });
+    let mut responses = serde_json::Map::new();
+    for (status, name, description) in UPLOAD_ERRORS {
+        let mut headers = json!({ "X-Request-Id": reference("X-Request-Id") });
+        match status {
+            "401" => headers["WWW-Authenticate"] = reference("WWW-Authenticate"),
+            "429" => {
+                headers["Retry-After"] = reference("Retry-After");
+                headers.as_object_mut().unwrap().extend(rate_headers.as_object().unwrap().clone());
+            }
+            "503" => headers["Retry-After"] = reference("Retry-After"),
+            _ => {}
+        }
+        let content = json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } });
+        responses.insert(name.into(), json!({ "description": description, "headers": headers, "content": content }));
+    }
+    components.insert("responses".into(), Value::Object(responses));
+
+    for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
+        for operation in item.as_object_mut().expect("path item").values_mut() {
+            let uploads = operation.get("requestBody").is_some();
+            let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+            for response in responses.values_mut() {
+                let headers = response.as_object_mut().expect("response").entry("headers").or_insert_with(|| json!({}));
+                headers["X-Request-Id"] = reference("X-Request-Id");
+                if uploads {
+                    headers.as_object_mut().unwrap().extend(rate_headers.as_object().unwrap().clone());
+                }
+            }
+            if uploads {
+                for (status, name, _) in UPLOAD_ERRORS {
+                    responses.insert(status.into(), json!({ "$ref": format!("#/components/responses/{name}") }));
+                }
+            }
+        }
+    }
+    doc
 }

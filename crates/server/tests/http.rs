@@ -758,7 +758,7 @@ async fn metrics_count_overload_timeouts_auth_and_rate_limits() {
 
 /// Every route the router serves, as (method, path). The OpenAPI document must list exactly these,
 /// and each must answer on the running server.
-const ROUTES: [(&str, &str); 9] = [
+const ROUTES: [(&str, &str); 10] = [
     ("post", "/v1/compress"),
     ("post", "/v1/video/compress"),
     ("post", "/v1/variants"),
@@ -768,6 +768,7 @@ const ROUTES: [(&str, &str); 9] = [
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/docs"),
 ];
 
 #[tokio::test]
@@ -801,7 +802,7 @@ async fn openapi_document_matches_the_routes() {
         let status = request.send().await.unwrap().status();
         assert!(status != 404 && status != 405, "{method} {path}: {status}");
     }
-    assert_eq!(client.get(server.url("/docs")).send().await.unwrap().status(), 404);
+    assert_eq!(client.get(server.url("/api-docs")).send().await.unwrap().status(), 404);
 
     // Error responses refer to the shared schema, and the compress parameters are documented.
     let compress = &doc["paths"]["/v1/compress"]["post"];
@@ -827,10 +828,59 @@ async fn openapi_document_matches_the_routes() {
     assert!(params.contains("widths") && params.contains("format"), "{params:?}");
     assert!(variants["responses"]["200"]["content"]["application/zip"].is_object());
     for status in ["400", "401", "413", "415", "422", "429", "503", "504"] {
-        let schema = &compress["responses"][status]["content"]["application/json"]["schema"]["$ref"];
+        let reference = compress["responses"][status]["$ref"].as_str().unwrap_or_else(|| panic!("{status}: {}", compress["responses"]));
+        let name = reference.strip_prefix("#/components/responses/").unwrap();
+        let response = &doc["components"]["responses"][name];
+        let schema = &response["content"]["application/json"]["schema"]["$ref"];
         assert_eq!(schema, "#/components/schemas/ErrorBody", "{status}");
+        let headers = response["headers"].as_object().unwrap();
+        assert!(headers.contains_key("X-Request-Id"), "{status}");
+        assert_eq!(headers.contains_key("Retry-After"), status == "429" || status == "503", "{status}");
     }
+    // The routes' enumerated parameters are enums, and variants does not list the size parameters.
+    let schema_of =
+        |op: &Value, name: &str| op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["schema"].clone();
+    assert_eq!(schema_of(compress, "mode")["enum"], serde_json::json!(["lossy", "lossless"]));
+    assert_eq!(schema_of(&doc["paths"]["/compress-image"]["post"], "strategy")["enum"], serde_json::json!(["pngquant", "stdlib", ""]));
+    assert!(!params.contains("width") && !params.contains("fit"), "{params:?}");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// The `METHOD /path` of each row of the README's route table (under `### Routes`).
+fn readme_routes(readme: &str) -> BTreeSet<(String, String)> {
+    let table = readme.split("\n### Routes\n").nth(1).expect("a ### Routes section in README.md");
+    let mut routes = BTreeSet::new();
+    for line in table.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).skip(2) {
+        let cell = line.split('|').nth(1).unwrap_or("").trim();
+        let route = cell.split('`').nth(1).unwrap_or_else(|| panic!("README route row without a `METHOD /path`: {line}"));
+        let (method, path) = route.split_once(' ').unwrap_or_else(|| panic!("not METHOD /path: {route:?}"));
+        routes.insert((method.to_ascii_lowercase(), path.to_owned()));
+    }
+    routes
+}
+
+#[tokio::test]
+async fn readme_route_table_matches_the_document() {
+    let server = Server::start(config()).await;
+    let doc: Value = client().get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| (method.clone(), path.clone())))
+        .collect();
+    // The web page is the one route outside the document (it is not part of the API).
+    documented.insert(("get".into(), "/".into()));
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert_eq!(readme_routes(&readme), documented, "README.md's route table and /openapi.json disagree");
+}
+
+#[test]
+fn readme_route_rows_are_read() {
+    let readme = "x\n### Routes\n\n| route | what |\n|---|---|\n| `POST /a` | one |\n| `POST /a` more | two |\n| `GET /b` | three |\n\nafter\n| `GET /c` | no |\n";
+    let expected: BTreeSet<(String, String)> =
+        [("post", "/a"), ("get", "/b")].iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(readme_routes(readme), expected);
 }
 
 #[tokio::test]

@@ -8,8 +8,9 @@ use compressor_engine::{Limits, Mode, Options, Quality};
 use serde::Serialize;
 
 use super::upload::{self, Outcome};
+use super::v1::ImageBytes;
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 
 pub const ROUTE: &str = "/compress-image";
 
@@ -23,18 +24,24 @@ pub struct LegacyForm {
     image_files: Vec<u8>,
 }
 
-/// The PNG bytes of the answer.
-#[derive(utoipa::ToSchema)]
-#[schema(value_type = String, format = Binary)]
-#[allow(dead_code)]
-pub struct PngBytes(Vec<u8>);
-
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LegacyParams {
-    /// `pngquant` (default; lossy, quality 60-80) or `stdlib` (lossless)
-    #[param(example = "pngquant")]
+    /// `pngquant` (default, also when empty; lossy, quality 60-80) or `stdlib` (lossless)
+    #[param(value_type = Option<StrategyName>, inline, example = "pngquant")]
     pub strategy: Option<String>,
+}
+
+/// The strategies, for the document; the empty one (`strategy=`) is `pngquant`, as on the old server.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub enum StrategyName {
+    #[schema(rename = "pngquant")]
+    Pngquant,
+    #[schema(rename = "stdlib")]
+    Stdlib,
+    #[schema(rename = "")]
+    Default,
 }
 
 /// The `X-Compression-Metadata` header, field for field as the old server wrote it.
@@ -65,7 +72,8 @@ pub struct ImageMetadata {
 ///
 /// Multipart field `image_files` (the first file is used; other fields are ignored). The answer is
 /// the compressed image with `X-Compression-Metadata` describing it. The format is recognised by
-/// content, not by the file name; a non-PNG upload is compressed in its own format.
+/// content, not by the file name; a non-PNG upload is compressed in its own format, and answered
+/// with its own media type.
 #[utoipa::path(
     post,
     path = "/compress-image",
@@ -78,15 +86,13 @@ pub struct ImageMetadata {
                 ("X-Compression-Metadata" = String, description = r#"JSON: {"status":"success","message":"Image compressed successfully","data":{"compressed_image_metadata":{"Filename":"…","ImageSize":<bytes>},"size_difference":<original/compressed>,"original_size":<bytes>}}"#),
                 ("Content-Disposition" = String, description = "attachment; filename=<upload name, sanitised>"),
             ),
-            content((PngBytes = "image/png"))),
-        (status = 400, description = "Unknown strategy or no image_files field", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key (only when keys are configured)", body = ErrorBody),
-        (status = 413, description = "Body or image too large", body = ErrorBody),
-        (status = 415, description = "Not an image format the engine reads", body = ErrorBody),
-        (status = 422, description = "Corrupt image", body = ErrorBody),
-        (status = 429, description = "Rate limited", body = ErrorBody),
-        (status = 503, description = "Overloaded", body = ErrorBody),
-        (status = 504, description = "Timeout", body = ErrorBody),
+            content(
+                (ImageBytes = "image/png"),
+                (ImageBytes = "image/jpeg"),
+                (ImageBytes = "image/gif"),
+                (ImageBytes = "image/webp"),
+                (ImageBytes = "image/avif"),
+            )),
     ),
     security((), ("bearer" = []), ("api_key" = [])),
 )]

@@ -84,6 +84,7 @@ fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::readyz))
         .routes(routes!(health::metrics))
         .routes(routes!(health::openapi))
+        .routes(routes!(ui::docs))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout));
     all.merge(open).split_for_parts()
 }
@@ -99,7 +100,9 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     if state.config.ui && state.config.images {
         routes = routes.merge(ui::router().layer(CompressionLayer::new()));
     }
-    let doc = health::OpenApiJson(Arc::new(doc.to_pretty_json().expect("the OpenAPI document serialises")));
+    routes = routes.merge(ui::docs_assets().layer(CompressionLayer::new()));
+    let doc = openapi::finish(&doc);
+    let doc = health::OpenApiJson(Arc::new(serde_json::to_string_pretty(&doc).expect("the OpenAPI document serialises")));
     let config = &state.config;
 
     let cors = (!config.cors_origins.is_empty()).then(|| {

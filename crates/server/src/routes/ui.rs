@@ -2,7 +2,8 @@
 //! so a fresh install serves it with no other server and no request to any other host. Every
 //! asset carries a strict Content-Security-Policy (no inline script, nothing from elsewhere), an
 //! ETag to revalidate against, and is compressed when the browser accepts it (the router adds the
-//! compression layer).
+//! compression layer). The API page at `/docs` (`crates/server/docs/`) is served the same way; it
+//! renders `/openapi.json` in the browser and is there whether or not the web page is.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::LazyLock;
@@ -25,12 +26,24 @@ struct Asset {
     body: &'static [u8],
 }
 
-const ASSETS: [Asset; 4] = [
-    Asset { path: "/", content_type: "text/html; charset=utf-8", body: include_bytes!("../../ui/index.html") },
-    Asset { path: "/ui/app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../../ui/app.js") },
-    Asset { path: "/ui/app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../../ui/app.css") },
+const HTML: &str = "text/html; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
+/// The web page's files, then the API page's (`DOCS_FROM` on).
+const ASSETS: [Asset; 7] = [
+    Asset { path: "/", content_type: HTML, body: include_bytes!("../../ui/index.html") },
+    Asset { path: "/ui/app.js", content_type: JS, body: include_bytes!("../../ui/app.js") },
+    Asset { path: "/ui/app.css", content_type: CSS, body: include_bytes!("../../ui/app.css") },
     Asset { path: "/ui/icon.svg", content_type: "image/svg+xml", body: include_bytes!("../../ui/icon.svg") },
+    Asset { path: DOCS, content_type: HTML, body: include_bytes!("../../docs/index.html") },
+    Asset { path: "/docs/docs.js", content_type: JS, body: include_bytes!("../../docs/docs.js") },
+    Asset { path: "/docs/docs.css", content_type: CSS, body: include_bytes!("../../docs/docs.css") },
 ];
+const DOCS_FROM: usize = 4;
+
+/// The API page's path.
+pub const DOCS: &str = "/docs";
 
 /// One strong ETag per asset, from its bytes (the same binary always gives the same tags).
 static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
@@ -46,7 +59,21 @@ static ETAGS: LazyLock<Vec<HeaderValue>> = LazyLock::new(|| {
 
 /// The page's routes; the caller adds compression.
 pub fn router() -> Router<AppState> {
-    ASSETS.iter().fold(Router::new(), |router, asset| router.route(asset.path, get(serve)))
+    ASSETS[..DOCS_FROM].iter().fold(Router::new(), |router, asset| router.route(asset.path, get(serve)))
+}
+
+/// The API page's script and style (the page itself is [`docs`], in the document); the caller
+/// adds compression.
+pub fn docs_assets() -> Router<AppState> {
+    ASSETS[DOCS_FROM + 1..].iter().fold(Router::new(), |router, asset| router.route(asset.path, get(serve)))
+}
+
+/// A human-readable page of this document, rendered in the browser from `/openapi.json` by a
+/// script served with it (nothing is loaded from any other host).
+#[utoipa::path(get, path = "/docs", tag = "health",
+    responses((status = 200, description = "The API page (HTML; its script and style are under /docs/)", body = String, content_type = "text/html")))]
+pub async fn docs(uri: Uri, request_headers: HeaderMap) -> Response {
+    serve(uri, request_headers).await
 }
 
 async fn serve(uri: Uri, request_headers: HeaderMap) -> Response {
@@ -88,8 +115,10 @@ mod tests {
 
     #[test]
     fn the_page_loads_nothing_inline_or_from_elsewhere() {
-        let html = std::str::from_utf8(ASSETS[0].body).unwrap();
-        assert!(!html.contains("<script>") && !html.contains(" style=") && !html.contains("<style"), "inline script or style");
+        for html in [ASSETS[0].body, ASSETS[DOCS_FROM].body] {
+            let html = std::str::from_utf8(html).unwrap();
+            assert!(!html.contains("<script>") && !html.contains(" style=") && !html.contains("<style"), "inline script or style");
+        }
         for asset in &ASSETS {
             let text = String::from_utf8_lossy(asset.body);
             assert!(

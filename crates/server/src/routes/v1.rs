@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::upload::{self, Outcome};
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 
 pub const ROUTE: &str = "/v1/compress";
 
@@ -19,16 +19,16 @@ pub const ROUTE: &str = "/v1/compress";
 #[into_params(parameter_in = Query)]
 pub struct CompressParams {
     /// `lossy` (default) or `lossless`
-    #[param(example = "lossy")]
+    #[param(value_type = Option<ModeName>, inline, example = "lossy")]
     pub mode: Option<String>,
-    /// 0-100 as `N` or `MIN-MAX` (PNG default 65-80, JPEG default 80)
-    #[param(example = "65-80")]
+    /// 0-100 as `N` or `MIN-MAX` with MIN <= MAX (PNG default 65-80, JPEG default 80); a MIN above MAX is 400
+    #[param(pattern = r"^(100|[1-9]?[0-9])(-(100|[1-9]?[0-9]))?$", example = "65-80")]
     pub quality: Option<String>,
-    /// `keep` (default), `png`, `jpeg`, `webp`, `avif`, `gif` or `auto` (candidates from the `Accept` header)
-    #[param(example = "keep")]
+    /// `keep` (default), `png`, `jpeg` (or `jpg`), `webp`, `avif`, `gif` or `auto` (candidates from the `Accept` header)
+    #[param(value_type = Option<FormatName>, inline, example = "keep")]
     pub format: Option<String>,
     /// `strip`, `safe` (default: keep ICC profile and orientation, drop EXIF/GPS, XMP, text) or `keep`
-    #[param(example = "safe")]
+    #[param(value_type = Option<MetadataName>, inline, example = "safe")]
     pub metadata: Option<String>,
     /// 1 (fastest) to 6 (smallest); default 2
     #[param(minimum = 1, maximum = 6)]
@@ -36,27 +36,80 @@ pub struct CompressParams {
     /// Smallest output whose SSIMULACRA2 score is at least this (0-100)
     #[param(minimum = 0, maximum = 100)]
     pub target_quality: Option<f64>,
-    /// Best-quality output no larger than this many bytes
-    #[param(minimum = 1)]
+    /// Best-quality output no larger than this many bytes (422 `cannot_fit` when none is)
+    #[param(minimum = 1, maximum = 9007199254740991_u64)]
     pub max_bytes: Option<u64>,
     /// `true` to compute the SSIMULACRA2 score of a lossy result (`X-Quality-Score`,
     /// `quality_score`). Off by default: scoring the whole image costs more CPU than compressing it.
     /// Target-quality searches always report the score they reached.
     pub score: Option<bool>,
-    /// Resize to this width in pixels (as displayed, after the EXIF orientation)
+    /// Resize to this width in pixels (as displayed, after the EXIF orientation); `fit` says how it
+    /// combines with `height`
     #[param(minimum = 1, maximum = 65535)]
     pub width: Option<u32>,
     /// Resize to this height in pixels
     #[param(minimum = 1, maximum = 65535)]
     pub height: Option<u32>,
     /// How `width` and `height` apply: `scale` (one side given, the other follows), `fit` (inside
-    /// the box, aspect kept; the default), `cover` (fill the box, centred crop) or `fill` (stretch)
-    #[param(pattern = "^(scale|fit|inside|contain|cover|fill)$", example = "fit")]
+    /// the box, aspect kept; the default; also spelled `inside` or `contain`), `cover` (fill the
+    /// box, centred crop) or `fill` (stretch). Without `width` or `height` it is 400; `scale` with
+    /// both, or `cover` or `fill` with one, is 400 too
+    #[param(value_type = Option<FitName>, inline, example = "fit")]
     pub fit: Option<String>,
-    /// `true` to allow resizing beyond the image's own size (by default no side is enlarged)
+    /// `true` to allow resizing beyond the image's own size (by default no side is enlarged); on
+    /// `/v1/compress` it needs `width` or `height` (else 400)
     pub enlarge: Option<bool>,
-    /// With `max_bytes`: when even the lowest quality does not fit, shrink the image by steps until it does
+    /// With `max_bytes` (without it: 400): when even the lowest quality does not fit, shrink the
+    /// image by steps until it does
     pub allow_downscale: Option<bool>,
+}
+
+/// The largest `max_bytes`: the largest integer a JSON number holds exactly.
+pub const MAX_BYTES_LIMIT: u64 = (1 << 53) - 1;
+
+/// The spellings of the enumerated parameters, for the document (the engine parses them,
+/// ignoring case).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ModeName {
+    Lossy,
+    Lossless,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum FormatName {
+    Keep,
+    Auto,
+    Png,
+    Jpeg,
+    Jpg,
+    Webp,
+    Avif,
+    Gif,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum MetadataName {
+    Strip,
+    Safe,
+    Keep,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum FitName {
+    Scale,
+    Fit,
+    Inside,
+    Contain,
+    Cover,
+    Fill,
 }
 
 /// The report returned instead of the bytes when the request asks for `Accept: application/json`.
@@ -109,7 +162,7 @@ pub struct ImageBytes(Vec<u8>);
 /// Compress one image.
 ///
 /// The image is the raw request body (any `Content-Type`; the format is recognised by content) or the
-/// `file` field of a `multipart/form-data` form. The answer is the compressed image, or a JSON report
+/// `file` field of a `multipart/form-data` form (other fields are ignored). The answer is the compressed image, or a JSON report
 /// holding it in base64 when the request says `Accept: application/json`.
 #[utoipa::path(
     post,
@@ -120,6 +173,11 @@ pub struct ImageBytes(Vec<u8>);
         description = "The image, raw or as the `file` field of a multipart form",
         content(
             (ImageBytes = "application/octet-stream"),
+            (ImageBytes = "image/png"),
+            (ImageBytes = "image/jpeg"),
+            (ImageBytes = "image/gif"),
+            (ImageBytes = "image/webp"),
+            (ImageBytes = "image/avif"),
             (ImageBytes = "image/tiff"),
             (ImageBytes = "image/bmp"),
             (ImageBytes = "image/heic"),
@@ -148,15 +206,6 @@ pub struct ImageBytes(Vec<u8>);
                 (ImageBytes = "image/gif"),
                 (CompressReport = "application/json"),
             )),
-        (status = 400, description = "Bad query parameter or form", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key (only when keys are configured)", body = ErrorBody),
-        (status = 413, description = "Body larger than the limit, or an image header declaring too many pixels", body = ErrorBody),
-        (status = 415, description = "Not an image format the engine reads", body = ErrorBody),
-        (status = 422, description = "Corrupt image, or no output within max_bytes", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After and X-RateLimit-*", body = ErrorBody),
-        (status = 503, description = "All workers busy and queue full; see Retry-After", body = ErrorBody),
-        (status = 504, description = "Request took longer than the timeout", body = ErrorBody),
-        (status = 500, description = "A bug", body = ErrorBody),
     ),
     security((), ("bearer" = []), ("api_key" = [])),
 )]
@@ -236,6 +285,9 @@ pub(super) fn options(params: &CompressParams, accept: &str, state: &AppState) -
         options.mode = mode.parse::<Mode>().map_err(ApiError::from)?;
     }
     if let Some(quality) = &params.quality {
+        if !is_quality(quality) {
+            return Err(bad(format!("quality {quality:?} is not N or MIN-MAX (0-100, without signs, spaces or leading zeros)")));
+        }
         options.quality = Some(quality.parse::<Quality>().map_err(ApiError::from)?);
     }
     if let Some(metadata) = &params.metadata {
@@ -257,13 +309,16 @@ pub(super) fn options(params: &CompressParams, accept: &str, state: &AppState) -
         options.target_quality = Some(target);
     }
     if let Some(max_bytes) = params.max_bytes {
-        if max_bytes == 0 {
-            return Err(bad("max_bytes must be at least 1".into()));
+        if !(1..=MAX_BYTES_LIMIT).contains(&max_bytes) {
+            return Err(bad(format!("max_bytes must be 1-{MAX_BYTES_LIMIT}")));
         }
         options.max_bytes = Some(max_bytes);
     }
     options.score = params.score.unwrap_or(false);
     options.allow_downscale = params.allow_downscale.unwrap_or(false);
+    if [params.width, params.height].into_iter().flatten().any(|side| !(1..=65_535).contains(&side)) {
+        return Err(bad("width and height must be 1-65535".into()));
+    }
     if params.width.is_some() || params.height.is_some() {
         let fit = match &params.fit {
             Some(fit) => fit.parse::<Fit>().map_err(ApiError::from)?,
@@ -275,6 +330,21 @@ pub(super) fn options(params: &CompressParams, accept: &str, state: &AppState) -
     }
     options.validate().map_err(ApiError::from)?;
     Ok(options)
+}
+
+/// `N` or `MIN-MAX`, each 0-100 in plain digits (the document's pattern); the engine checks MIN <= MAX.
+fn is_quality(text: &str) -> bool {
+    let percent = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 3
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0'))
+            && p.parse::<u8>().is_ok_and(|v| v <= 100)
+    };
+    match text.split_once('-') {
+        Some((min, max)) => percent(min) && percent(max),
+        None => percent(text),
+    }
 }
 
 /// Media ranges of an `Accept` header with their q-values (q=0 ranges are dropped).
@@ -331,5 +401,15 @@ mod tests {
         assert!(accepts_json("image/png, application/json;q=0.9"));
         assert!(!accepts_json("application/json;q=0"));
         assert!(!accepts_json("*/*"));
+    }
+
+    #[test]
+    fn quality_spellings() {
+        for good in ["0", "7", "80", "100", "60-80", "0-100", "80-20"] {
+            assert!(is_quality(good), "{good}");
+        }
+        for bad in ["", "-", "101", "080", "+5", " 80", "80 ", "60-", "-80", "1-2-3", "60--80", "1e2"] {
+            assert!(!is_quality(bad), "{bad:?}");
+        }
     }
 }

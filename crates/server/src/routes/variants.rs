@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::upload;
 use super::v1::{self, CompressParams, ImageBytes};
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 
 pub const ROUTE: &str = "/v1/variants";
 
@@ -20,10 +20,27 @@ pub const ROUTE: &str = "/v1/variants";
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct VariantsParams {
-    /// Comma-separated widths in pixels, at most 16 (for example `320,640,1280`). Widths beyond
-    /// the image's own are skipped unless `enlarge=true`.
-    #[param(pattern = "^[1-9][0-9]{0,4}(,[1-9][0-9]{0,4}){0,15}$", example = "320,640,1280")]
+    /// Comma-separated widths in pixels, 1-65535 each, at most 16 (for example `320,640,1280`).
+    /// Widths beyond the image's own are skipped unless `enlarge=true`; when every one is, 422
+    /// `no_variants`.
+    #[param(
+        pattern = r"^ *(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}) *(, *(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}) *){0,15}$",
+        example = "320,640,1280"
+    )]
     pub widths: String,
+}
+
+/// What the document lists for `/v1/variants`: `widths` and every `/v1/compress` parameter but
+/// the size ones (which this route refuses).
+pub struct VariantsQuery;
+
+impl utoipa::IntoParams for VariantsQuery {
+    fn into_params(parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>) -> Vec<utoipa::openapi::path::Parameter> {
+        let mut params = VariantsParams::into_params(&parameter_in);
+        let compress = CompressParams::into_params(&parameter_in);
+        params.extend(compress.into_iter().filter(|p| !matches!(p.name.as_str(), "width" | "height" | "fit")));
+        params
+    }
 }
 
 /// `manifest.json` in the ZIP: what each file is, and the `srcset` of them all.
@@ -70,11 +87,16 @@ pub struct Variant {
     post,
     path = "/v1/variants",
     tag = "compress",
-    params(VariantsParams, CompressParams),
+    params(VariantsQuery),
     request_body(
         description = "The image, raw or as the `file` field of a multipart form",
         content(
             (ImageBytes = "application/octet-stream"),
+            (ImageBytes = "image/png"),
+            (ImageBytes = "image/jpeg"),
+            (ImageBytes = "image/gif"),
+            (ImageBytes = "image/webp"),
+            (ImageBytes = "image/avif"),
             (ImageBytes = "image/tiff"),
             (ImageBytes = "image/bmp"),
             (ImageBytes = "image/heic"),
@@ -89,15 +111,6 @@ pub struct Variant {
                 ("Content-Disposition" = String, description = "attachment; filename=\"stem-variants.zip\""),
             ),
             content((ImageBytes = "application/zip"))),
-        (status = 400, description = "Bad widths or query parameter (width, height and fit belong to /v1/compress)", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key (only when keys are configured)", body = ErrorBody),
-        (status = 413, description = "Body larger than the limit, or a variant beyond the pixel limits", body = ErrorBody),
-        (status = 415, description = "Not an image format the engine reads", body = ErrorBody),
-        (status = 422, description = "Corrupt image", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After and X-RateLimit-*", body = ErrorBody),
-        (status = 503, description = "All workers busy and queue full; see Retry-After", body = ErrorBody),
-        (status = 504, description = "Request took longer than the timeout", body = ErrorBody),
-        (status = 500, description = "A bug", body = ErrorBody),
     ),
     security((), ("bearer" = []), ("api_key" = [])),
 )]
@@ -140,10 +153,16 @@ pub async fn variants(State(state): State<AppState>, request: Request) -> Result
 
 /// `320,640` → [320, 640]; the engine sorts, deduplicates and bounds the count.
 fn parse_widths(text: &str) -> Result<Vec<u32>, String> {
-    let widths: Result<Vec<u32>, _> = text.split(',').map(|w| w.trim().parse::<u32>()).collect();
+    // Plain digits (the document's pattern): no signs, no leading zeros; spaces around commas.
+    let width = |w: &str| {
+        let w = w.trim_matches(' ');
+        let digits = !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) && !w.starts_with('0');
+        digits.then(|| w.parse::<u32>().ok()).flatten().filter(|w| (1..=65_535).contains(w))
+    };
+    let widths: Option<Vec<u32>> = text.split(',').map(width).collect();
     match widths {
-        Ok(w) if !w.is_empty() && w.iter().all(|&w| (1..=65_535).contains(&w)) => Ok(w),
-        _ => Err(format!("widths {text:?} is not a comma-separated list of widths in 1-65535")),
+        Some(w) if w.len() <= 16 => Ok(w),
+        _ => Err(format!("widths {text:?} is not a comma-separated list of at most 16 widths in 1-65535")),
     }
 }
 
@@ -183,8 +202,8 @@ fn package(stem: &str, input_bytes: usize, results: Vec<(u32, Option<Compressed>
         });
     }
     if variants.is_empty() {
-        return Err(ApiError::BadRequest {
-            code: "invalid_options",
+        return Err(ApiError::Unprocessable {
+            code: "no_variants",
             message: format!("every width in {skipped:?} is wider than the image; pass enlarge=true to upscale"),
         });
     }
@@ -202,7 +221,7 @@ mod tests {
     #[test]
     fn widths_and_the_remaining_query() {
         assert_eq!(parse_widths("320,640, 1280"), Ok(vec![320, 640, 1280]));
-        for bad in ["", "0", "320,", "a", "70000", "-5"] {
+        for bad in ["", "0", "320,", "a", "70000", "-5", "+5", "0320", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"] {
             assert!(parse_widths(bad).is_err(), "{bad:?}");
         }
         let uri: Uri = "/v1/variants?widths=320%2C640&format=avif&quality=60".parse().unwrap();

@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::upload;
 use crate::AppState;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
 
 pub const ROUTE: &str = "/v1/video/compress";
 
@@ -27,7 +27,7 @@ pub const ROUTE: &str = "/v1/video/compress";
 pub struct VideoParams {
     /// `keep` (default: WebM stays WebM, everything else, GIFs included, becomes MP4), `mp4`
     /// (H.264 + AAC, plays everywhere) or `webm` (VP9 + Opus)
-    #[param(pattern = "^(keep|mp4|webm)$", example = "mp4")]
+    #[param(value_type = Option<VideoFormatName>, inline, example = "mp4")]
     pub format: Option<String>,
     /// 0-100, higher is better, mapped to the codec's CRF (default: x264 CRF 23, VP9 CRF 32)
     #[param(minimum = 0, maximum = 100)]
@@ -38,6 +38,16 @@ pub struct VideoParams {
     /// the video is at least this (0-100; `quality` is then ignored); `X-Quality-Score` reports it
     #[param(minimum = 0, maximum = 100)]
     pub target_quality: Option<f64>,
+}
+
+/// The video formats, for the document (parsed ignoring case).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum VideoFormatName {
+    Keep,
+    Mp4,
+    Webm,
 }
 
 /// Raw video bytes.
@@ -69,6 +79,11 @@ pub struct VideoForm {
         description = "The video, raw or as the `file` field of a multipart form",
         content(
             (VideoBytes = "application/octet-stream"),
+            (VideoBytes = "video/mp4"),
+            (VideoBytes = "video/quicktime"),
+            (VideoBytes = "video/webm"),
+            (VideoBytes = "video/x-matroska"),
+            (VideoBytes = "image/gif"),
             (VideoForm = "multipart/form-data"),
         ),
     ),
@@ -92,15 +107,6 @@ pub struct VideoForm {
                 (VideoBytes = "video/mp4"),
                 (VideoBytes = "video/webm"),
             )),
-        (status = 400, description = "Bad query parameter or form", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key (only when keys are configured)", body = ErrorBody),
-        (status = 413, description = "Upload larger than the video body limit, or a video over a probe limit (duration, frame size, frames)", body = ErrorBody),
-        (status = 415, description = "Not a video ffmpeg reads here (images go to /v1/compress)", body = ErrorBody),
-        (status = 422, description = "Corrupt video, or one ffmpeg could not transcode within its CPU and memory limits", body = ErrorBody),
-        (status = 429, description = "Rate limited; see Retry-After and X-RateLimit-*", body = ErrorBody),
-        (status = 503, description = "Every video worker busy and the video queue full; see Retry-After", body = ErrorBody),
-        (status = 504, description = "Request took longer than the video timeout", body = ErrorBody),
-        (status = 500, description = "A bug, or ffmpeg missing", body = ErrorBody),
     ),
     security((), ("bearer" = []), ("api_key" = [])),
 )]

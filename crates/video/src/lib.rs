@@ -318,7 +318,8 @@ fn ffmpeg_args(input: &Path, output: &Path, format: VideoFormat, crf: u32, audio
             format!("vp9-crf{crf}")
         }
         _ => {
-            push(&["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-preset", "medium", "-crf", &crf_text]);
+            // As `even_for`: a 1-pixel side becomes 2 (rounding it down would leave none).
+            push(&["-vf", r"scale=max(2\,trunc(iw/2)*2):max(2\,trunc(ih/2)*2)", "-c:v", "libx264", "-preset", "medium", "-crf", &crf_text]);
             push(&["-movflags", "+faststart"]);
             format!("h264-crf{crf}")
         }
@@ -361,6 +362,7 @@ mod tests {
         assert_eq!(crf(VideoFormat::WebM, Some(0)), 63);
         assert_eq!(crf(VideoFormat::WebM, None), 32);
         assert_eq!(even_for(VideoFormat::Mp4, (641, 361)), (640, 360));
+        assert_eq!(even_for(VideoFormat::Mp4, (1, 1)), (2, 2));
         assert_eq!(even_for(VideoFormat::WebM, (641, 361)), (641, 361));
         assert!("mkv".parse::<VideoFormat>().is_err());
     }

@@ -947,3 +947,28 @@ fn videos_in_a_bucket_are_staged_on_local_disk_and_uploaded_in_parts() {
     assert_eq!((report["skipped"].as_u64(), report["failed"].as_u64()), (Some(2), Some(1)), "{report}");
     assert!(leftovers(&temp).is_empty());
 }
+
+/// HEIC, TIFF and BMP are in the default globs; they are read, not written, so their outputs
+/// take the new format's extension: HEIC the smallest of JPEG/WebP/AVIF, TIFF and BMP PNG.
+#[test]
+fn heic_tiff_and_bmp_are_converted_with_new_extensions() {
+    let Some(corpus) = std::env::var_os("COMPRESSOR_CORPUS").map(PathBuf::from) else {
+        eprintln!("COMPRESSOR_CORPUS is not set: skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    std::fs::create_dir_all(src.join("phone")).unwrap();
+    std::fs::copy(corpus.join("heic/libheif__with-alpha-512x512.heic"), src.join("phone/IMG_0001.HEIC")).unwrap();
+    std::fs::copy(corpus.join("other/tiff/pillow__hopper_lzw.tif"), src.join("scan.tiff")).unwrap();
+    std::fs::copy(corpus.join("other/bmp/bmpsuite__g_pal8.bmp"), src.join("old.bmp")).unwrap();
+    let out = compressor().arg("batch").arg(&src).arg(&dst).args(["--json", "--jobs", "2"]).output().unwrap();
+    let report = json_report(&out);
+    assert!(out.status.success(), "{report} {}", String::from_utf8_lossy(&out.stderr));
+    let outputs = tree(&dst);
+    assert!(outputs.contains("scan.png") && outputs.contains("old.png"), "{outputs:?}");
+    let heic: Vec<&String> = outputs.iter().filter(|k| k.starts_with("phone/IMG_0001.")).collect();
+    assert_eq!(heic.len(), 1, "{outputs:?}");
+    assert!(["jpg", "webp", "avif"].iter().any(|e| heic[0].ends_with(e)), "{heic:?}");
+    assert_eq!(report["compressed"].as_u64(), Some(3), "{report}");
+}

@@ -301,3 +301,32 @@ fn video_target_quality_reports_the_score_reached() {
     let out = run(compressor().arg("compress").arg(&clip).args(["--target-quality", "101"]));
     assert_eq!(out.status.code(), Some(2), "refused by the argument parser");
 }
+
+/// A HEIC photo (read, never written) comes out beside the input as `.min.jpg`, `.min.webp` or
+/// `.min.avif`, whichever is smallest, and a TIFF as PNG; the JSON report says which.
+#[test]
+fn heic_and_tiff_inputs_are_converted() {
+    let Some(corpus) = std::env::var_os("COMPRESSOR_CORPUS").map(PathBuf::from) else {
+        eprintln!("COMPRESSOR_CORPUS is not set: skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let heic = dir.path().join("photo.heic");
+    std::fs::copy(corpus.join("heic/libheif-rs__test.heic"), &heic).unwrap();
+    let tiff = dir.path().join("scan.tif");
+    std::fs::copy(corpus.join("other/tiff/pillow__hopper.tif"), &tiff).unwrap();
+    let out = run(compressor().arg("compress").arg(&heic).arg(&tiff).arg("--json"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let reports = json_lines(&out);
+    assert_eq!(reports.len(), 2);
+    let format = reports[0]["format"].as_str().unwrap();
+    let extension = match format {
+        "jpeg" => "jpg",
+        "webp" | "avif" => format,
+        other => panic!("HEIC became {other}"),
+    };
+    assert!(dir.path().join(format!("photo.min.{extension}")).exists());
+    assert_eq!(reports[1]["format"], "png");
+    let png = std::fs::read(dir.path().join("scan.min.png")).unwrap();
+    assert_eq!(compressor_test_support::decode_png(&png), (128, 128));
+}

@@ -84,6 +84,13 @@ async fn the_image_serves_checks_its_health_and_drains_on_stop() {
         let out = answer.bytes().await.unwrap();
         assert!(!out.is_empty() && out.len() < input.len(), "{content_type}: {} -> {}", input.len(), out.len());
     }
+    // A HEIC (libheif and its HEVC decoder inside the image) comes back converted.
+    let heic = std::fs::read(corpus.join("heic/libheif__with-alpha-512x512.heic")).unwrap();
+    let answer = client.post(format!("{base}/v1/compress")).body(heic).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let content_type = answer.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(["image/jpeg", "image/webp", "image/avif"].contains(&content_type.as_str()), "{content_type}");
+    assert!(!answer.bytes().await.unwrap().is_empty());
     let form = reqwest::multipart::Form::new().part("image_files", reqwest::multipart::Part::bytes(png.clone()).file_name("shot.png"));
     let answer = client.post(format!("{base}/compress-image")).multipart(form).send().await.unwrap();
     assert_eq!(answer.status(), 200);

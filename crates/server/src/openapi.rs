@@ -117,6 +117,14 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
         responses.insert(name.into(), json!({ "description": description, "headers": headers, "content": content }));
     }
     components.insert("responses".into(), Value::Object(responses));
+    // The multipart forms: the server reads its one field and reads past any other (the legacy
+    // route's old clients send `strategy=bimg`), but a form is not invited to carry others: a
+    // field whose name holds control characters makes the form unreadable (400).
+    for form in ["CompressForm", "LegacyForm", "VideoForm"] {
+        if let Some(schema) = components.get_mut("schemas").and_then(|s| s.get_mut(form)) {
+            schema["additionalProperties"] = Value::Bool(false);
+        }
+    }
 
     for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
         for operation in item.as_object_mut().expect("path item").values_mut() {

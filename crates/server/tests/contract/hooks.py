@@ -1,0 +1,50 @@
+"""schemathesis hooks of the contract test: the cross-parameter rules of the image routes.
+
+A 400 answered to a request the schema allows is accepted only when one of these rules, which
+the parameters' descriptions in the document state, explains it. Written from the document, not
+from the server's code, so that a 400 the document does not explain is a finding.
+"""
+
+import schemathesis
+
+
+def _given(query, name):
+    return name in query and query[name] is not None
+
+
+def _true(query, name):
+    return str(query.get(name, "")).lower() == "true"
+
+
+def documented_refusals(path, query):
+    """The documented rules the query breaks (an empty list when it breaks none)."""
+    broken = []
+    sized = _given(query, "width") or _given(query, "height")
+    quality = str(query.get("quality", ""))
+    if "-" in quality:
+        low, high = quality.split("-", 1)
+        if low.isdigit() and high.isdigit() and int(low) > int(high):
+            broken.append("quality MIN above MAX")
+    if _true(query, "allow_downscale") and not _given(query, "max_bytes"):
+        broken.append("allow_downscale without max_bytes")
+    if path == "/v1/compress":
+        if (_given(query, "fit") or _given(query, "enlarge")) and not sized:
+            broken.append("fit or enlarge without width or height")
+        fit = str(query.get("fit", "fit")).lower()
+        both = _given(query, "width") and _given(query, "height")
+        if fit == "scale" and both:
+            broken.append("fit=scale with both sides")
+        if fit in ("cover", "fill") and sized and not both:
+            broken.append(f"fit={fit} with one side")
+    return broken
+
+
+@schemathesis.check
+def refusals_follow_documented_rules(ctx, response, case):
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or response.status_code != 400:
+        return None
+    query = case.query or {}
+    if not documented_refusals(case.path, query):
+        raise AssertionError(f"400 for a schema-valid request that breaks no documented rule: query {query!r}, answer {response.text[:300]!r}")
+    return None

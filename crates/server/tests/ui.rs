@@ -491,3 +491,78 @@ async fn videos_and_gifs_as_video_go_to_the_video_service_and_play_side_by_side(
     assert_eq!(shown, json!(["before-video", "after-video"]));
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_page_renders_every_route_of_the_document_and_loads_nothing_from_elsewhere() {
+    // The API page is there without the web page too.
+    let server = Server::start(Config { ui: false, ..config() }).await;
+    let http = client();
+    let doc: Value = http.get(server.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let browser = browser().await;
+    browser.page().goto(&server.url("/docs")).await.unwrap();
+    let start = Instant::now();
+    while browser.js("return document.body.dataset.rendered || null;").await.is_null() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the API page did not render");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        browser.js("return document.body.dataset.rendered;").await,
+        "true",
+        "{}",
+        browser.js("return document.body.innerText;").await
+    );
+
+    // One section per operation, with its parameters, request body media types and statuses.
+    let shown = browser
+        .js("return [...document.querySelectorAll('section.operation')].map(s => ({
+                method: s.dataset.method, path: s.dataset.path,
+                params: [...s.querySelectorAll('table.parameters tr[data-name]')].map(r => r.dataset.name),
+                media: [...s.querySelectorAll('.body li[data-media]')].map(l => l.dataset.media),
+                statuses: [...s.querySelectorAll('table.responses tr[data-status]')].map(r => r.dataset.status),
+                text: s.innerText }));")
+        .await;
+    let shown = shown.as_array().unwrap();
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let section = shown
+                .iter()
+                .find(|s| s["method"] == method.as_str() && s["path"] == path.as_str())
+                .unwrap_or_else(|| panic!("{method} {path} is not on the page"));
+            let names = |list: &Value| -> Vec<String> { list.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect() };
+            let params: Vec<String> =
+                op["parameters"].as_array().map(|p| p.iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()).unwrap_or_default();
+            assert_eq!(names(&section["params"]), params, "{method} {path}");
+            let media: Vec<String> = op["requestBody"]["content"].as_object().map(|c| c.keys().cloned().collect()).unwrap_or_default();
+            assert_eq!(names(&section["media"]), media, "{method} {path}");
+            let statuses: Vec<String> = op["responses"].as_object().unwrap().keys().cloned().collect();
+            assert_eq!(names(&section["statuses"]), statuses, "{method} {path}");
+        }
+    }
+    assert_eq!(shown.len(), operations);
+    // Enums, ranges, patterns and shared headers are spelled out, resolved from their references.
+    let text = |path: &str| shown.iter().find(|s| s["path"] == path).unwrap()["text"].as_str().unwrap().to_owned();
+    let compress = text("/v1/compress");
+    assert!(compress.contains(r#"one of "lossy", "lossless""#), "{compress}");
+    assert!(compress.contains("≥ 1; ≤ 6"), "effort's range: {compress}");
+    assert!(
+        compress.contains("Retry-After") && compress.contains("X-RateLimit-Remaining") && compress.contains("X-Quality-Score"),
+        "{compress}"
+    );
+    assert!(text("/compress-image").contains(r#"one of "pngquant", "stdlib", """#));
+
+    // Everything came from this server, and its policy allows nothing else.
+    let origin = server.url("");
+    let fetched = browser.fetched().await;
+    for url in &fetched {
+        assert!(url.starts_with(&origin), "the API page fetched {url}");
+    }
+    for needed in ["/openapi.json", "/docs/docs.js", "/docs/docs.css"] {
+        assert!(fetched.iter().any(|u| u.ends_with(needed)), "{needed} not fetched: {fetched:?}");
+    }
+    let page = http.get(server.url("/docs")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    browser.close().await;
+}

@@ -289,11 +289,12 @@ fn auto_formats(input: Format, image: &Image, options: &Options) -> Vec<Format> 
     formats
 }
 
-/// Makes the decoded image fit the target format: upright pixels when converting, first frame
-/// for still-only formats (only when allowed), flattened alpha for JPEG.
+/// Makes the decoded image fit the target format: upright pixels when converting (and for PNG,
+/// whose encoders write no orientation), first frame for still-only formats (only when allowed),
+/// flattened alpha for JPEG.
 fn prepare(source: &Image, from: Format, to: Format, options: &Options) -> Result<Image, Error> {
     let mut image = source.clone();
-    if to != from {
+    if to != from || to == Format::Png {
         image = image.apply_orientation();
     }
     if image.is_animated() && matches!(to, Format::Png | Format::Jpeg | Format::Avif) {

@@ -28,20 +28,8 @@ pub struct LegacyForm {
 #[into_params(parameter_in = Query)]
 pub struct LegacyParams {
     /// `pngquant` (default, also when empty; lossy, quality 60-80) or `stdlib` (lossless)
-    #[param(value_type = Option<StrategyName>, inline, example = "pngquant")]
+    #[param(pattern = "^(pngquant|stdlib|)$", example = "pngquant")]
     pub strategy: Option<String>,
-}
-
-/// The strategies, for the document; the empty one (`strategy=`) is `pngquant`, as on the old server.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub enum StrategyName {
-    #[schema(rename = "pngquant")]
-    Pngquant,
-    #[schema(rename = "stdlib")]
-    Stdlib,
-    #[schema(rename = "")]
-    Default,
 }
 
 /// The `X-Compression-Metadata` header, field for field as the old server wrote it.

@@ -4,6 +4,7 @@ mod batch;
 mod compress;
 mod engine_args;
 mod healthcheck;
+mod inspect;
 mod variants;
 mod video;
 
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Compress image files
     Compress(compress::CompressArgs),
+    /// Read image headers: format, size, and the memory compressing them would hold (nothing is decoded)
+    Inspect(inspect::InspectArgs),
     /// Run the HTTP service
     Serve(compressor_server::ServeArgs),
     /// Compress every image and video under a folder or s3:// / gs:// prefix into another (parallel, resumable, sharded)
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compress(args) => compress::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
         Command::Batch { batch, engine } => batch::run(batch, &engine),
         Command::Loadtest(args) => loadtest(args),

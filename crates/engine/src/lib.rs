@@ -21,6 +21,7 @@ mod codecs;
 mod error;
 mod format;
 mod image;
+mod memory;
 mod options;
 mod parallel;
 mod pipeline;
@@ -98,6 +99,15 @@ pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
     let info = check_input(input, options)?;
     let encoded = guarded(&info, || pipeline::run(input, &info, options))?;
     Ok(report(input, &info, encoded))
+}
+
+/// The most memory [`compress`] (or [`variants`]) may hold for `input` with `options`, in bytes,
+/// from the header alone: what a caller sharing a memory budget among workers admits work by.
+/// Fails as `compress` would on unreadable headers, limits and options.
+pub fn estimate_peak_bytes(input: &[u8], options: &Options) -> Result<u64, Error> {
+    options.validate()?;
+    let info = check_input(input, options)?;
+    Ok(memory::estimate(input, &info, options))
 }
 
 /// One output per width for responsive images (`srcset`): the input decoded once and resized

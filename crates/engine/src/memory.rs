@@ -1,0 +1,165 @@
+//! How much memory one `compress` may hold at its peak, from the header alone, so that callers can
+//! admit work into a memory budget before anything is decoded.
+//!
+//! The figures are bytes per decoded pixel for each path (decode, working copies and the encoder's
+//! own state together), measured as the peak RSS of `compressor compress` less the process's
+//! baseline at 1.5, 6 and 24 MP by `scripts/memory-table.py`, with about 15 % added. The script
+//! prints the estimate beside the measurement; the estimate must stay above it.
+
+use crate::format::{Format, ImageInfo};
+use crate::options::{Mode, Options, OutputFormat};
+
+const MIB: u64 = 1 << 20;
+
+/// Per job, whatever the image: codec tables, thread stacks, small buffers.
+const FIXED_BYTES: u64 = 16 * MIB;
+
+/// SSIMULACRA2 of the whole image (`score`, and the final check of a target-quality search):
+/// linear-light and XYB float planes of both images at every scale (measured 142-156 B/px).
+const SCORE_BYTES_PER_PIXEL: u64 = 175;
+
+/// `auto`, beside its dearest candidate: the shared decode and the other candidates' results
+/// (measured: `auto` on a 6 MP JPEG held 10 % more than its AVIF candidate alone).
+const CANDIDATES_BYTES_PER_PIXEL: u64 = 10;
+
+/// A resize: both images in 16-bit linear light.
+const RESIZE_BYTES_PER_PIXEL: u64 = 8;
+
+/// Inputs whose own decoder holds another copy (libheif's planes, TIFF strips) before the RGBA
+/// the engine works on; not in the measured paths.
+const OTHER_DECODER_BYTES_PER_PIXEL: u64 = 12;
+
+/// What one path costs per pixel. Quantized PNG drops above 2^24 pixels: libimagequant keeps a
+/// whole-image copy only for images whose RGBA fits in 64 MiB and works row by row beyond.
+#[derive(Clone, Copy)]
+struct Cost {
+    per_pixel: u64,
+    /// Above this many pixels, this many bytes per pixel instead.
+    above: Option<(u64, u64)>,
+}
+
+impl Cost {
+    const fn linear(per_pixel: u64) -> Cost {
+        Cost { per_pixel, above: None }
+    }
+
+    fn bytes(self, pixels: u64) -> u64 {
+        match self.above {
+            Some((threshold, per_pixel)) if pixels > threshold => per_pixel * pixels,
+            _ => self.per_pixel * pixels,
+        }
+    }
+}
+
+/// Measured on a photo: 28-29 B/px at 1.5, 6 and 12 MP; 10.2-10.6 B/px at 24, 48 and 90 MP
+/// (screenshots less).
+const PNG_QUANTIZED: Cost = Cost { per_pixel: 32, above: Some((1 << 24, 12)) };
+
+/// The cost of producing `format` (decoding included, for the measured inputs).
+fn encode_cost(format: Format, mode: Mode) -> Cost {
+    match (format, mode) {
+        (Format::Png, Mode::Lossy) => PNG_QUANTIZED,
+        (Format::Png, Mode::Lossless) => Cost::linear(32),
+        (Format::Jpeg, _) => Cost::linear(17),
+        (Format::WebP, Mode::Lossy) => Cost::linear(13),
+        (Format::WebP, Mode::Lossless) => Cost::linear(30),
+        (Format::Avif, _) => Cost::linear(46),
+        (Format::Gif, Mode::Lossy) => Cost::linear(40),
+        (Format::Gif, Mode::Lossless) => Cost::linear(26),
+        // Formats only read: their output is one of the above, and `estimate` takes the dearest.
+        _ => Cost::linear(46),
+    }
+}
+
+/// The formats this request may encode to: all `auto` candidates, or the one asked for.
+fn output_formats(info: &ImageInfo, options: &Options) -> Vec<Format> {
+    match options.format {
+        OutputFormat::To(format) => vec![format],
+        OutputFormat::Keep if info.format.writable() => vec![info.format],
+        OutputFormat::Auto if !options.auto_formats.is_empty() => options.auto_formats.clone(),
+        // `auto` by default, and `keep` for a read-only format, pick among these.
+        _ => vec![Format::WebP, Format::Avif, Format::Jpeg, Format::Png, info.format].into_iter().filter(|f| f.writable()).collect(),
+    }
+}
+
+/// The estimate for an input whose header has passed the limits.
+pub(crate) fn estimate(input: &[u8], info: &ImageInfo, options: &Options) -> u64 {
+    let frames = u64::from(frame_count(input, info.format).clamp(1, options.limits.max_frames.max(1)));
+    // Every frame is decoded onto a full canvas (and the GIF decoder refuses more than max_pixels in all).
+    let source = (u64::from(info.width) * u64::from(info.height)).saturating_mul(frames);
+    let deep = u64::from(is_16_bit_png(input, info.format)) + 1;
+    let output = match &options.resize {
+        Some(resize) => {
+            let w = resize.width.map_or(u64::from(info.width), u64::from);
+            let h = resize.height.map_or(u64::from(info.height), u64::from);
+            // With one side given the other follows the aspect ratio: at most the image's own.
+            let box_pixels = w.saturating_mul(h).saturating_mul(frames);
+            if resize.enlarge { box_pixels } else { box_pixels.min(source) }
+        }
+        None => source,
+    };
+    let decoder = match info.format {
+        Format::Png | Format::Jpeg | Format::Gif | Format::WebP | Format::Avif => 0,
+        _ => OTHER_DECODER_BYTES_PER_PIXEL * source,
+    };
+    let resizing = if options.resize.is_some() { RESIZE_BYTES_PER_PIXEL * (source + output) + 4 * source } else { 0 };
+    let formats = output_formats(info, options);
+    let candidates = if formats.len() > 1 { CANDIDATES_BYTES_PER_PIXEL * output } else { 0 };
+    let encoding = formats.into_iter().map(|f| encode_cost(f, options.mode).bytes(output)).max().unwrap_or(0) + candidates;
+    let scoring = if options.score || options.target_quality.is_some() { SCORE_BYTES_PER_PIXEL * output } else { 0 };
+    FIXED_BYTES + 2 * input.len() as u64 + decoder + resizing + deep * encoding + scoring
+}
+
+fn is_16_bit_png(input: &[u8], format: Format) -> bool {
+    format == Format::Png && input.get(24) == Some(&16)
+}
+
+/// Frames of an animated GIF or WebP, counted from their block structure (bounded by the input's
+/// length, nothing decoded); 1 for other formats or when the structure cannot be walked.
+fn frame_count(input: &[u8], format: Format) -> u32 {
+    match format {
+        Format::Gif => gif_frames(input).unwrap_or(1),
+        Format::WebP => webp_frames(input),
+        _ => 1,
+    }
+}
+
+fn gif_frames(d: &[u8]) -> Option<u32> {
+    let flags = *d.get(10)?;
+    let mut at = 13 + if flags & 0x80 != 0 { 3 << ((flags & 7) + 1) } else { 0 };
+    let skip_sub_blocks = |mut at: usize| -> Option<usize> {
+        loop {
+            let len = usize::from(*d.get(at)?);
+            at += 1 + len;
+            if len == 0 {
+                return Some(at);
+            }
+        }
+    };
+    let mut frames = 0u32;
+    loop {
+        match *d.get(at)? {
+            0x21 => at = skip_sub_blocks(at + 2)?,
+            0x2C => {
+                frames += 1;
+                let local = *d.get(at + 9)?;
+                at += 10 + if local & 0x80 != 0 { 3 << ((local & 7) + 1) } else { 0 };
+                at = skip_sub_blocks(at + 1)?;
+            }
+            _ => return Some(frames.max(1)),
+        }
+    }
+}
+
+fn webp_frames(d: &[u8]) -> u32 {
+    let mut frames = 0u32;
+    let mut at = 12;
+    while let Some(header) = d.get(at..at + 8) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[..4] == b"ANMF" {
+            frames += 1;
+        }
+        at = at.saturating_add(8).saturating_add(size).saturating_add(size & 1);
+    }
+    frames.max(1)
+}

@@ -1,0 +1,74 @@
+//! The memory estimate callers admit work by: from the header, failing as `compress` would, and
+//! above what the engine really holds (the measured table is `scripts/memory-table.py`).
+
+use compressor_engine::{Error, Format, Mode, Options, OutputFormat, estimate_peak_bytes};
+use compressor_test_support::{bomb_png, noisy_png};
+
+fn estimate(data: &[u8], options: &Options) -> u64 {
+    estimate_peak_bytes(data, options).unwrap()
+}
+
+#[test]
+fn the_estimate_follows_pixels_path_and_score() {
+    let small = noisy_png(256, 256, 1);
+    let large = noisy_png(1024, 1024, 1);
+    let lossy = Options::default();
+    assert!(estimate(&large, &lossy) > estimate(&small, &lossy) + 16 * (1024 * 1024 - 256 * 256), "per-pixel cost");
+    let scored = Options { score: true, ..Options::default() };
+    assert!(estimate(&large, &scored) > estimate(&large, &lossy) + 100 * 1024 * 1024, "a score costs far more than the encode");
+    let avif = Options { format: OutputFormat::To(Format::Avif), ..Options::default() };
+    let lossless = Options { mode: Mode::Lossless, ..Options::default() };
+    assert!(estimate(&large, &avif) > estimate(&large, &lossless), "rav1e holds more than oxipng");
+    let auto = Options { format: OutputFormat::Auto, ..Options::default() };
+    assert!(estimate(&large, &auto) >= estimate(&large, &avif), "auto may try AVIF");
+
+    // The real peak of this compress is well below the estimate (the process's peak RSS grows by
+    // less than the estimate; measured here rather than trusted).
+    let before = peak_rss();
+    compressor_engine::compress(&large, &avif).unwrap();
+    let grown = peak_rss().saturating_sub(before);
+    assert!(grown < estimate(&large, &avif), "grew {grown} B, estimate {}", estimate(&large, &avif));
+}
+
+#[test]
+fn header_limits_and_bad_input_fail_as_compress_does() {
+    let bomb = bomb_png(60_000, 60_000);
+    let options = Options::default();
+    assert!(matches!(estimate_peak_bytes(&bomb, &options), Err(Error::LimitExceeded { .. })));
+    assert!(
+        matches!(estimate_peak_bytes(b"not an image", &options), Err(Error::UnsupportedFormat { .. })),
+        "{:?}",
+        estimate_peak_bytes(b"not an image", &options)
+    );
+    let bad_effort = Options { effort: 9, ..Options::default() };
+    assert!(matches!(estimate_peak_bytes(&noisy_png(8, 8, 1), &bad_effort), Err(Error::InvalidOptions { .. })));
+}
+
+#[test]
+fn every_frame_of_an_animation_counts() {
+    let frames = |n: usize| {
+        let mut out = Vec::new();
+        let mut encoder = gif::Encoder::new(&mut out, 512, 512, &[0, 0, 0, 255, 255, 255]).unwrap();
+        for i in 0..n {
+            let pixels: Vec<u8> = (0..512 * 512).map(|p| ((p + i) % 2) as u8).collect();
+            encoder.write_frame(&gif::Frame { width: 512, height: 512, buffer: pixels.into(), ..Default::default() }).unwrap();
+        }
+        drop(encoder);
+        out
+    };
+    let (one, ten) = (frames(1), frames(10));
+    let options = Options::default();
+    assert!(
+        estimate(&ten, &options) > 9 * (estimate(&one, &options) - 16 * 1024 * 1024),
+        "{} vs {}",
+        estimate(&ten, &options),
+        estimate(&one, &options)
+    );
+}
+
+/// This process's peak resident memory so far, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}

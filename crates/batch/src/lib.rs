@@ -3,7 +3,8 @@
 //!
 //! Data flow: a streaming listing of SRC → include/exclude and shard filters → skip decision
 //! from the manifest → up to 2×jobs reads/writes in flight, `jobs` compressions at once on
-//! blocking threads → atomic writes under DST → one manifest record per key.
+//! blocking threads, each first waiting for its estimated peak memory in the shared budget →
+//! atomic writes under DST → one manifest record per key.
 //!
 //! Videos (told by their first bytes; GIFs too with `--format mp4|webm`) leave that flow once
 //! recognised: at most `jobs` are staged at once (downloaded to a file in a scratch folder when
@@ -25,6 +26,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use compressor_engine::Options;
+use compressor_budget::{MemoryBudget, Refusal};
 use compressor_video::{Cancel, VideoFormat};
 use futures::{StreamExt, TryStreamExt};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -64,9 +66,14 @@ pub struct BatchArgs {
     /// Keys to exclude (glob; repeatable)
     #[arg(long)]
     pub exclude: Vec<String>,
-    /// Images compressed at once (decoded-image memory is bounded by this); default: CPUs
+    /// Images compressed at once; default: CPUs
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Memory for images being compressed, shared by the jobs (`600M`, `2G` or bytes): an image
+    /// waits until its estimated peak fits; one that never could fails with over_memory_budget.
+    /// Default: 3/4 of the memory limit (the cgroup's, else physical memory) less 256 MiB
+    #[arg(long, env = "COMPRESSOR_MEMORY_BUDGET", value_parser = compressor_budget::parse_size)]
+    pub memory_budget: Option<u64>,
     /// Videos transcoded at once (ffmpeg runs several threads; each transcode also takes one of
     /// the --jobs slots). At most --jobs videos are staged (downloaded or waiting) at once
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
@@ -171,6 +178,8 @@ struct Run {
     manifest: Mutex<Manifest>,
     /// Compressions at once: images, and video transcodes (one permit each).
     cpu: Semaphore,
+    /// Images also wait here for their estimated peak memory.
+    memory: MemoryBudget,
     /// Video transcodes at once (`--video-jobs`).
     transcodes: Semaphore,
     /// Videos staged at once (downloading, waiting, transcoding or uploading): `jobs`.
@@ -244,6 +253,7 @@ pub async fn run(args: BatchArgs, mut options: Options, mut video: VideoSettings
         claimed: std::sync::Mutex::new(claimed),
         manifest: Mutex::new(manifest),
         cpu: Semaphore::new(jobs),
+        memory: MemoryBudget::new(args.memory_budget.unwrap_or_else(compressor_budget::default_budget)),
         transcodes: Semaphore::new(args.video_jobs.clamp(1, jobs as u64) as usize),
         staged: Arc::new(Semaphore::new(jobs)),
         videos: std::sync::Mutex::new(JoinSet::new()),
@@ -343,6 +353,22 @@ fn scratch_dir(parent: &Path) -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("creating a temporary folder in {}", parent.display()))
 }
 
+/// An image whose estimated peak memory is more than the whole budget.
+#[derive(Debug)]
+struct OverMemoryBudget {
+    needed: u64,
+    budget: u64,
+}
+
+impl std::fmt::Display for OverMemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        write!(f, "compressing it needs about {} MiB, more than the memory budget of {} MiB (--memory-budget)", mib(self.needed), mib(self.budget))
+    }
+}
+
+impl std::error::Error for OverMemoryBudget {}
+
 /// Two inputs whose outputs have one name: the second is not written.
 #[derive(Debug)]
 struct OutputConflict {
@@ -362,6 +388,9 @@ impl std::error::Error for OutputConflict {}
 fn error_code(e: &anyhow::Error) -> &'static str {
     if e.downcast_ref::<OutputConflict>().is_some() {
         return "output_conflict";
+    }
+    if e.downcast_ref::<OverMemoryBudget>().is_some() {
+        return "over_memory_budget";
     }
     if let Some(e) = e.downcast_ref::<compressor_engine::Error>() {
         e.code()
@@ -549,8 +578,14 @@ impl Run {
 
     /// Compresses (on a blocking thread, at most `jobs` at once) and writes one image.
     async fn compress_image(&self, relative: &str, input: Vec<u8>) -> anyhow::Result<Outcome> {
-        let permit = self.cpu.acquire().await?;
         let options = self.options.clone();
+        let needed = compressor_engine::estimate_peak_bytes(&input, &options)?;
+        // Memory first, then a CPU: an image waiting for room holds no CPU permit.
+        let _memory = match self.memory.reserve(needed, None).await {
+            Ok(reservation) => reservation,
+            Err(Refusal::NeverFits { needed, budget } | Refusal::Busy { needed, budget }) => return Err(OverMemoryBudget { needed, budget }.into()),
+        };
+        let permit = self.cpu.acquire().await?;
         let result =
             tokio::task::spawn_blocking(move || compressor_engine::compress(&input, &options)).await.context("compression task")?;
         drop(permit);

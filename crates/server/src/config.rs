@@ -36,6 +36,11 @@ pub struct ServeArgs {
     /// Images compressed at once (default: number of CPUs)
     #[arg(long, env = "COMPRESSOR_WORKERS")]
     pub workers: Option<usize>,
+    /// Memory for images being compressed, shared by all workers (`600M`, `2G` or bytes): a request
+    /// waits until its estimated peak fits (503 after 5 s), and one that could never fit gets 413.
+    /// Default: 3/4 of the memory limit (the cgroup's, else physical memory) less 256 MiB
+    #[arg(long, env = "COMPRESSOR_MEMORY_BUDGET", value_parser = compressor_budget::parse_size)]
+    pub memory_budget: Option<u64>,
     /// Compress requests allowed to wait for a worker; beyond WORKERS + QUEUE requests answer 503 at once
     #[arg(long, env = "COMPRESSOR_QUEUE", default_value_t = 32)]
     pub queue: usize,
@@ -103,6 +108,8 @@ pub struct Config {
     pub max_pixels: u64,
     pub workers: usize,
     pub queue: usize,
+    /// Bytes of the memory budget (see [`ServeArgs::memory_budget`]).
+    pub memory_budget: u64,
     pub request_timeout: Duration,
     pub rate_limit: Option<RateLimit>,
     /// See [`ServeArgs::forwarded_for_depth`].
@@ -141,6 +148,7 @@ impl Default for Config {
             max_pixels: compressor_engine::Limits::default().max_pixels,
             workers: default_workers(),
             queue: 32,
+            memory_budget: compressor_budget::default_budget(),
             request_timeout: Duration::from_secs(60),
             rate_limit: None,
             forwarded_for_depth: 0,
@@ -202,6 +210,7 @@ impl Config {
             max_pixels: args.max_pixels,
             workers,
             queue: args.queue,
+            memory_budget: args.memory_budget.unwrap_or_else(compressor_budget::default_budget),
             request_timeout: args.request_timeout,
             rate_limit: args.rate_limit,
             forwarded_for_depth: args.forwarded_for_depth,

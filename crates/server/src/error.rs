@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 404: no such route.
     #[error("no route for {0}")]
     NotFound(String),
+    /// 408: the upload arrived slower than the minimum rate (see `slow.rs`).
+    #[error("{0}")]
+    SlowUpload(String),
     /// 413: the body, or the image the header declares, is over a limit.
     #[error("{message}")]
     TooLarge { code: &'static str, message: String },
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::SlowUpload(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -84,6 +88,7 @@ impl ApiError {
             ApiError::Unsupported(_) => "unsupported_format",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Overloaded { .. } => "overloaded",
+            ApiError::SlowUpload(_) => "slow_upload",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
         }

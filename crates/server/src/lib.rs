@@ -14,9 +14,9 @@ mod metrics;
 mod openapi;
 mod pool;
 mod routes;
+mod slow;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +64,13 @@ impl Deref for AppState {
     }
 }
 
+/// The image pool's memory budget, with its gauges.
+fn memory(config: &Config, metrics: &metrics::Metrics) -> pool::Memory {
+    metrics.gauge(metrics::MEMORY_BUDGET).set(config.memory_budget as f64);
+    let budget = compressor_budget::MemoryBudget::new(config.memory_budget);
+    pool::Memory { budget, reserved: metrics.gauge(metrics::MEMORY_RESERVED), wait: pool::MEMORY_WAIT }
+}
+
 /// The service, ready to be served.
 pub struct App {
     router: Router,
@@ -85,8 +92,9 @@ impl App {
     fn build(config: Config, extra: Option<Router<AppState>>) -> App {
         let metrics = metrics::Metrics::new();
         let state = AppState(Arc::new(Shared {
-            pool: pool::Pool::new(config.workers, config.queue, metrics.queue_depth().clone()),
-            video_pool: config.video.as_ref().map(|v| pool::Pool::new(v.workers, v.queue, metrics.video_queue_depth().clone())),
+            pool: pool::Pool::new(config.workers, config.queue, metrics.queue_depth().clone(), Some(memory(&config, &metrics))),
+            // Video memory is ffmpeg's, bounded per child by its RLIMIT_AS, not by this budget.
+            video_pool: config.video.as_ref().map(|v| pool::Pool::new(v.workers, v.queue, metrics.video_queue_depth().clone(), None)),
             limiter: config.rate_limit.map(guard::RateLimiter::new),
             metrics,
             draining: AtomicBool::new(false),
@@ -119,7 +127,7 @@ impl App {
             tracing::info!("shutting down: no new connections; draining in-flight requests (grace {grace:?})");
             let _ = started_tx.send(());
         };
-        let server = axum::serve(listener, self.router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(signal);
+        let server = serve_connections(listener, self.router, signal);
         let grace_expired = async move {
             if started_rx.await.is_err() {
                 std::future::pending::<()>().await;
@@ -134,6 +142,59 @@ impl App {
             }
         }
     }
+}
+
+/// Accepts connections until `signal`, then lets every open connection finish its request and
+/// waits for them all. Our own loop rather than `axum::serve` for one reason: a header read
+/// timeout ([`slow::HEADER_READ_TIMEOUT`]), so clients that trickle their headers are cut off.
+async fn serve_connections(listener: TcpListener, router: Router, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+    use axum::extract::ConnectInfo;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt as _;
+
+    // Each connection holds a `done` receiver; the sender sees them all gone when they finish.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, done_rx) = tokio::sync::watch::channel(());
+    tokio::pin!(signal);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .layer(axum::Extension(ConnectInfo(remote)))
+            .map_request(|request: axum::http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new));
+        let (mut stop, done) = (stop_rx.clone(), done_rx.clone());
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(slow::HEADER_READ_TIMEOUT);
+            let connection = builder.serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(service));
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(done_rx);
+    done_tx.closed().await;
+    Ok(())
 }
 
 /// `compressor serve`: logs, binds, serves until SIGTERM or Ctrl-C, drains, returns.

@@ -21,6 +21,8 @@ pub const BYTES_OUT: &str = "compressor_bytes_out_total";
 pub const COMPRESSION_RATIO: &str = "compressor_compression_ratio";
 pub const QUEUE_DEPTH: &str = "compressor_queue_depth";
 pub const VIDEO_QUEUE_DEPTH: &str = "compressor_video_queue_depth";
+pub const MEMORY_BUDGET: &str = "compressor_memory_budget_bytes";
+pub const MEMORY_RESERVED: &str = "compressor_memory_reserved_bytes";
 pub const IN_FLIGHT: &str = "compressor_in_flight";
 pub const REJECTED_TOTAL: &str = "compressor_rejected_total";
 
@@ -98,6 +100,8 @@ impl Metrics {
         describe(COMPRESSION_RATIO, "compressed size / original size by output format");
         describe(QUEUE_DEPTH, "compress requests waiting for a worker");
         describe(VIDEO_QUEUE_DEPTH, "video requests waiting for a video worker");
+        describe(MEMORY_BUDGET, "the memory budget for images being compressed, in bytes");
+        describe(MEMORY_RESERVED, "bytes of the memory budget reserved by compressions waiting for a worker or running");
         describe(IN_FLIGHT, "HTTP requests being served");
         describe(REJECTED_TOTAL, "requests refused, by reason");
         let queue_depth = recorder.register_gauge(&Key::from_name(QUEUE_DEPTH), &METADATA);
@@ -121,6 +125,11 @@ impl Metrics {
 
     pub fn queue_depth(&self) -> &Gauge {
         &self.inner.queue_depth
+    }
+
+    /// A gauge without labels (the memory budget's).
+    pub fn gauge(&self, name: &'static str) -> Gauge {
+        self.inner.recorder.register_gauge(&Key::from_name(name), &METADATA)
     }
 
     pub fn video_queue_depth(&self) -> &Gauge {

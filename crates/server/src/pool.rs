@@ -1,10 +1,13 @@
 //! The bounded CPU pool. Compression runs on tokio's blocking threads, at most `workers` at once;
 //! at most `workers + queue` compress requests are admitted (reading their body, waiting for a
 //! worker, or running). A request that finds no admission slot is refused at once, before its
-//! body is read.
+//! body is read. An image pool also has the memory budget: work waits (up to [`MEMORY_WAIT`]) until
+//! its estimated peak fits, gets 503 when it does not in time, and 413 when it never could.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use compressor_budget::{MemoryBudget, Refusal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -12,12 +15,25 @@ use crate::error::ApiError;
 /// Seconds a refused client is told to wait (`Retry-After`).
 const RETRY_AFTER_SECS: u64 = 1;
 
+/// Longest a request waits for room in the memory budget before it is told to come back (503).
+pub const MEMORY_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Pool {
     admission: Arc<Semaphore>,
     workers: Arc<Semaphore>,
     /// Requests waiting for a worker.
     queue_depth: metrics::Gauge,
+    memory: Option<Memory>,
+}
+
+/// The memory budget of an image pool and the gauge of what is reserved.
+#[derive(Clone)]
+pub struct Memory {
+    pub budget: MemoryBudget,
+    pub reserved: metrics::Gauge,
+    /// How long work waits for room ([`MEMORY_WAIT`] in the service).
+    pub wait: Duration,
 }
 
 /// Held from admission until the request's work is done (or the request is dropped). Moved into
@@ -28,8 +44,8 @@ pub struct Admission {
 }
 
 impl Pool {
-    pub fn new(workers: usize, queue: usize, queue_depth: metrics::Gauge) -> Pool {
-        Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)), queue_depth }
+    pub fn new(workers: usize, queue: usize, queue_depth: metrics::Gauge, memory: Option<Memory>) -> Pool {
+        Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)), queue_depth, memory }
     }
 
     /// A slot for one compress request, or 503 when workers and queue are all taken.
@@ -45,12 +61,18 @@ impl Pool {
         self.admission.available_permits() == 0
     }
 
-    /// Waits for a worker and runs `work` on a blocking thread. A panic in `work` becomes a 500.
-    pub async fn run<T, F>(&self, admission: Admission, work: F) -> Result<T, ApiError>
+    /// Waits for `memory` bytes of the budget (when the pool has one), then for a worker, and runs
+    /// `work` on a blocking thread. Memory comes first so that a request waiting for room does not
+    /// hold a CPU. A panic in `work` becomes a 500.
+    pub async fn run<T, F>(&self, admission: Admission, memory: u64, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        let reservation = match &self.memory {
+            Some(m) => Some(m.reserve(memory).await?),
+            None => None,
+        };
         let worker = {
             let queue_depth = self.queue_depth.clone();
             queue_depth.increment(1.0);
@@ -64,7 +86,7 @@ impl Pool {
             self.workers.clone().acquire_owned().await.map_err(|_| ApiError::Internal("worker pool closed".into()))?
         };
         let task = tokio::task::spawn_blocking(move || {
-            let _held = (worker, admission);
+            let _held = (worker, admission, reservation);
             work()
         });
         task.await.map_err(|e| {
@@ -79,6 +101,40 @@ impl Pool {
     }
 }
 
+impl Memory {
+    async fn reserve(&self, bytes: u64) -> Result<Reserved, ApiError> {
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        match self.budget.reserve(bytes, Some(self.wait)).await {
+            Ok(reservation) => {
+                self.reserved.increment(bytes as f64);
+                Ok(Reserved { _reservation: reservation, bytes, gauge: self.reserved.clone() })
+            }
+            Err(Refusal::Busy { .. }) => Err(ApiError::Overloaded { retry_after: RETRY_AFTER_SECS }),
+            Err(Refusal::NeverFits { needed, budget }) => Err(ApiError::TooLarge {
+                code: "over_memory_budget",
+                message: format!(
+                    "compressing this image needs about {} MiB, more than this server's whole memory budget of {} MiB (COMPRESSOR_MEMORY_BUDGET); send a smaller image",
+                    mib(needed),
+                    mib(budget)
+                ),
+            }),
+        }
+    }
+}
+
+/// A reservation counted in the `compressor_memory_reserved_bytes` gauge while it is held.
+struct Reserved {
+    _reservation: compressor_budget::Reservation,
+    bytes: u64,
+    gauge: metrics::Gauge,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.gauge.decrement(self.bytes as f64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,25 +142,25 @@ mod tests {
 
     #[tokio::test]
     async fn admits_workers_plus_queue_then_refuses() {
-        let pool = Pool::new(1, 1, metrics::Gauge::noop());
+        let pool = Pool::new(1, 1, metrics::Gauge::noop(), None);
         let a = pool.try_admit().unwrap();
         let b = pool.try_admit().unwrap();
         assert!(pool.saturated());
         assert!(matches!(pool.try_admit(), Err(ApiError::Overloaded { .. })));
         drop(b);
         assert!(!pool.saturated());
-        let value = pool.run(a, || 6 * 7).await.unwrap();
+        let value = pool.run(a, 0, || 6 * 7).await.unwrap();
         assert_eq!(value, 42);
     }
 
     #[tokio::test]
     async fn the_slot_is_held_until_the_blocking_work_ends() {
-        let pool = Pool::new(1, 0, metrics::Gauge::noop());
+        let pool = Pool::new(1, 0, metrics::Gauge::noop(), None);
         let admission = pool.try_admit().unwrap();
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let running = {
             let pool = pool.clone();
-            tokio::spawn(async move { pool.run(admission, move || rx.recv_timeout(Duration::from_secs(10)).is_ok()).await })
+            tokio::spawn(async move { pool.run(admission, 0, move || rx.recv_timeout(Duration::from_secs(10)).is_ok()).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         // The waiting future is dropped (as a timeout would), the work goes on and keeps the slot.
@@ -122,10 +178,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn work_waits_for_memory_gets_503_when_it_stays_full_and_413_when_it_never_fits() {
+        let memory = Memory { budget: MemoryBudget::new(100), reserved: metrics::Gauge::noop(), wait: Duration::from_millis(50) };
+        let pool = Pool::new(2, 2, metrics::Gauge::noop(), Some(memory.clone()));
+        let never = pool.run(pool.try_admit().unwrap(), 101, || ()).await.unwrap_err();
+        assert!(matches!(never, ApiError::TooLarge { code: "over_memory_budget", ref message } if message.contains("budget")), "{never:?}");
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let holding = {
+            let (pool, admission) = (pool.clone(), pool.try_admit().unwrap());
+            tokio::spawn(async move {
+                pool.run(admission, 80, move || {
+                    started_tx.send(()).unwrap();
+                    finish_rx.recv().unwrap()
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        assert_eq!(memory.budget.reserved(), 80);
+        let busy = pool.run(pool.try_admit().unwrap(), 30, || ()).await.unwrap_err();
+        assert!(matches!(busy, ApiError::Overloaded { .. }), "{busy:?}");
+        pool.run(pool.try_admit().unwrap(), 20, || ()).await.expect("small work fits beside the large one");
+        finish_tx.send(()).unwrap();
+        holding.await.unwrap().unwrap();
+        assert_eq!(memory.budget.reserved(), 0);
+        pool.run(pool.try_admit().unwrap(), 100, || ()).await.expect("the whole budget once it is free");
+    }
+
+    #[tokio::test]
     async fn a_panic_in_the_work_is_an_internal_error() {
-        let pool = Pool::new(1, 0, metrics::Gauge::noop());
+        let pool = Pool::new(1, 0, metrics::Gauge::noop(), None);
         let admission = pool.try_admit().unwrap();
-        let result = pool.run(admission, || -> u32 { panic!("boom") }).await;
+        let result = pool.run(admission, 0, || -> u32 { panic!("boom") }).await;
         assert!(matches!(result, Err(ApiError::Internal(ref m)) if m.contains("boom")), "{result:?}");
         assert!(!pool.saturated());
     }

@@ -345,9 +345,12 @@ async fn corrupt_and_unsupported_input() {
     truncated.truncate(truncated.len() / 2);
     let (status, _, code) = error_of(client.post(server.url("/v1/compress")).body(truncated).send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"));
-    // BMP is not a format the engine reads.
+    // A BMP header with nothing behind it is a corrupt BMP; a PDF is not an image format at all.
     let bmp = [b"BM".as_slice(), &[0u8; 60]].concat();
     let (status, _, code) = error_of(client.post(server.url("/v1/compress")).body(bmp).send().await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"));
+    let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n".to_vec();
+    let (status, _, code) = error_of(client.post(server.url("/v1/compress")).body(pdf).send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format"));
 }
 
@@ -962,11 +965,18 @@ async fn variants_come_back_as_one_zip_with_a_manifest_and_srcset() {
     let files = unzip(&response.bytes().await.unwrap());
     assert_eq!(decode_png(&files["image-50w.png"]), (50, 50));
 
-    for query in ["", "widths=", "widths=0", "widths=a,b", "widths=100&width=50", "widths=100&bogus=1", "widths=900"] {
+    for query in ["", "widths=", "widths=0", "widths=a,b", "widths=100&width=50", "widths=100&bogus=1"] {
         let response = client.post(server.url(&format!("/v1/variants?{query}"))).body(png(100, 100, 2)).send().await.unwrap();
         let (status, _, code) = error_of(response).await;
         assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "invalid_options"), "{query}");
     }
+    let response = client.post(server.url("/v1/variants?widths=150&enlarge=true&format=png")).body(png(100, 100, 2)).send().await.unwrap();
+    assert_eq!(response.status(), 200, "enlarge applies to the widths");
+    assert_eq!(decode_png(&unzip(&response.bytes().await.unwrap())["image-150w.png"]), (150, 150));
+    // Every width wider than the image (and no enlarge): nothing to make.
+    let response = client.post(server.url("/v1/variants?widths=900")).body(png(100, 100, 2)).send().await.unwrap();
+    let (status, _, code) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "no_variants"));
     let too_many: Vec<String> = (1..=17).map(|w| (w * 5).to_string()).collect();
     let response =
         client.post(server.url(&format!("/v1/variants?widths={}", too_many.join(",")))).body(png(100, 100, 2)).send().await.unwrap();

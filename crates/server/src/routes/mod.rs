@@ -66,6 +66,7 @@ fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .routes(routes!(variants::variants))
             .routes(routes!(legacy::compress_image))
             .route_layer(middleware::from_fn_with_state(state.clone(), guard::check))
+            .layer(middleware::from_fn(crate::slow::enforce_min_rate))
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout));
         all = all.merge(images);
@@ -74,6 +75,7 @@ fn routes(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         let videos = OpenApiRouter::new()
             .routes(routes!(video::compress_video))
             .route_layer(middleware::from_fn_with_state(state.clone(), guard::check))
+            .layer(middleware::from_fn(crate::slow::enforce_min_rate))
             .layer(RequestBodyLimitLayer::new(usize::try_from(video.max_body_bytes).unwrap_or(usize::MAX)))
             .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, video.timeout));
         all = all.merge(videos);

@@ -102,6 +102,9 @@ fn too_large(max_bytes: usize) -> ApiError {
 }
 
 pub(super) fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> ApiError {
+    if crate::slow::is_slow_upload(error) {
+        return ApiError::SlowUpload(crate::slow::SlowUpload.to_string());
+    }
     let mut source = Some(error);
     while let Some(e) = source {
         if e.is::<http_body_util::LengthLimitError>() {
@@ -113,7 +116,9 @@ pub(super) fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: u
 }
 
 pub(super) fn multipart_error(error: axum::extract::multipart::MultipartError, max_bytes: usize) -> ApiError {
-    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    if crate::slow::is_slow_upload(&error) {
+        ApiError::SlowUpload(crate::slow::SlowUpload.to_string())
+    } else if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
         too_large(max_bytes)
     } else {
         ApiError::BadRequest { code: "invalid_multipart", message: error.body_text() }
@@ -135,12 +140,13 @@ pub async fn compress(
     options: Options,
 ) -> Result<Outcome, ApiError> {
     state.metrics.bytes_in(route, data.len());
+    let memory = compressor_engine::estimate_peak_bytes(&data, &options)?;
     // Dropped with this future (client gone, timeout): the engine stops at its next stage and
     // the worker is free again.
     let _cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let (result, processing_ms) = state
         .pool
-        .run(admission, move || {
+        .run(admission, memory, move || {
             let started = Instant::now();
             let result = compressor_engine::compress(&data, &options);
             (result, started.elapsed().as_millis() as u64)

@@ -118,7 +118,9 @@ pub async fn variants(State(state): State<AppState>, request: Request) -> Result
     let bad = |message: String| ApiError::BadRequest { code: "invalid_options", message };
     let widths = Query::<VariantsParams>::try_from_uri(request.uri()).map_err(|e| bad(e.body_text()))?.0.widths;
     let widths = parse_widths(&widths).map_err(bad)?;
-    let params = Query::<CompressParams>::try_from_uri(&without_widths(request.uri())?).map_err(|e| bad(e.body_text()))?.0;
+    let mut params = Query::<CompressParams>::try_from_uri(&without_widths(request.uri())?).map_err(|e| bad(e.body_text()))?.0;
+    // `enlarge` applies to the widths here, not to a /v1/compress resize (which would want a side).
+    let enlarge = params.enlarge.take().unwrap_or(false);
     if params.width.is_some() || params.height.is_some() || params.fit.is_some() {
         return Err(bad("width, height and fit are for /v1/compress; here the sizes come from widths".into()));
     }
@@ -127,16 +129,16 @@ pub async fn variants(State(state): State<AppState>, request: Request) -> Result
     if params.format.is_none() {
         options.format = OutputFormat::To(Format::WebP);
     }
-    let enlarge = params.enlarge.unwrap_or(false);
     let (admission, request) = upload::admit(&state, request)?;
     let upload = upload::read_image(request, state.config.max_body_bytes).await?;
     let stem = upload::output_stem(upload.filename.as_deref());
     state.metrics.bytes_in(ROUTE, upload.data.len());
     let zip_stem = stem.clone();
+    let memory = compressor_engine::estimate_peak_bytes(&upload.data, &options)?;
     let _cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let (zip, count) = state
         .pool
-        .run(admission, move || -> Result<(Vec<u8>, usize), ApiError> {
+        .run(admission, memory, move || -> Result<(Vec<u8>, usize), ApiError> {
             let results = compressor_engine::variants(&upload.data, &widths, enlarge, &options)?;
             package(&zip_stem, upload.data.len(), results)
         })

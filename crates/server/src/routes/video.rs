@@ -139,7 +139,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
     let cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let input = upload.file;
     let (input, compressed) = pool
-        .run(admission, move || {
+        .run(admission, 0, move || {
             let result = compressor_video::compress(input.path(), &options);
             (input, result)
         })

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Overload and soak runs against `compressor serve` on loopback (results go in notes, not CI).
+
+overload: measures capacity (closed model, one client per worker, 20 s), then sends an open-rate
+load of --factor × capacity for --seconds with `compressor loadtest --rate`, while probing
+/health every 20 ms and sampling the server's RSS; then measures how soon single requests are
+back to their normal latency.
+soak: --factor (e.g. 0.8) × capacity for --seconds with mixed formats; RSS after warm-up against
+the end, open file descriptors, every status.
+
+    scripts/overload.py overload [--factor 10] [--seconds 60]
+    scripts/overload.py soak [--factor 0.8] [--seconds 1800]
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORPUS = os.environ.get("COMPRESSOR_CORPUS", os.path.join(HERE, "..", "..", "shared", "corpus"))
+IMAGES = {
+    "overload": ["png_real/screenshot/rich__table.png"],
+    "soak": [
+        "png_real/screenshot/rich__table.png",
+        "photos_jpeg/exif-orientation__Landscape_5.jpg",
+        "other/webp/libwebp-test-data__bryce.webp",
+        "png_real/screenshot/rich__hello_world.png",
+    ],
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_and_fds(pid):
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def loadtest(binary, url, images, extra, seconds):
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        args = [binary, "loadtest", "--url", url, "--duration", f"{seconds}s", "--json", out.name, "--allow-status", "503", "--allow-status", "429"]
+        for image in images:
+            args += ["--image", image]
+        subprocess.run(args + extra, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return json.load(open(out.name))
+
+
+def single_latency(url, body):
+    t = time.monotonic()
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/compress", data=body, method="POST"), timeout=60) as r:
+        r.read()
+    return time.monotonic() - t
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["overload", "soak"])
+    parser.add_argument("--binary", default=os.path.join(HERE, "..", "target", "release", "compressor"))
+    parser.add_argument("--factor", type=float)
+    parser.add_argument("--seconds", type=float)
+    opts = parser.parse_args()
+    factor = opts.factor or (10 if opts.mode == "overload" else 0.8)
+    seconds = opts.seconds or (60 if opts.mode == "overload" else 1800)
+    images = [os.path.join(CORPUS, p) for p in IMAGES[opts.mode]]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([opts.binary, "serve", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        workers = os.cpu_count()
+        body = open(images[0], "rb").read()
+        normal = statistics.median(single_latency(url, body) for _ in range(10))
+        capacity_run = loadtest(opts.binary, url, images, ["--concurrency", str(workers)], 20)
+        capacity = capacity_run["summary"]["throughput_rps"]
+        rate = max(1, round(capacity * factor))
+        print(f"capacity {capacity:.1f} req/s with {workers} clients; single-request p50 {normal * 1000:.0f} ms; sending {rate}/s for {seconds:.0f} s")
+
+        stop = threading.Event()
+        health, samples = [], []
+
+        def probe():
+            while not stop.is_set():
+                t = time.monotonic()
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=5) as r:
+                        r.read()
+                    health.append(time.monotonic() - t)
+                except Exception:  # noqa: BLE001 - a failed probe is recorded as 5 s
+                    health.append(5.0)
+                samples.append((time.monotonic(), *rss_and_fds(server.pid)))
+                time.sleep(0.02)
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        started = time.monotonic()
+        result = loadtest(opts.binary, url, images, ["--rate", str(rate), "--max-requests", "10000000", "--timeout", "60s"], seconds)
+        stop.set()
+        prober.join()
+        ended = time.monotonic()
+        summary = result["summary"]
+        print("statuses:", json.dumps(summary["status_counts"]), f"errors (not 2xx, 429, or 503 with Retry-After): {summary['errors']}")
+        print("loadtest summary:", json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}))
+        h = sorted(health)
+        print(f"/health during the load: {len(h)} probes, p50 {h[len(h) // 2] * 1000:.1f} ms, p99 {h[int(len(h) * 0.99)] * 1000:.1f} ms, max {h[-1] * 1000:.1f} ms")
+        rss = [s[1] for s in samples]
+        fds = [s[2] for s in samples]
+        print(f"server RSS: peak {max(rss) / 2**20:.0f} MiB; open fds min {min(fds)} max {max(fds)}")
+        if opts.mode == "soak":
+            warm = [s for s in samples if s[0] - started > 120]
+            if warm:
+                first = statistics.median(s[1] for s in warm[:500])
+                last = statistics.median(s[1] for s in warm[-500:])
+                print(f"RSS after 2 min warm-up {first / 2**20:.1f} MiB, at the end {last / 2**20:.1f} MiB: growth {100 * (last - first) / first:+.1f} %")
+                print(f"open fds after warm-up {warm[0][2]}, at the end {warm[-1][2]}")
+        # Recovery: how soon a single request is back within 1.5x of its normal latency.
+        for _ in range(60):
+            latency = single_latency(url, body)
+            if latency < normal * 1.5:
+                print(f"back to normal ({latency * 1000:.0f} ms) {time.monotonic() - ended:.1f} s after the load stopped")
+                break
+            time.sleep(0.2)
+        else:
+            print("not back to normal latency within 60 probes")
+        print(f"server still running: {server.poll() is None}")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,8 +25,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use compressor_engine::Options;
 use compressor_budget::{MemoryBudget, Refusal};
+use compressor_engine::Options;
 use compressor_video::{Cancel, VideoFormat};
 use futures::{StreamExt, TryStreamExt};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -36,9 +36,9 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
 pub use location::{Location, sanitise};
-pub use manifest::{Record, Status, VideoRecord};
 #[doc(hidden)]
 pub use manifest::read_manifest;
+pub use manifest::{Record, Status, VideoRecord};
 pub use report::Report;
 
 use manifest::{History, Manifest};
@@ -363,7 +363,12 @@ struct OverMemoryBudget {
 impl std::fmt::Display for OverMemoryBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mib = |b: u64| b.div_ceil(1 << 20);
-        write!(f, "compressing it needs about {} MiB, more than the memory budget of {} MiB (--memory-budget)", mib(self.needed), mib(self.budget))
+        write!(
+            f,
+            "compressing it needs about {} MiB, more than the memory budget of {} MiB (--memory-budget)",
+            mib(self.needed),
+            mib(self.budget)
+        )
     }
 }
 
@@ -583,7 +588,9 @@ impl Run {
         // Memory first, then a CPU: an image waiting for room holds no CPU permit.
         let _memory = match self.memory.reserve(needed, None).await {
             Ok(reservation) => reservation,
-            Err(Refusal::NeverFits { needed, budget } | Refusal::Busy { needed, budget }) => return Err(OverMemoryBudget { needed, budget }.into()),
+            Err(Refusal::NeverFits { needed, budget } | Refusal::Busy { needed, budget }) => {
+                return Err(OverMemoryBudget { needed, budget }.into());
+            }
         };
         let permit = self.cpu.acquire().await?;
         let result =

@@ -46,7 +46,7 @@ const UPLOAD_ERRORS: [(&str, &str, &str); 9] = [
         "BadRequest",
         "A query parameter outside what this document allows, a combination the route refuses (stated in the parameters' \
          descriptions), or a broken form or body (`invalid_options`, `invalid_strategy`, `missing_file`, \
-         `invalid_multipart`, `bad_body`, `empty_body`)",
+         `invalid_multipart`, `bad_body`)",
     ),
     ("401", "Unauthorized", "API keys are configured and none or a wrong one was given (`unauthorized`)"),
     (

@@ -33,7 +33,7 @@ pub struct CompressParams {
     /// 1 (fastest) to 6 (smallest); default 2
     #[param(minimum = 1, maximum = 6)]
     pub effort: Option<u8>,
-    /// Smallest output whose SSIMULACRA2 score is at least this (0-100)
+    /// Smallest output whose SSIMULACRA2 score is at least this (0-100); lossy mode only (400 with `mode=lossless`)
     #[param(minimum = 0, maximum = 100)]
     pub target_quality: Option<f64>,
     /// Best-quality output no larger than this many bytes (422 `cannot_fit` when none is)

@@ -235,7 +235,8 @@ async fn read_video(request: Request, max_bytes: u64, dir: &Path) -> Result<Vide
     };
     sink.out.flush().await.map_err(|e| ApiError::Internal(format!("writing the upload: {e}")))?;
     if sink.size == 0 {
-        return Err(ApiError::BadRequest { code: "empty_body", message: "the request holds no video".into() });
+        // As on the image routes, where an empty body is no format the engine reads.
+        return Err(ApiError::Unsupported("the request body is empty: it holds no video".into()));
     }
     if let Some(format) = compressor_engine::detect(&sink.head).filter(|f| *f != compressor_engine::Format::Gif) {
         return Err(ApiError::Unsupported(format!("this is a {format} image, not a video: send images to POST {}", super::v1::ROUTE)));

@@ -27,6 +27,8 @@ def documented_refusals(path, query):
             broken.append("quality MIN above MAX")
     if _true(query, "allow_downscale") and not _given(query, "max_bytes"):
         broken.append("allow_downscale without max_bytes")
+    if _given(query, "target_quality") and str(query.get("mode", "")).lower() == "lossless":
+        broken.append("target_quality with mode=lossless")
     if path == "/v1/compress":
         if (_given(query, "fit") or _given(query, "enlarge")) and not sized:
             broken.append("fit or enlarge without width or height")

@@ -34,7 +34,8 @@ fn detection_uses_content_not_names() {
     assert_eq!(detect(&png), Some(Format::Png));
     assert_eq!(detect(b"\xFF\xD8\xFF\xE0"), Some(Format::Jpeg));
     assert_eq!(detect(b"GIF89a...."), Some(Format::Gif));
-    assert_eq!(detect(b"BM\0\0\0\0"), None);
+    assert_eq!(detect(b"BM\0\0\0\0"), Some(Format::Bmp), "read, not written");
+    assert_eq!(detect(b"%PDF-1.7\n"), None);
     assert!(matches!(compress(b"hello, world", &Options::default()), Err(Error::UnsupportedFormat { .. })));
     assert!(matches!(compress(b"", &Options::default()), Err(Error::UnsupportedFormat { .. })));
 }

@@ -169,6 +169,18 @@ pub struct Reservation {
     bytes: u64,
 }
 
+impl Reservation {
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Takes `other` (of the same budget) into this reservation: one hold that is given back at once.
+    pub fn merge(&mut self, mut other: Reservation) {
+        debug_assert!(Arc::ptr_eq(&self.budget.inner, &other.budget.inner), "reservations of different budgets");
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
+}
+
 impl std::fmt::Debug for MemoryBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "MemoryBudget({} of {} bytes reserved)", self.reserved(), self.inner.total)
@@ -216,6 +228,18 @@ mod tests {
         assert_eq!(budget.reserved(), 100);
         drop(a);
         drop(b);
+        assert_eq!(budget.reserved(), 0);
+    }
+
+    #[test]
+    fn a_merged_reservation_is_held_and_returned_as_one() {
+        let budget = MemoryBudget::new(100);
+        let mut grown = budget.try_reserve(0).unwrap();
+        grown.merge(budget.try_reserve(30).unwrap());
+        grown.merge(budget.try_reserve(50).unwrap());
+        assert_eq!((grown.bytes(), budget.reserved()), (80, 80));
+        assert!(budget.try_reserve(21).is_err());
+        drop(grown);
         assert_eq!(budget.reserved(), 0);
     }
 

@@ -117,12 +117,11 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
         responses.insert(name.into(), json!({ "description": description, "headers": headers, "content": content }));
     }
     components.insert("responses".into(), Value::Object(responses));
-    // The multipart forms: the server reads its one field and reads past any other (the legacy
-    // route's old clients send `strategy=bimg`), but a form is not invited to carry others: a
-    // field whose name holds control characters makes the form unreadable (400).
-    for form in ["CompressForm", "LegacyForm", "VideoForm"] {
+    // The /v1 forms hold their one field and nothing else (another is 400); the legacy form is
+    // read as the old server read it, past any other field.
+    for (form, others) in [("CompressForm", false), ("VideoForm", false), ("LegacyForm", true)] {
         if let Some(schema) = components.get_mut("schemas").and_then(|s| s.get_mut(form)) {
-            schema["additionalProperties"] = Value::Bool(false);
+            schema["additionalProperties"] = Value::Bool(others);
         }
     }
 

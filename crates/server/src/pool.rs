@@ -1,10 +1,12 @@
 //! The bounded CPU pool. Compression runs on tokio's blocking threads, at most `workers` at once;
-//! at most `workers + queue` compress requests are admitted (reading their body, waiting for a
-//! worker, or running). A request that finds no admission slot is refused at once, before its
-//! body is read. An image pool also has the memory budget: work waits (up to [`MEMORY_WAIT`]) until
-//! its estimated peak fits, gets 503 when it does not in time, and 413 when it never could.
+//! at most `workers + queue` requests are admitted (waiting for a worker, or running). An image
+//! pool also has the memory budget: work waits (up to [`MEMORY_WAIT`]) until its estimated peak
+//! fits, gets 503 when it does not in time, and 413 when it never could. An upload being read holds
+//! no admission slot (a slow client must not keep others out); its bytes are charged to the same
+//! budget as they arrive ([`UploadCharge`]), so many slow uploads hold little and many fast ones
+//! cannot hold more than the budget.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use compressor_budget::{MemoryBudget, Refusal};
@@ -13,7 +15,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::error::ApiError;
 
 /// Seconds a refused client is told to wait (`Retry-After`).
-const RETRY_AFTER_SECS: u64 = 1;
+pub(crate) const RETRY_AFTER_SECS: u64 = 1;
 
 /// Longest a request waits for room in the memory budget before it is told to come back (503).
 pub const MEMORY_WAIT: Duration = Duration::from_secs(5);
@@ -38,9 +40,17 @@ pub struct Memory {
 
 /// Held from admission until the request's work is done (or the request is dropped). Moved into
 /// the blocking task, so a request abandoned by a timeout keeps its slot until the CPU is free.
-#[derive(Debug)]
 pub struct Admission {
     _permit: OwnedSemaphorePermit,
+    /// The charge of the upload the work is for, given back once the work's estimate is reserved.
+    upload: Option<UploadCharge>,
+}
+
+impl Admission {
+    /// The admission for work on an upload that was charged while it was read.
+    pub fn holding(self, upload: UploadCharge) -> Admission {
+        Admission { upload: Some(upload), ..self }
+    }
 }
 
 impl Pool {
@@ -51,7 +61,7 @@ impl Pool {
     /// A slot for one compress request, or 503 when workers and queue are all taken.
     pub fn try_admit(&self) -> Result<Admission, ApiError> {
         match self.admission.clone().try_acquire_owned() {
-            Ok(permit) => Ok(Admission { _permit: permit }),
+            Ok(permit) => Ok(Admission { _permit: permit, upload: None }),
             Err(_) => Err(ApiError::Overloaded { retry_after: RETRY_AFTER_SECS }),
         }
     }
@@ -61,10 +71,16 @@ impl Pool {
         self.admission.available_permits() == 0
     }
 
+    /// An empty charge for an upload about to be read (one that charges nothing when the pool has
+    /// no memory budget).
+    pub fn upload_charge(&self) -> UploadCharge {
+        UploadCharge { memory: self.memory.clone(), held: Arc::new(Mutex::new(None)) }
+    }
+
     /// Waits for `memory` bytes of the budget (when the pool has one), then for a worker, and runs
     /// `work` on a blocking thread. Memory comes first so that a request waiting for room does not
     /// hold a CPU. A panic in `work` becomes a 500.
-    pub async fn run<T, F>(&self, admission: Admission, memory: u64, work: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, mut admission: Admission, memory: u64, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -73,6 +89,10 @@ impl Pool {
             Some(m) => Some(m.reserve(memory).await?),
             None => None,
         };
+        // The estimate counts the input, so the upload's own charge is no longer needed.
+        if let Some(upload) = admission.upload.take() {
+            upload.release();
+        }
         let worker = {
             let queue_depth = self.queue_depth.clone();
             queue_depth.increment(1.0);
@@ -121,6 +141,59 @@ impl Memory {
         }
     }
 }
+
+/// The bytes of an upload read so far, held in the memory budget. Clones share the one charge: the
+/// body being read adds to it, the request hands it to its [`Admission`].
+#[derive(Clone)]
+pub struct UploadCharge {
+    memory: Option<Memory>,
+    held: Arc<Mutex<Option<Reserved>>>,
+}
+
+/// The memory budget had no room for more upload bytes within [`MEMORY_WAIT`].
+#[derive(Debug, thiserror::Error)]
+#[error("the server's memory budget has no room for this upload now")]
+pub struct UploadOverBudget;
+
+impl UploadCharge {
+    /// Charges `bytes` more if they fit now; `Err` carries what to wait on when they do not.
+    pub fn try_add(&self, bytes: u64) -> Result<(), Option<PendingCharge>> {
+        let Some(memory) = &self.memory else { return Ok(()) };
+        match memory.budget.try_reserve(bytes) {
+            Ok(reservation) => {
+                self.take(reservation);
+                Ok(())
+            }
+            Err(Refusal::NeverFits { .. }) => Err(None),
+            Err(Refusal::Busy { .. }) => {
+                let (budget, wait) = (memory.budget.clone(), memory.wait);
+                Err(Some(Box::pin(async move { budget.reserve(bytes, Some(wait)).await.map_err(|_| UploadOverBudget) })))
+            }
+        }
+    }
+
+    /// Gives the charge back (every clone's).
+    pub fn release(&self) {
+        self.held.lock().unwrap().take();
+    }
+
+    /// Adds a reservation made by waiting on a [`PendingCharge`].
+    pub fn take(&self, reservation: compressor_budget::Reservation) {
+        let Some(memory) = &self.memory else { return };
+        memory.reserved.increment(reservation.bytes() as f64);
+        let mut held = self.held.lock().unwrap();
+        match held.as_mut() {
+            Some(reserved) => {
+                reserved.bytes += reservation.bytes();
+                reserved._reservation.merge(reservation);
+            }
+            None => *held = Some(Reserved { bytes: reservation.bytes(), _reservation: reservation, gauge: memory.reserved.clone() }),
+        }
+    }
+}
+
+/// Waiting for room for more upload bytes.
+pub type PendingCharge = std::pin::Pin<Box<dyn Future<Output = Result<compressor_budget::Reservation, UploadOverBudget>> + Send + 'static>>;
 
 /// A reservation counted in the `compressor_memory_reserved_bytes` gauge while it is held.
 struct Reserved {
@@ -204,6 +277,28 @@ mod tests {
         holding.await.unwrap().unwrap();
         assert_eq!(memory.budget.reserved(), 0);
         pool.run(pool.try_admit().unwrap(), 100, || ()).await.expect("the whole budget once it is free");
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_charged_as_it_is_read_and_given_back_once_its_work_is_reserved() {
+        let memory = Memory { budget: MemoryBudget::new(100), reserved: metrics::Gauge::noop(), wait: Duration::from_millis(50) };
+        let pool = Pool::new(1, 1, metrics::Gauge::noop(), Some(memory.clone()));
+        let charge = pool.upload_charge();
+        assert!(charge.try_add(30).is_ok());
+        assert!(charge.try_add(30).is_ok());
+        assert_eq!(memory.budget.reserved(), 60);
+        let Err(Some(waiting)) = charge.try_add(50) else { panic!("50 more do not fit beside 60") };
+        assert!(waiting.await.is_err(), "the wait runs out while the budget stays full");
+        let Err(None) = charge.try_add(101) else { panic!("more than the whole budget never fits") };
+        // The body's 60 are held until the work's own estimate (40) is reserved, then given back.
+        let admission = pool.try_admit().unwrap().holding(charge.clone());
+        let during = {
+            let memory = memory.clone();
+            pool.run(admission, 40, move || memory.budget.reserved()).await.unwrap()
+        };
+        assert_eq!((during, memory.budget.reserved()), (40, 0));
+        let no_budget = Pool::new(1, 1, metrics::Gauge::noop(), None).upload_charge();
+        assert!(no_budget.try_add(u64::MAX).is_ok(), "a pool without a budget charges nothing");
     }
 
     #[tokio::test]

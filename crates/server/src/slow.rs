@@ -78,15 +78,3 @@ impl HttpBody for MinRate {
         self.inner.size_hint()
     }
 }
-
-/// True when `error` (or what caused it) is a [`SlowUpload`].
-pub fn is_slow_upload(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<SlowUpload>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}

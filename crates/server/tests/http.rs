@@ -92,9 +92,7 @@ async fn v1_raw_upload_returns_smaller_png_with_result_headers() {
 async fn v1_multipart_upload_with_json_report() {
     let server = Server::start(config()).await;
     let input = png(80, 80, 2);
-    let form = Form::new()
-        .text("note", "ignored")
-        .part("file", Part::bytes(input.clone()).file_name("My Shot.png").mime_str("image/png").unwrap());
+    let form = Form::new().part("file", Part::bytes(input.clone()).file_name("My Shot.png").mime_str("image/png").unwrap());
     let response = client()
         .post(server.url("/v1/compress?mode=lossless&metadata=strip"))
         .header("accept", "application/json")
@@ -167,10 +165,20 @@ async fn v1_bad_parameters_are_400() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(code, "invalid_options", "{query}");
     }
-    // A multipart form without the `file` field.
-    let form = Form::new().part("image", Part::bytes(png(8, 8, 3)).file_name("a.png"));
-    let (status, _, code) = error_of(client.post(server.url("/v1/compress")).multipart(form).send().await.unwrap()).await;
-    assert_eq!((status, code.as_str()), (StatusCode::BAD_REQUEST, "missing_file"));
+    // A multipart form holds its `file` field and nothing else, as the query holds only the
+    // documented parameters.
+    let image = || Part::bytes(png(8, 8, 3)).file_name("a.png");
+    for (form, expected) in [
+        (Form::new().part("image", image()), r#"a field "image"; it takes only "file""#),
+        (Form::new().text("note", "hi").part("file", image()), r#"a field "note""#),
+        (Form::new().part("file", image()).part("file", image()), r#"more than one "file" field"#),
+    ] {
+        let response = client.post(server.url("/v1/compress")).multipart(form).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_multipart", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(expected), "{body}");
+    }
 }
 
 #[tokio::test]

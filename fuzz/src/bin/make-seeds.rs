@@ -93,9 +93,12 @@ fn main() {
 
     // v1_query: query, Accept, Content-Type, then the body.
     let small = &pngs[1].1;
-    let form = |field: &str, boundary: &str, image: &[u8]| {
+    // `note`: a field besides the file, which the legacy route reads past and /v1 refuses.
+    let form = |field: &str, boundary: &str, image: &[u8], note: bool| {
+        let note =
+            if note { format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n") } else { String::new() };
         [
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n").as_bytes(),
+            note.as_bytes(),
             format!(
                 "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"a b.png\"\r\nContent-Type: image/png\r\n\r\n"
             )
@@ -123,7 +126,8 @@ fn main() {
             &[query.as_bytes(), b"\n", accept.as_bytes(), b"\n", content_type.as_bytes(), b"\n", body].concat(),
         );
     }
-    let multipart = [b"mode=lossless\n\nmultipart/form-data; boundary=XyZ\n".as_slice(), form("file", "XyZ", small).as_slice()].concat();
+    let multipart =
+        [b"mode=lossless\n\nmultipart/form-data; boundary=XyZ\n".as_slice(), form("file", "XyZ", small, false).as_slice()].concat();
     write(dir, "v1_query", "multipart", &multipart);
 
     // legacy_multipart: query, Content-Type, then the multipart body.
@@ -136,7 +140,7 @@ fn main() {
     .iter()
     .enumerate()
     {
-        let body = form(field, boundary, image);
+        let body = form(field, boundary, image, true);
         write(
             dir,
             "legacy_multipart",

@@ -15,7 +15,8 @@ use crate::error::ApiError;
 pub const ROUTE: &str = "/compress-image";
 
 /// The multipart form of the old server. Other fields (the old k6 script sends `strategy=bimg`) are
-/// ignored; only the query parameter chooses the strategy.
+/// read past and ignored; only the query parameter chooses the strategy. (A field name that a part
+/// header cannot carry, with control characters or a double quote, makes the form unreadable: 400.)
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct LegacyForm {
@@ -86,8 +87,9 @@ pub struct ImageMetadata {
 )]
 pub async fn compress_image(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let strategy = strategy(request.uri())?;
-    let (admission, request) = upload::admit(&state, request)?;
-    let upload = upload::read_multipart(request, "image_files", state.config.max_body_bytes).await?;
+    let (charge, request) = upload::start_upload(&state, request)?;
+    let upload = upload::read_multipart(request, "image_files", upload::OtherFields::Ignored, state.config.max_body_bytes).await?;
+    let admission = upload::admit(&state, charge)?;
 
     let limits = Limits { max_pixels: state.config.max_pixels, max_input_bytes: state.config.max_body_bytes as u64, ..Limits::default() };
     let options = Options { limits, ..options(strategy) };

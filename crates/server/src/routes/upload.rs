@@ -1,16 +1,19 @@
 //! Reading an uploaded image (raw body or one multipart field) and running the engine on it.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use compressor_engine::{Compressed, Options};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::pool::Admission;
+use crate::pool::{Admission, PendingCharge, UploadCharge, UploadOverBudget};
 
 /// The image bytes of a request and the file name it came with (multipart only).
 pub struct Upload {
@@ -21,7 +24,7 @@ pub struct Upload {
 /// The image of a `/v1` request: the `file` field of a multipart form, or else the raw body.
 pub async fn read_image(request: Request, max_bytes: usize) -> Result<Upload, ApiError> {
     if is_multipart(request.headers()) {
-        read_multipart(request, "file", max_bytes).await
+        read_multipart(request, "file", OtherFields::Refused, max_bytes).await
     } else {
         read_raw(request.into_body(), max_bytes).await
     }
@@ -34,29 +37,91 @@ pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"))
 }
 
-/// Admits a compress request, or refuses it with 503 at once. A refused client is usually still
-/// sending its upload; closing on it makes its kernel answer with a reset that can swallow the
-/// 503. So the rest of the body is read and thrown away in the background (a lingering close,
-/// as nginx does), bounded in bytes and time and never buffered.
-pub fn admit(state: &AppState, request: Request) -> Result<(Admission, Request), ApiError> {
-    match state.pool.try_admit() {
-        Ok(admission) => Ok((admission, request)),
-        Err(refused) => {
-            let (mut body, max_bytes) = (request.into_body(), state.config.max_body_bytes);
-            tokio::spawn(async move {
-                let mut seen = 0usize;
-                let drain = async {
-                    while let Some(Ok(frame)) = body.frame().await {
-                        seen += frame.data_ref().map_or(0, |d| d.len());
-                        if seen > max_bytes {
-                            break;
-                        }
-                    }
-                };
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
-            });
-            Err(refused)
+/// Lets a compress request upload its image, or refuses it with 503 at once when the work queue
+/// is full. The body's bytes are charged to the memory budget as they arrive (the returned
+/// charge); reading takes no admission slot, which is taken by [`admit`] once the body is in.
+///
+/// A refused client is usually still sending its upload; closing on it makes its kernel answer
+/// with a reset that can swallow the 503. So the rest of the body is read and thrown away in the
+/// background (a lingering close, as nginx does), bounded in bytes and time and never buffered.
+pub fn start_upload(state: &AppState, request: Request) -> Result<(UploadCharge, Request), ApiError> {
+    if !state.pool.saturated() {
+        let charge = state.pool.upload_charge();
+        let body = charge.clone();
+        return Ok((charge, request.map(|inner| Body::new(Charged { inner, charge: body, pending: None }))));
+    }
+    let (mut body, max_bytes) = (request.into_body(), state.config.max_body_bytes);
+    tokio::spawn(async move {
+        let mut seen = 0usize;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+                if seen > max_bytes {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
+    });
+    Err(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS })
+}
+
+/// A slot in the work queue for an upload that has been read, or 503 when the queue is full.
+pub fn admit(state: &AppState, upload: UploadCharge) -> Result<Admission, ApiError> {
+    Ok(state.pool.try_admit()?.holding(upload))
+}
+
+/// A request body whose bytes are charged to the memory budget as they arrive; a frame that finds
+/// no room waits for it (up to the budget's wait) before it is passed on, else the body fails
+/// with [`UploadOverBudget`] (503).
+struct Charged {
+    inner: Body,
+    charge: UploadCharge,
+    /// A frame waiting for room, and the wait.
+    pending: Option<(Frame<Bytes>, PendingCharge)>,
+}
+
+impl HttpBody for Charged {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Some((_, waiting)) = self.pending.as_mut() {
+            return match waiting.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Ok(reservation)) => {
+                    self.charge.take(reservation);
+                    let (frame, _) = self.pending.take().expect("a pending frame");
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Err(over)) => {
+                    self.pending = None;
+                    Poll::Ready(Some(Err(axum::Error::new(over))))
+                }
+            };
         }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let bytes = frame.data_ref().map_or(0, |d| d.len() as u64);
+                match self.charge.try_add(bytes) {
+                    Ok(()) => Poll::Ready(Some(Ok(frame))),
+                    Err(None) => Poll::Ready(Some(Err(axum::Error::new(UploadOverBudget)))),
+                    Err(Some(waiting)) => {
+                        self.pending = Some((frame, waiting));
+                        self.poll_frame(cx)
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -66,17 +131,25 @@ pub async fn read_raw(body: Body, max_bytes: usize) -> Result<Upload, ApiError> 
     image_upload(data, None)
 }
 
-/// The first field named `field` (which must be a file or at least hold bytes); every other
-/// field is read past and ignored, as the old server did.
-pub async fn read_multipart(request: Request, field: &str, max_bytes: usize) -> Result<Upload, ApiError> {
+/// Which fields a form may carry besides its file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum OtherFields {
+    /// `/v1`: the form holds its one file field and nothing else, as the query holds only the
+    /// documented parameters; anything else is 400 `invalid_multipart`.
+    Refused,
+    /// The legacy route: the old server read past other fields (its clients send `strategy=bimg`),
+    /// and the first file field counts.
+    Ignored,
+}
+
+/// The field named `field` (which must be a file or at least hold bytes).
+pub async fn read_multipart(request: Request, field: &str, others: OtherFields, max_bytes: usize) -> Result<Upload, ApiError> {
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|e| ApiError::BadRequest { code: "invalid_multipart", message: e.body_text() })?;
     let mut upload = None;
-    loop {
-        let next = multipart.next_field().await.map_err(|e| multipart_error(e, max_bytes))?;
-        let Some(part) = next else { break };
-        if upload.is_some() || part.name() != Some(field) {
+    while let Some(part) = multipart.next_field().await.map_err(|e| multipart_error(e, max_bytes))? {
+        if !is_file_field(part.name(), field, upload.is_some(), others)? {
             continue;
         }
         let filename = part.file_name().map(str::to_owned);
@@ -87,6 +160,22 @@ pub async fn read_multipart(request: Request, field: &str, max_bytes: usize) -> 
         code: "missing_file",
         message: format!("the multipart form has no field named {field:?} holding the image"),
     })
+}
+
+/// Whether a form's part named `name` is its file (`field`, the first one when `seen` is false);
+/// a part the form does not take is skipped or refused as `others` says.
+pub(super) fn is_file_field(name: Option<&str>, field: &str, seen: bool, others: OtherFields) -> Result<bool, ApiError> {
+    match name {
+        Some(name) if name == field && !seen => Ok(true),
+        _ if others == OtherFields::Ignored => Ok(false),
+        Some(name) if name == field => {
+            Err(ApiError::BadRequest { code: "invalid_multipart", message: format!("the form holds more than one {field:?} field") })
+        }
+        name => Err(ApiError::BadRequest {
+            code: "invalid_multipart",
+            message: format!("the form has a field {:?}; it takes only {field:?}", name.unwrap_or("")),
+        }),
+    }
 }
 
 /// An image upload; a video sent to an image route is told where videos go.
@@ -101,28 +190,37 @@ fn too_large(max_bytes: usize) -> ApiError {
     ApiError::TooLarge { code: "too_large", message: format!("the request body is larger than the {max_bytes} byte limit") }
 }
 
+/// What a failure while reading a body means for the client: too slow (408), too large (413),
+/// no room in the memory budget now (503), or a bad body (400).
 pub(super) fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> ApiError {
-    if crate::slow::is_slow_upload(error) {
-        return ApiError::SlowUpload(crate::slow::SlowUpload.to_string());
-    }
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return too_large(max_bytes);
-        }
-        source = e.source();
-    }
-    ApiError::BadRequest { code: "bad_body", message: format!("reading the request body failed: {error}") }
+    read_error(error, max_bytes)
+        .unwrap_or_else(|| ApiError::BadRequest { code: "bad_body", message: format!("reading the request body failed: {error}") })
 }
 
 pub(super) fn multipart_error(error: axum::extract::multipart::MultipartError, max_bytes: usize) -> ApiError {
-    if crate::slow::is_slow_upload(&error) {
-        ApiError::SlowUpload(crate::slow::SlowUpload.to_string())
-    } else if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        too_large(max_bytes)
-    } else {
-        ApiError::BadRequest { code: "invalid_multipart", message: error.body_text() }
+    match read_error(&error, max_bytes) {
+        Some(known) => known,
+        None if error.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(max_bytes),
+        None => ApiError::BadRequest { code: "invalid_multipart", message: error.body_text() },
     }
+}
+
+/// The answer for a body failure caused by one of the limits on reading, if it was one.
+fn read_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> Option<ApiError> {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<crate::slow::SlowUpload>() {
+            return Some(ApiError::SlowUpload(crate::slow::SlowUpload.to_string()));
+        }
+        if e.is::<http_body_util::LengthLimitError>() {
+            return Some(too_large(max_bytes));
+        }
+        if e.is::<UploadOverBudget>() {
+            return Some(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS });
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// What the engine returned and how long it took on its worker.

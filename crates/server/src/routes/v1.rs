@@ -162,7 +162,7 @@ pub struct ImageBytes(Vec<u8>);
 /// Compress one image.
 ///
 /// The image is the raw request body (any `Content-Type`; the format is recognised by content) or the
-/// `file` field of a `multipart/form-data` form (other fields are ignored). The answer is the compressed image, or a JSON report
+/// `file` field of a `multipart/form-data` form (the form holds no other field). The answer is the compressed image, or a JSON report
 /// holding it in base64 when the request says `Accept: application/json`.
 #[utoipa::path(
     post,
@@ -210,15 +210,16 @@ pub struct ImageBytes(Vec<u8>);
     security((), ("bearer" = []), ("api_key" = [])),
 )]
 pub async fn compress(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    // Everything cheap is checked before the body is touched: parameters, then admission.
+    // Everything cheap is checked before the body is touched: parameters, then room in the queue.
     let params = Query::<CompressParams>::try_from_uri(request.uri())
         .map_err(|e| ApiError::BadRequest { code: "invalid_options", message: e.body_text() })?
         .0;
     let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let options = options(&params, &accept, &state)?;
-    let (admission, request) = upload::admit(&state, request)?;
+    let (charge, request) = upload::start_upload(&state, request)?;
 
     let upload = upload::read_image(request, state.config.max_body_bytes).await?;
+    let admission = upload::admit(&state, charge)?;
     let Outcome { result, processing_ms } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
     let filename = upload::output_filename(upload.filename.as_deref(), result.format.extension());
 

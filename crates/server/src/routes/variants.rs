@@ -129,8 +129,9 @@ pub async fn variants(State(state): State<AppState>, request: Request) -> Result
     if params.format.is_none() {
         options.format = OutputFormat::To(Format::WebP);
     }
-    let (admission, request) = upload::admit(&state, request)?;
+    let (charge, request) = upload::start_upload(&state, request)?;
     let upload = upload::read_image(request, state.config.max_body_bytes).await?;
+    let admission = upload::admit(&state, charge)?;
     let stem = upload::output_stem(upload.filename.as_deref());
     state.metrics.bytes_in(ROUTE, upload.data.len());
     let zip_stem = stem.clone();

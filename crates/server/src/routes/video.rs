@@ -211,7 +211,7 @@ async fn read_video(request: Request, max_bytes: u64, dir: &Path) -> Result<Vide
             .map_err(|e| ApiError::BadRequest { code: "invalid_multipart", message: e.body_text() })?;
         let mut found = None;
         while let Some(mut part) = multipart.next_field().await.map_err(|e| upload::multipart_error(e, max))? {
-            if found.is_some() || part.name() != Some("file") {
+            if !upload::is_file_field(part.name(), "file", found.is_some(), upload::OtherFields::Refused)? {
                 continue;
             }
             found = Some(part.file_name().map(str::to_owned));

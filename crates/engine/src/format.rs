@@ -19,22 +19,33 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format the engine reads.
+    pub const ALL: [Format; 8] =
+        [Format::Png, Format::Jpeg, Format::Gif, Format::WebP, Format::Avif, Format::Tiff, Format::Bmp, Format::Heic];
+
+    /// The media types a file of this format is labelled with, the first the one an output gets
+    /// ([`Format::mime_type`]); HEIC images are as often labelled `image/heif`.
+    pub fn media_types(self) -> &'static [&'static str] {
+        match self {
+            Format::Png => &["image/png"],
+            Format::Jpeg => &["image/jpeg"],
+            Format::Gif => &["image/gif"],
+            Format::WebP => &["image/webp"],
+            Format::Avif => &["image/avif"],
+            Format::Tiff => &["image/tiff"],
+            Format::Bmp => &["image/bmp"],
+            Format::Heic => &["image/heic", "image/heif"],
+        }
+    }
+
     /// Whether the engine can write this format (TIFF, BMP and HEIC are read only).
     pub fn writable(self) -> bool {
         !matches!(self, Format::Tiff | Format::Bmp | Format::Heic)
     }
 
+    /// The media type of an output in this format.
     pub fn mime_type(self) -> &'static str {
-        match self {
-            Format::Png => "image/png",
-            Format::Jpeg => "image/jpeg",
-            Format::Gif => "image/gif",
-            Format::WebP => "image/webp",
-            Format::Avif => "image/avif",
-            Format::Tiff => "image/tiff",
-            Format::Bmp => "image/bmp",
-            Format::Heic => "image/heic",
-        }
+        self.media_types()[0]
     }
 
     pub fn extension(self) -> &'static str {

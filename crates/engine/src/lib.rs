@@ -107,7 +107,20 @@ pub fn compress(input: &[u8], options: &Options) -> Result<Compressed, Error> {
 pub fn estimate_peak_bytes(input: &[u8], options: &Options) -> Result<u64, Error> {
     options.validate()?;
     let info = check_input(input, options)?;
+    if let Some(request) = &options.resize {
+        memory::check_resize_limits(&info, request, &options.limits)?;
+    }
     Ok(memory::estimate(input, &info, options))
+}
+
+/// [`estimate_peak_bytes`] for [`variants`] with these widths.
+pub fn estimate_variants_peak_bytes(input: &[u8], widths: &[u32], enlarge: bool, options: &Options) -> Result<u64, Error> {
+    options.validate()?;
+    let info = check_input(input, options)?;
+    for &width in widths {
+        memory::check_resize_limits(&info, &Resize::variant(width, enlarge), &options.limits)?;
+    }
+    Ok(memory::estimate_variants(input, &info, widths, enlarge, options))
 }
 
 /// One output per width for responsive images (`srcset`): the input decoded once and resized

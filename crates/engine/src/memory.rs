@@ -6,8 +6,10 @@
 //! baseline at 1.5, 6 and 24 MP by `scripts/memory-table.py`, with about 15 % added. The script
 //! prints the estimate beside the measurement; the estimate must stay above it.
 
+use crate::error::Error;
 use crate::format::{Format, ImageInfo};
-use crate::options::{Mode, Options, OutputFormat};
+use crate::options::{Limits, Mode, Options, OutputFormat, Resize};
+use crate::resize;
 
 const MIB: u64 = 1 << 20;
 
@@ -89,13 +91,7 @@ pub(crate) fn estimate(input: &[u8], info: &ImageInfo, options: &Options) -> u64
     let source = (u64::from(info.width) * u64::from(info.height)).saturating_mul(frames);
     let deep = u64::from(is_16_bit_png(input, info.format)) + 1;
     let output = match &options.resize {
-        Some(resize) => {
-            let w = resize.width.map_or(u64::from(info.width), u64::from);
-            let h = resize.height.map_or(u64::from(info.height), u64::from);
-            // With one side given the other follows the aspect ratio: at most the image's own.
-            let box_pixels = w.saturating_mul(h).saturating_mul(frames);
-            if resize.enlarge { box_pixels } else { box_pixels.min(source) }
-        }
+        Some(request) => resized_pixels(info, request).saturating_mul(frames),
         None => source,
     };
     let decoder = match info.format {
@@ -108,6 +104,35 @@ pub(crate) fn estimate(input: &[u8], info: &ImageInfo, options: &Options) -> u64
     let encoding = formats.into_iter().map(|f| encode_cost(f, options.mode).bytes(output)).max().unwrap_or(0) + candidates;
     let scoring = if options.score || options.target_quality.is_some() { SCORE_BYTES_PER_PIXEL * output } else { 0 };
     FIXED_BYTES + 2 * input.len() as u64 + decoder + resizing + deep * encoding + scoring
+}
+
+/// The estimate for [`crate::variants`]: they are made one after another from one decode, so the
+/// dearest variant's, plus the upright copy of the source they share.
+pub(crate) fn estimate_variants(input: &[u8], info: &ImageInfo, widths: &[u32], enlarge: bool, options: &Options) -> u64 {
+    let variant = |width: u32| estimate(input, info, &Options { resize: Some(Resize::variant(width, enlarge)), ..options.clone() });
+    let upright_copy = 4 * u64::from(info.width) * u64::from(info.height);
+    widths.iter().map(|&w| variant(w)).max().unwrap_or(0) + upright_copy
+}
+
+/// Refuses a resize whose output is over a limit whichever way round the header's sides turn out
+/// to be, as `compress` would once it has decoded (and knows the orientation), so that callers
+/// get the limit rather than an estimate too large for their budget.
+pub(crate) fn check_resize_limits(info: &ImageInfo, request: &Resize, limits: &Limits) -> Result<(), Error> {
+    let check = |width: u32, height: u32| resize::check_limits(&resize::plan(width, height, request), limits);
+    match (check(info.width, info.height), check(info.height, info.width)) {
+        (Err(refused), Err(_)) => Err(refused),
+        _ => Ok(()),
+    }
+}
+
+/// The pixels of a resize's output: the planner's own answer, for the header's sides either way
+/// round (an orientation tag may turn them), so a one-sided enlargement counts both sides' growth.
+fn resized_pixels(info: &ImageInfo, request: &Resize) -> u64 {
+    let pixels = |width: u32, height: u32| {
+        let plan = resize::plan(width, height, request);
+        u64::from(plan.width) * u64::from(plan.height)
+    };
+    pixels(info.width, info.height).max(pixels(info.height, info.width))
 }
 
 fn is_16_bit_png(input: &[u8], format: Format) -> bool {

@@ -174,6 +174,11 @@ pub struct Resize {
 }
 
 impl Resize {
+    /// The resize of one of [`crate::variants`]: `width` wide, the height following.
+    pub(crate) fn variant(width: u32, enlarge: bool) -> Resize {
+        Resize { width: Some(width), height: None, fit: Fit::Scale, enlarge }
+    }
+
     /// The box's sides as the fit needs them: an error when a side it needs is missing.
     pub(crate) fn validate(&self) -> Result<(), Error> {
         let invalid = |detail: String| Err(Error::InvalidOptions { detail });

@@ -88,7 +88,7 @@ pub(crate) fn variants(
     enlarge: bool,
     options: &Options,
 ) -> Result<Vec<Option<Encoded>>, Error> {
-    let request = |w: u32| Resize { width: Some(w), height: None, fit: Fit::Scale, enlarge };
+    let request = |w: u32| Resize::variant(w, enlarge);
     for &w in widths {
         request(w).validate()?;
     }
@@ -105,18 +105,21 @@ pub(crate) fn variants(
     };
     let source = codecs::decode_shrunk(input, info, options, shrink)?;
     let (width, height) = whole_upright_size(info, &source, shrink);
+    // Every variant within the limits before any is made.
+    let plans: Vec<_> = widths.iter().map(|&w| resize::plan(width, height, &request(w))).collect();
+    for plan in plans.iter().filter(|p| !p.not_enlarged && !p.keeps(width, height)) {
+        resize::check_limits(plan, &options.limits)?;
+    }
     let upright = source.clone().apply_orientation();
-    widths
-        .iter()
-        .map(|&w| {
-            let plan = resize::plan(width, height, &request(w));
+    plans
+        .into_iter()
+        .map(|plan| {
             if plan.not_enlarged {
                 return Ok(None);
             }
             if plan.keeps(width, height) {
                 return at_full_size(input, info, &source, options).map(Some);
             }
-            resize::check_limits(&plan, &options.limits)?;
             let resized = resize::apply(&upright, &plan.on_source((width, height), (upright.width, upright.height)))?;
             let mut encoded = Encoded { resized_from: Some((width, height)), ..convert(&resized, None, info, options)? };
             encoded.notes.insert(0, resized_note(width, height, &plan, Fit::Scale));

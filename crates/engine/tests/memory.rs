@@ -1,7 +1,9 @@
 //! The memory estimate callers admit work by: from the header, failing as `compress` would, and
 //! above what the engine really holds (the measured table is `scripts/memory-table.py`).
 
-use compressor_engine::{Error, Format, Mode, Options, OutputFormat, estimate_peak_bytes};
+use compressor_engine::{
+    Error, Fit, Format, LimitKind, Mode, Options, OutputFormat, Resize, estimate_peak_bytes, estimate_variants_peak_bytes,
+};
 use compressor_test_support::{bomb_png, noisy_png};
 
 fn estimate(data: &[u8], options: &Options) -> u64 {
@@ -67,6 +69,29 @@ fn every_frame_of_an_animation_counts() {
 }
 
 /// This process's peak resident memory so far, in bytes.
+#[test]
+fn an_enlargement_counts_the_output_it_makes_and_variants_their_largest() {
+    // A 10x10 image enlarged to 3000 px wide is 3000x3000: both sides grow, not only the given one.
+    let tiny = noisy_png(10, 10, 1);
+    let wide = |width: u32| Resize { width: Some(width), height: None, fit: Fit::Scale, enlarge: true };
+    let enlarged = estimate(&tiny, &Options { resize: Some(wide(3000)), ..Options::default() });
+    assert!(enlarged > 8 * 3000 * 3000, "at least the resize's 16-bit copy of 9 MP: {enlarged}");
+    let kept = estimate(&tiny, &Options { resize: Some(Resize { enlarge: false, ..wide(3000) }), ..Options::default() });
+    assert!(kept < enlarged / 10, "without enlarge the output stays 10x10: {kept}");
+    // Variants: the dearest one (they are made one after another), whatever the order of widths.
+    let variants = estimate_variants_peak_bytes(&tiny, &[3000, 20], true, &Options::default()).unwrap();
+    assert!(variants >= enlarged, "{variants} < {enlarged}");
+    assert!(estimate_variants_peak_bytes(&tiny, &[20, 40], true, &Options::default()).unwrap() < enlarged / 10);
+    // An output over the pixel limit is refused as such, by the estimate too (not as too dear).
+    let over_limit = |e: &Error| matches!(e, Error::LimitExceeded { what: LimitKind::Pixels, .. });
+    let refused = compressor_engine::variants(&tiny, &[600, 65_000], true, &Options::default()).unwrap_err();
+    assert!(over_limit(&refused), "{refused:?}");
+    let refused = estimate_variants_peak_bytes(&tiny, &[600, 65_000], true, &Options::default()).unwrap_err();
+    assert!(over_limit(&refused), "{refused:?}");
+    let refused = estimate_peak_bytes(&tiny, &Options { resize: Some(wide(65_000)), ..Options::default() }).unwrap_err();
+    assert!(over_limit(&refused), "{refused:?}");
+}
+
 fn peak_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();

@@ -92,15 +92,8 @@ pub struct Variant {
         description = "The image, raw or as the `file` field of a multipart form",
         content(
             (ImageBytes = "application/octet-stream"),
-            (ImageBytes = "image/png"),
-            (ImageBytes = "image/jpeg"),
-            (ImageBytes = "image/gif"),
-            (ImageBytes = "image/webp"),
-            (ImageBytes = "image/avif"),
-            (ImageBytes = "image/tiff"),
-            (ImageBytes = "image/bmp"),
-            (ImageBytes = "image/heic"),
-            (ImageBytes = "image/heif"),
+            // Every format the engine reads (`openapi::finish`).
+            (ImageBytes = "image/*"),
             (v1::CompressForm = "multipart/form-data"),
         ),
     ),
@@ -135,7 +128,7 @@ pub async fn variants(State(state): State<AppState>, request: Request) -> Result
     let stem = upload::output_stem(upload.filename.as_deref());
     state.metrics.bytes_in(ROUTE, upload.data.len());
     let zip_stem = stem.clone();
-    let memory = compressor_engine::estimate_peak_bytes(&upload.data, &options)?;
+    let memory = compressor_engine::estimate_variants_peak_bytes(&upload.data, &widths, enlarge, &options)?;
     let _cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let (zip, count) = state
         .pool

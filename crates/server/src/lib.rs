@@ -64,11 +64,10 @@ impl Deref for AppState {
     }
 }
 
-/// The image pool's memory budget, with its gauges.
+/// The image pool's memory budget (its size is a gauge; what is reserved is read when scraped).
 fn memory(config: &Config, metrics: &metrics::Metrics) -> pool::Memory {
     metrics.gauge(metrics::MEMORY_BUDGET).set(config.memory_budget as f64);
-    let budget = compressor_budget::MemoryBudget::new(config.memory_budget);
-    pool::Memory { budget, reserved: metrics.gauge(metrics::MEMORY_RESERVED), wait: pool::MEMORY_WAIT }
+    pool::Memory { budget: compressor_budget::MemoryBudget::new(config.memory_budget), wait: pool::MEMORY_WAIT }
 }
 
 /// The service, ready to be served.

@@ -101,7 +101,10 @@ impl Metrics {
         describe(QUEUE_DEPTH, "compress requests waiting for a worker");
         describe(VIDEO_QUEUE_DEPTH, "video requests waiting for a video worker");
         describe(MEMORY_BUDGET, "the memory budget for images being compressed, in bytes");
-        describe(MEMORY_RESERVED, "bytes of the memory budget reserved by compressions waiting for a worker or running");
+        describe(
+            MEMORY_RESERVED,
+            "bytes of the memory budget held by uploads being read and by compressions waiting for a worker or running",
+        );
         describe(IN_FLIGHT, "HTTP requests being served");
         describe(REJECTED_TOTAL, "requests refused, by reason");
         let queue_depth = recorder.register_gauge(&Key::from_name(QUEUE_DEPTH), &METADATA);

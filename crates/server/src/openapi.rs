@@ -2,9 +2,11 @@
 //! router actually serves (see `routes::routes`), so the document cannot list a route that does not
 //! exist or miss one that does; this module adds the title, tags and security schemes, and
 //! [`finish`] is the one place for what every route shares: the error responses of the upload
-//! routes (each status with the `ErrorBody` schema and its headers) and the headers every
-//! response carries. The handlers declare only their own successful answers.
+//! routes (each status with the `ErrorBody` schema and its headers), the headers every response
+//! carries, and the image media types (an annotation's `image/*` becomes the engine's formats).
+//! The handlers declare only their own successful answers.
 
+use compressor_engine::Format;
 use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -52,8 +54,9 @@ const UPLOAD_ERRORS: [(&str, &str, &str); 9] = [
     (
         "413",
         "TooLarge",
-        "The body is over the route's limit (`too_large`), or what its header declares is over a limit: pixels, \
-         dimensions, the memory budget an image could never fit in, a video's duration, frame size or frames (`limit_exceeded`)",
+        "The body is over the route's limit (`too_large`); the image's estimated peak, or the upload itself, is more than the \
+         whole memory budget (`over_memory_budget`); or what its header declares is over a limit: pixels, dimensions, a \
+         video's duration, frame size or frames (`limit_exceeded`)",
     ),
     (
         "415",
@@ -72,8 +75,8 @@ const UPLOAD_ERRORS: [(&str, &str, &str); 9] = [
     (
         "503",
         "Overloaded",
-        "Every worker busy and the queue full, or the memory budget taken, so the request was refused before its body was read \
-         (`overloaded`); retry after `Retry-After` seconds",
+        "Every worker busy and the queue full (checked before the body is read and again once it is in), or no room in the \
+         memory budget within 5 s (`overloaded`); retry after `Retry-After` seconds",
     ),
     ("504", "Timeout", "The request took longer than the route's timeout (`timeout`); its work stops"),
 ];
@@ -125,11 +128,21 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
         }
     }
 
+    // `image/*` in an annotation stands for the engine's formats: the ones it reads in a request
+    // body, the ones it writes in a response.
+    let read: Vec<&str> = Format::ALL.iter().flat_map(|f| f.media_types()).copied().collect();
+    let written: Vec<&str> = Format::ALL.iter().filter(|f| f.writable()).map(|f| f.mime_type()).collect();
     for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
         for operation in item.as_object_mut().expect("path item").values_mut() {
             let uploads = operation.get("requestBody").is_some();
+            if let Some(content) = operation.pointer_mut("/requestBody/content") {
+                expand_image_types(content, &read);
+            }
             let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
             for response in responses.values_mut() {
+                if let Some(content) = response.get_mut("content") {
+                    expand_image_types(content, &written);
+                }
                 let headers = response.as_object_mut().expect("response").entry("headers").or_insert_with(|| json!({}));
                 headers["X-Request-Id"] = reference("X-Request-Id");
                 if uploads {
@@ -144,4 +157,14 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
         }
     }
     doc
+}
+
+/// Replaces an `image/*` entry of a `content` map by one entry for each of `types`.
+fn expand_image_types(content: &mut Value, types: &[&str]) {
+    let Some(content) = content.as_object_mut() else { return };
+    if let Some(media) = content.remove("image/*") {
+        for media_type in types {
+            content.insert((*media_type).into(), media.clone());
+        }
+    }
 }

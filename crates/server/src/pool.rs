@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use compressor_budget::{MemoryBudget, Refusal};
+use compressor_budget::{MemoryBudget, Refusal, Reservation};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -29,11 +29,10 @@ pub struct Pool {
     memory: Option<Memory>,
 }
 
-/// The memory budget of an image pool and the gauge of what is reserved.
+/// The memory budget of an image pool.
 #[derive(Clone)]
 pub struct Memory {
     pub budget: MemoryBudget,
-    pub reserved: metrics::Gauge,
     /// How long work waits for room ([`MEMORY_WAIT`] in the service).
     pub wait: Duration,
 }
@@ -42,7 +41,7 @@ pub struct Memory {
 /// the blocking task, so a request abandoned by a timeout keeps its slot until the CPU is free.
 pub struct Admission {
     _permit: OwnedSemaphorePermit,
-    /// The charge of the upload the work is for, given back once the work's estimate is reserved.
+    /// The charge of the upload the work is for, held with the rest of the work's estimate.
     upload: Option<UploadCharge>,
 }
 
@@ -66,6 +65,11 @@ impl Pool {
         }
     }
 
+    /// Bytes of the memory budget held now (uploads being read and work), when the pool has one.
+    pub fn memory_reserved(&self) -> Option<u64> {
+        self.memory.as_ref().map(|m| m.budget.reserved())
+    }
+
     /// True when a new compress request would be refused.
     pub fn saturated(&self) -> bool {
         self.admission.available_permits() == 0
@@ -79,20 +83,17 @@ impl Pool {
 
     /// Waits for `memory` bytes of the budget (when the pool has one), then for a worker, and runs
     /// `work` on a blocking thread. Memory comes first so that a request waiting for room does not
-    /// hold a CPU. A panic in `work` becomes a 500.
-    pub async fn run<T, F>(&self, mut admission: Admission, memory: u64, work: F) -> Result<T, ApiError>
+    /// hold a CPU. The bytes its upload holds already count towards `memory` (the estimate
+    /// includes the input), so only the rest is waited for. A panic in `work` becomes a 500.
+    pub async fn run<T, F>(&self, admission: Admission, memory: u64, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         let reservation = match &self.memory {
-            Some(m) => Some(m.reserve(memory).await?),
+            Some(m) => Some(m.reserve(memory, admission.upload.as_ref().map_or(0, UploadCharge::bytes)).await?),
             None => None,
         };
-        // The estimate counts the input, so the upload's own charge is no longer needed.
-        if let Some(upload) = admission.upload.take() {
-            upload.release();
-        }
         let worker = {
             let queue_depth = self.queue_depth.clone();
             queue_depth.increment(1.0);
@@ -122,23 +123,24 @@ impl Pool {
 }
 
 impl Memory {
-    async fn reserve(&self, bytes: u64) -> Result<Reserved, ApiError> {
+    /// `bytes` in all, of which `held` are held already (by the work's upload).
+    async fn reserve(&self, bytes: u64, held: u64) -> Result<Reservation, ApiError> {
         let mib = |b: u64| b.div_ceil(1 << 20);
-        match self.budget.reserve(bytes, Some(self.wait)).await {
-            Ok(reservation) => {
-                self.reserved.increment(bytes as f64);
-                Ok(Reserved { _reservation: reservation, bytes, gauge: self.reserved.clone() })
-            }
-            Err(Refusal::Busy { .. }) => Err(ApiError::Overloaded { retry_after: RETRY_AFTER_SECS }),
-            Err(Refusal::NeverFits { needed, budget }) => Err(ApiError::TooLarge {
-                code: "over_memory_budget",
-                message: format!(
-                    "compressing this image needs about {} MiB, more than this server's whole memory budget of {} MiB (COMPRESSOR_MEMORY_BUDGET); send a smaller image",
-                    mib(needed),
-                    mib(budget)
-                ),
-            }),
+        let never_fits = || ApiError::TooLarge {
+            code: "over_memory_budget",
+            message: format!(
+                "compressing this image needs about {} MiB, more than this server's whole memory budget of {} MiB (COMPRESSOR_MEMORY_BUDGET); send a smaller image",
+                mib(bytes),
+                mib(self.budget.total())
+            ),
+        };
+        if bytes > self.budget.total() {
+            return Err(never_fits());
         }
+        self.budget.reserve(bytes.saturating_sub(held), Some(self.wait)).await.map_err(|refusal| match refusal {
+            Refusal::Busy { .. } => ApiError::Overloaded { retry_after: RETRY_AFTER_SECS },
+            Refusal::NeverFits { .. } => never_fits(),
+        })
     }
 }
 
@@ -147,66 +149,55 @@ impl Memory {
 #[derive(Clone)]
 pub struct UploadCharge {
     memory: Option<Memory>,
-    held: Arc<Mutex<Option<Reserved>>>,
+    held: Arc<Mutex<Option<Reservation>>>,
 }
 
-/// The memory budget had no room for more upload bytes within [`MEMORY_WAIT`].
+/// Why an upload's bytes found no room in the memory budget.
 #[derive(Debug, thiserror::Error)]
-#[error("the server's memory budget has no room for this upload now")]
-pub struct UploadOverBudget;
+pub enum UploadOverBudget {
+    #[error("the server's memory budget had no room for this upload within {} s", MEMORY_WAIT.as_secs())]
+    Busy,
+    #[error("the upload is larger than this server's whole memory budget of {} MiB (COMPRESSOR_MEMORY_BUDGET)", .budget.div_ceil(1 << 20))]
+    NeverFits { budget: u64 },
+}
 
 impl UploadCharge {
-    /// Charges `bytes` more if they fit now; `Err` carries what to wait on when they do not.
-    pub fn try_add(&self, bytes: u64) -> Result<(), Option<PendingCharge>> {
+    /// Charges `bytes` more if they fit now; else what to wait on for room, or why there never is.
+    pub fn try_add(&self, bytes: u64) -> Result<(), Result<PendingCharge, UploadOverBudget>> {
         let Some(memory) = &self.memory else { return Ok(()) };
+        let budget = memory.budget.total();
+        if self.bytes() + bytes > budget {
+            return Err(Err(UploadOverBudget::NeverFits { budget }));
+        }
         match memory.budget.try_reserve(bytes) {
             Ok(reservation) => {
                 self.take(reservation);
                 Ok(())
             }
-            Err(Refusal::NeverFits { .. }) => Err(None),
-            Err(Refusal::Busy { .. }) => {
+            Err(_) => {
                 let (budget, wait) = (memory.budget.clone(), memory.wait);
-                Err(Some(Box::pin(async move { budget.reserve(bytes, Some(wait)).await.map_err(|_| UploadOverBudget) })))
+                Err(Ok(Box::pin(async move { budget.reserve(bytes, Some(wait)).await.map_err(|_| UploadOverBudget::Busy) })))
             }
         }
     }
 
-    /// Gives the charge back (every clone's).
-    pub fn release(&self) {
-        self.held.lock().unwrap().take();
+    /// Bytes charged so far.
+    pub fn bytes(&self) -> u64 {
+        self.held.lock().unwrap().as_ref().map_or(0, Reservation::bytes)
     }
 
     /// Adds a reservation made by waiting on a [`PendingCharge`].
-    pub fn take(&self, reservation: compressor_budget::Reservation) {
-        let Some(memory) = &self.memory else { return };
-        memory.reserved.increment(reservation.bytes() as f64);
+    pub fn take(&self, reservation: Reservation) {
         let mut held = self.held.lock().unwrap();
         match held.as_mut() {
-            Some(reserved) => {
-                reserved.bytes += reservation.bytes();
-                reserved._reservation.merge(reservation);
-            }
-            None => *held = Some(Reserved { bytes: reservation.bytes(), _reservation: reservation, gauge: memory.reserved.clone() }),
+            Some(charge) => charge.merge(reservation),
+            None => *held = Some(reservation),
         }
     }
 }
 
 /// Waiting for room for more upload bytes.
-pub type PendingCharge = std::pin::Pin<Box<dyn Future<Output = Result<compressor_budget::Reservation, UploadOverBudget>> + Send + 'static>>;
-
-/// A reservation counted in the `compressor_memory_reserved_bytes` gauge while it is held.
-struct Reserved {
-    _reservation: compressor_budget::Reservation,
-    bytes: u64,
-    gauge: metrics::Gauge,
-}
-
-impl Drop for Reserved {
-    fn drop(&mut self) {
-        self.gauge.decrement(self.bytes as f64);
-    }
-}
+pub type PendingCharge = std::pin::Pin<Box<dyn Future<Output = Result<Reservation, UploadOverBudget>> + Send + 'static>>;
 
 #[cfg(test)]
 mod tests {
@@ -252,7 +243,7 @@ mod tests {
 
     #[tokio::test]
     async fn work_waits_for_memory_gets_503_when_it_stays_full_and_413_when_it_never_fits() {
-        let memory = Memory { budget: MemoryBudget::new(100), reserved: metrics::Gauge::noop(), wait: Duration::from_millis(50) };
+        let memory = Memory { budget: MemoryBudget::new(100), wait: Duration::from_millis(50) };
         let pool = Pool::new(2, 2, metrics::Gauge::noop(), Some(memory.clone()));
         let never = pool.run(pool.try_admit().unwrap(), 101, || ()).await.unwrap_err();
         assert!(matches!(never, ApiError::TooLarge { code: "over_memory_budget", ref message } if message.contains("budget")), "{never:?}");
@@ -280,23 +271,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_upload_is_charged_as_it_is_read_and_given_back_once_its_work_is_reserved() {
-        let memory = Memory { budget: MemoryBudget::new(100), reserved: metrics::Gauge::noop(), wait: Duration::from_millis(50) };
+    async fn an_upload_is_charged_as_it_is_read_and_counts_towards_its_work() {
+        let memory = Memory { budget: MemoryBudget::new(100), wait: Duration::from_millis(50) };
         let pool = Pool::new(1, 1, metrics::Gauge::noop(), Some(memory.clone()));
         let charge = pool.upload_charge();
         assert!(charge.try_add(30).is_ok());
         assert!(charge.try_add(30).is_ok());
-        assert_eq!(memory.budget.reserved(), 60);
-        let Err(Some(waiting)) = charge.try_add(50) else { panic!("50 more do not fit beside 60") };
-        assert!(waiting.await.is_err(), "the wait runs out while the budget stays full");
-        let Err(None) = charge.try_add(101) else { panic!("more than the whole budget never fits") };
-        // The body's 60 are held until the work's own estimate (40) is reserved, then given back.
+        let elsewhere = memory.budget.try_reserve(20).unwrap();
+        assert_eq!((charge.bytes(), memory.budget.reserved()), (60, 80));
+        let Err(Ok(waiting)) = charge.try_add(30) else { panic!("30 more do not fit beside 60 and 20 held elsewhere") };
+        assert!(matches!(waiting.await, Err(UploadOverBudget::Busy)), "the wait runs out while the budget stays full");
+        let Err(Err(UploadOverBudget::NeverFits { budget: 100 })) = charge.try_add(41) else {
+            panic!("an upload larger than the whole budget never fits")
+        };
+        drop(elsewhere);
+        // Work estimated at 90 (which includes its input) beside its upload's 60: 90 in all, not 150.
         let admission = pool.try_admit().unwrap().holding(charge.clone());
         let during = {
             let memory = memory.clone();
-            pool.run(admission, 40, move || memory.budget.reserved()).await.unwrap()
+            pool.run(admission, 90, move || memory.budget.reserved()).await.unwrap()
         };
-        assert_eq!((during, memory.budget.reserved()), (40, 0));
+        assert_eq!(during, 90);
+        drop(charge);
+        assert_eq!(memory.budget.reserved(), 0, "given back with the work");
         let no_budget = Pool::new(1, 1, metrics::Gauge::noop(), None).upload_charge();
         assert!(no_budget.try_add(u64::MAX).is_ok(), "a pool without a budget charges nothing");
     }

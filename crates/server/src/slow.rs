@@ -1,5 +1,6 @@
-//! Slow clients: a connection that trickles its upload holds an admission slot, so uploads must
-//! keep up a minimum rate ([`MIN_UPLOAD_RATE`] after a [`UPLOAD_GRACE`]) or get 408 `slow_upload`.
+//! Slow clients: a connection that trickles its upload holds a connection, a task and what it has
+//! sent, so uploads must keep up a minimum rate ([`MIN_UPLOAD_RATE`] after a [`UPLOAD_GRACE`]) or
+//! get 408 `slow_upload`. (An upload being read holds no place in the work queue.)
 //! (Slow request headers are cut off by hyper's header read timeout, set where connections are
 //! served.)
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::{Server, bomb_png, client, config, decode_png, png, readiness, wait_until};
+use common::{Server, bomb_png, client, config, decode_png, header, png, readiness, wait_until};
 use compressor_server::{App, Config, RateLimit};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
@@ -28,10 +28,6 @@ async fn error_of(response: reqwest::Response) -> (StatusCode, reqwest::header::
     let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned();
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {body}");
     (status, headers, code)
-}
-
-fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
-    headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
 }
 
 #[tokio::test]
@@ -286,6 +282,23 @@ async fn oversized_bodies_are_413_with_and_without_content_length() {
     assert_eq!(status, 413, "{body}");
     let json: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(json["error"]["code"], "too_large");
+}
+
+#[tokio::test]
+async fn uploads_are_charged_to_the_memory_budget_as_they_arrive() {
+    // A 1 MiB budget: an upload larger than all of it is refused while it is read, as no image
+    // could be compressed from it here, and the bytes it held are given back.
+    let server = Server::start(Config { memory_budget: 1 << 20, ..config() }).await;
+    let response = client().post(server.url("/v1/compress")).body(vec![7u8; 3 << 20]).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "over_memory_budget", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("upload is larger than this server's whole memory budget of 1 MiB"),
+        "{body}"
+    );
+    let metrics = common::parse_metrics(&client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap());
+    assert_eq!(metrics.get("compressor_memory_reserved_bytes"), Some(&0.0), "nothing is held after the refusal");
 }
 
 /// A POST with `Transfer-Encoding: chunked` written by hand; returns the status and body.
@@ -838,6 +851,19 @@ async fn openapi_document_matches_the_routes() {
     let params: BTreeSet<&str> = variants["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert!(params.contains("widths") && params.contains("format"), "{params:?}");
     assert!(variants["responses"]["200"]["content"]["application/zip"].is_object());
+    // The image media types: every format read in the request bodies, every one written in answers.
+    let types = |content: &Value| content.as_object().unwrap().keys().cloned().collect::<BTreeSet<String>>();
+    let read = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/tiff", "image/bmp", "image/heic", "image/heif"];
+    let written = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif"];
+    for op in [compress, variants] {
+        let expected: BTreeSet<String> =
+            read.iter().chain(&["application/octet-stream", "multipart/form-data"]).map(|t| t.to_string()).collect();
+        assert_eq!(types(&op["requestBody"]["content"]), expected);
+    }
+    let expected: BTreeSet<String> = written.iter().chain(&["application/json"]).map(|t| t.to_string()).collect();
+    assert_eq!(types(&compress["responses"]["200"]["content"]), expected);
+    let expected: BTreeSet<String> = written.iter().map(|t| t.to_string()).collect();
+    assert_eq!(types(&doc["paths"]["/compress-image"]["post"]["responses"]["200"]["content"]), expected);
     for status in ["400", "401", "413", "415", "422", "429", "503", "504"] {
         let reference = compress["responses"][status]["$ref"].as_str().unwrap_or_else(|| panic!("{status}: {}", compress["responses"]));
         let name = reference.strip_prefix("#/components/responses/").unwrap();

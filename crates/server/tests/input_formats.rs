@@ -3,13 +3,9 @@
 
 mod common;
 
-use common::{Server, client, config, decode_png};
+use common::{Server, client, config, decode_png, header};
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
-
-fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
-}
 
 /// A HEIC phone-style photo posted raw comes back as JPEG, WebP or AVIF, its type in
 /// `Content-Type`, and the JSON report names the conversion.

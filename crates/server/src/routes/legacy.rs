@@ -75,13 +75,8 @@ pub struct ImageMetadata {
                 ("X-Compression-Metadata" = String, description = r#"JSON: {"status":"success","message":"Image compressed successfully","data":{"compressed_image_metadata":{"Filename":"…","ImageSize":<bytes>},"size_difference":<original/compressed>,"original_size":<bytes>}}"#),
                 ("Content-Disposition" = String, description = "attachment; filename=<upload name, sanitised>"),
             ),
-            content(
-                (ImageBytes = "image/png"),
-                (ImageBytes = "image/jpeg"),
-                (ImageBytes = "image/gif"),
-                (ImageBytes = "image/webp"),
-                (ImageBytes = "image/avif"),
-            )),
+            // Every format the engine writes (`openapi::finish`).
+            content((ImageBytes = "image/*"))),
     ),
     security((), ("bearer" = []), ("api_key" = [])),
 )]

@@ -73,7 +73,7 @@ pub fn admit(state: &AppState, upload: UploadCharge) -> Result<Admission, ApiErr
 
 /// A request body whose bytes are charged to the memory budget as they arrive; a frame that finds
 /// no room waits for it (up to the budget's wait) before it is passed on, else the body fails
-/// with [`UploadOverBudget`] (503).
+/// with [`UploadOverBudget`] (503, or 413 for a body larger than the whole budget).
 struct Charged {
     inner: Body,
     charge: UploadCharge,
@@ -105,8 +105,8 @@ impl HttpBody for Charged {
                 let bytes = frame.data_ref().map_or(0, |d| d.len() as u64);
                 match self.charge.try_add(bytes) {
                     Ok(()) => Poll::Ready(Some(Ok(frame))),
-                    Err(None) => Poll::Ready(Some(Err(axum::Error::new(UploadOverBudget)))),
-                    Err(Some(waiting)) => {
+                    Err(Err(never)) => Poll::Ready(Some(Err(axum::Error::new(never)))),
+                    Err(Ok(waiting)) => {
                         self.pending = Some((frame, waiting));
                         self.poll_frame(cx)
                     }
@@ -191,7 +191,7 @@ fn too_large(max_bytes: usize) -> ApiError {
 }
 
 /// What a failure while reading a body means for the client: too slow (408), too large (413),
-/// no room in the memory budget now (503), or a bad body (400).
+/// no room in the memory budget now (503) or ever (413), or a bad body (400).
 pub(super) fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> ApiError {
     read_error(error, max_bytes)
         .unwrap_or_else(|| ApiError::BadRequest { code: "bad_body", message: format!("reading the request body failed: {error}") })
@@ -215,8 +215,12 @@ fn read_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> Op
         if e.is::<http_body_util::LengthLimitError>() {
             return Some(too_large(max_bytes));
         }
-        if e.is::<UploadOverBudget>() {
-            return Some(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS });
+        match e.downcast_ref::<UploadOverBudget>() {
+            Some(UploadOverBudget::Busy) => return Some(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS }),
+            Some(never @ UploadOverBudget::NeverFits { .. }) => {
+                return Some(ApiError::TooLarge { code: "over_memory_budget", message: never.to_string() });
+            }
+            None => {}
         }
         source = e.source();
     }

@@ -173,15 +173,8 @@ pub struct ImageBytes(Vec<u8>);
         description = "The image, raw or as the `file` field of a multipart form",
         content(
             (ImageBytes = "application/octet-stream"),
-            (ImageBytes = "image/png"),
-            (ImageBytes = "image/jpeg"),
-            (ImageBytes = "image/gif"),
-            (ImageBytes = "image/webp"),
-            (ImageBytes = "image/avif"),
-            (ImageBytes = "image/tiff"),
-            (ImageBytes = "image/bmp"),
-            (ImageBytes = "image/heic"),
-            (ImageBytes = "image/heif"),
+            // Every format the engine reads (`openapi::finish`).
+            (ImageBytes = "image/*"),
             (CompressForm = "multipart/form-data"),
         ),
     ),
@@ -199,11 +192,8 @@ pub struct ImageBytes(Vec<u8>);
                 ("Content-Disposition" = String, description = "attachment with a safe file name"),
             ),
             content(
-                (ImageBytes = "image/png"),
-                (ImageBytes = "image/jpeg"),
-                (ImageBytes = "image/webp"),
-                (ImageBytes = "image/avif"),
-                (ImageBytes = "image/gif"),
+                // Every format the engine writes (`openapi::finish`).
+                (ImageBytes = "image/*"),
                 (CompressReport = "application/json"),
             )),
     ),

@@ -60,6 +60,11 @@ pub fn config() -> Config {
 }
 
 /// Samples of a Prometheus text exposition: `name{labels}` (labels as written) → value.
+/// The value of a response header; a missing (or non-text) one fails the test.
+pub fn header<'a>(headers: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
+    headers.get(name).unwrap_or_else(|| panic!("no {name} header")).to_str().unwrap()
+}
+
 pub fn parse_metrics(text: &str) -> HashMap<String, f64> {
     let mut samples = HashMap::new();
     for line in text.lines() {

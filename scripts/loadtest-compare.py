@@ -22,14 +22,14 @@ import concurrent.futures
 import json
 import math
 import os
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+import loopback
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,12 +49,6 @@ def default_images():
     for kind in ("screenshot", "photo"):
         found += sorted(p for p in (corpus / "png_real" / kind).rglob("*.png") if pixels(p) >= 1_000_000)
     return found
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values, q):
@@ -148,22 +142,8 @@ def main():
     if not images:
         sys.exit("no images: pass some, or set COMPRESSOR_CORPUS")
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, COMPRESSOR_LISTEN=f"127.0.0.1:{port}")
-    # The service logs every request; to a file, so that a full pipe never blocks it.
-    log = tempfile.TemporaryFile()
-    server = subprocess.Popen([args.compressor, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=1)
-                break
-            except OSError:
-                if server.poll() is not None:
-                    log.seek(0)
-                    sys.exit(f"compressor serve exited: {log.read().decode(errors='replace')}")
-                time.sleep(0.1)
+    with loopback.serve(args.compressor) as server:
+        url = server.url
         workers = os.environ.get("COMPRESSOR_WORKERS", os.cpu_count())
         print(f"{len(images)} images, {sum(pixels(i) for i in images) / len(images) / 1e6:.1f} MP on average; "
               f"{os.cpu_count()} CPUs; service workers {workers}; {args.concurrency} clients / processes")
@@ -172,9 +152,6 @@ def main():
         many = loadtest(args.compressor, url, "legacy", images, args.concurrency, args.duration)
         one = loadtest(args.compressor, url, "legacy", images, 1, args.duration)
         v1 = loadtest(args.compressor, url, "v1", images, 1, args.duration)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     peer_rate, peer_runs = pngquant_concurrent(images, args.concurrency, seconds(args.duration))
     single = [[pngquant_once(image) for _ in range(args.runs)] for image in images]

@@ -15,7 +15,6 @@ the end, open file descriptors, every status.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+import loopback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.environ.get("COMPRESSOR_CORPUS", os.path.join(HERE, "..", "..", "shared", "corpus"))
@@ -37,25 +38,36 @@ IMAGES = {
 }
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_and_fds(pid):
-    with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+# `compressor loadtest` runs at most this long; longer loads are run as consecutive parts.
+LOADTEST_MAX_SECONDS = 600
 
 
 def loadtest(binary, url, images, extra, seconds):
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        args = [binary, "loadtest", "--url", url, "--duration", f"{seconds}s", "--json", out.name, "--allow-status", "503", "--allow-status", "429"]
-        for image in images:
-            args += ["--image", image]
-        subprocess.run(args + extra, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return json.load(open(out.name))
+    """The summary of `compressor loadtest` for `seconds`, summed over its parts."""
+    total = None
+    while seconds > 0:
+        part = min(seconds, LOADTEST_MAX_SECONDS)
+        seconds -= part
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            args = [binary, "loadtest", "--url", url, "--duration", f"{part}s", "--json", out.name, "--allow-status", "503", "--allow-status", "429"]
+            for image in images:
+                args += ["--image", image]
+            run = subprocess.run(args + extra, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if run.returncode != 0 and os.path.getsize(out.name) == 0:
+                sys.exit(f"compressor loadtest failed: {run.stderr.strip()}")
+            summary = json.load(open(out.name))["summary"]
+        if total is None:
+            total = summary
+            continue
+        for key in ("requests", "errors", "rejected_with_retry_after", "bytes_sent", "bytes_received", "duration_s"):
+            total[key] += summary[key]
+        for status, count in summary["status_counts"].items():
+            total["status_counts"][status] = total["status_counts"].get(status, 0) + count
+        total["throughput_rps"] = total["requests"] / total["duration_s"]
+        total["error_rate"] = total["errors"] / max(1, total["requests"])
+        total["passed"] = total["passed"] and summary["passed"]
+        total.pop("mean_compression_ratio", None)
+    return {"summary": total}
 
 
 def single_latency(url, body):
@@ -71,26 +83,19 @@ def main():
     parser.add_argument("--binary", default=os.path.join(HERE, "..", "target", "release", "compressor"))
     parser.add_argument("--factor", type=float)
     parser.add_argument("--seconds", type=float)
+    parser.add_argument("--server-log", help="where the server's output goes (default: a temporary file)")
     opts = parser.parse_args()
     factor = opts.factor or (10 if opts.mode == "overload" else 0.8)
     seconds = opts.seconds or (60 if opts.mode == "overload" else 1800)
     images = [os.path.join(CORPUS, p) for p in IMAGES[opts.mode]]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([opts.binary, "serve", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with loopback.serve(opts.binary, log=opts.server_log) as server:
+        url = server.url
         workers = os.cpu_count()
         body = open(images[0], "rb").read()
         normal = statistics.median(single_latency(url, body) for _ in range(10))
         capacity_run = loadtest(opts.binary, url, images, ["--concurrency", str(workers)], 20)
         capacity = capacity_run["summary"]["throughput_rps"]
-        rate = max(1, round(capacity * factor))
+        rate = max(0.1, round(capacity * factor, 2))
         print(f"capacity {capacity:.1f} req/s with {workers} clients; single-request p50 {normal * 1000:.0f} ms; sending {rate}/s for {seconds:.0f} s")
 
         stop = threading.Event()
@@ -105,7 +110,7 @@ def main():
                     health.append(time.monotonic() - t)
                 except Exception:  # noqa: BLE001 - a failed probe is recorded as 5 s
                     health.append(5.0)
-                samples.append((time.monotonic(), *rss_and_fds(server.pid)))
+                samples.append((time.monotonic(), *loopback.rss_and_fds(server.pid)))
                 time.sleep(0.02)
 
         prober = threading.Thread(target=probe)
@@ -139,10 +144,7 @@ def main():
             time.sleep(0.2)
         else:
             print("not back to normal latency within 60 probes")
-        print(f"server still running: {server.poll() is None}")
-    finally:
-        server.terminate()
-        server.wait()
+        print(f"server still running: {server.running()}")
 
 
 if __name__ == "__main__":

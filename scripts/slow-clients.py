@@ -10,21 +10,15 @@ the server cut them off, and the normal client's latency before and during the a
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 
+import loopback
+
 CORPUS = os.environ.get("COMPRESSOR_CORPUS", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus"))
 SMALL = os.path.join(CORPUS, "png_real", "screenshot", "rich__hello_world.png")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def slow(port, kind, interval, give_up):
@@ -86,15 +80,8 @@ async def main():
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=60, help="longest a slow connection is kept trying")
     opts = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen([opts.binary, "serve", "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+    with loopback.serve(opts.binary) as server:
+        port = server.port
         body = open(SMALL, "rb").read()
         loop = asyncio.get_running_loop()
         summary("normal client before", await loop.run_in_executor(None, normal_latencies, port, body, 5))
@@ -111,10 +98,7 @@ async def main():
         await asyncio.sleep(1)
         fds_after = len(os.listdir(f"/proc/{server.pid}/fd"))
         print(f"server file descriptors: {fds_before} before, {fds_during} during, {fds_after} after")
-        print(f"server still running: {server.poll() is None}")
-    finally:
-        server.terminate()
-        server.wait()
+        print(f"server still running: {server.running()}")
 
 
 if __name__ == "__main__":

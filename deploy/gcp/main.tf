@@ -57,7 +57,7 @@ locals {
   # Artifact Registry / Container Registry need a token from the VM's service account; any
   # other registry is pulled anonymously (configuring the gcr helper for it would break pulls).
   registry_login = { for key, group in local.groups : key => (
-    endswith(split("/", group.image)[0], "docker.pkg.dev") || endswith(split("/", group.image)[0], "gcr.io")
+    can(regex("(docker\\.pkg\\.dev|gcr\\.io)$", split("/", group.image)[0]))
     ? "ExecStartPre=/usr/bin/docker-credential-gcr configure-docker --registries=${split("/", group.image)[0]}"
     : "# ${split("/", group.image)[0]} is not a Google registry: pulled without credentials"
   ) }

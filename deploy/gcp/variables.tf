@@ -16,7 +16,7 @@ variable "name" {
 
   validation {
     condition     = can(regex("^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$", var.name))
-    error_message = "name must be a lowercase RFC 1035 label of at most 32 characters."
+    error_message = "The value of name must be a lowercase RFC 1035 label of at most 32 characters."
   }
 }
 
@@ -44,7 +44,7 @@ variable "video_min_replicas" {
 
   validation {
     condition     = var.video_min_replicas >= 1
-    error_message = "video_min_replicas must be at least 1."
+    error_message = "The value of video_min_replicas must be at least 1."
   }
 }
 
@@ -78,7 +78,7 @@ variable "min_replicas" {
 
   validation {
     condition     = var.min_replicas >= 1
-    error_message = "min_replicas must be at least 1."
+    error_message = "The value of min_replicas must be at least 1."
   }
 }
 
@@ -95,7 +95,7 @@ variable "cpu_target" {
 
   validation {
     condition     = var.cpu_target > 0 && var.cpu_target <= 1
-    error_message = "cpu_target must be in (0, 1]."
+    error_message = "The value of cpu_target must be in (0, 1]."
   }
 }
 

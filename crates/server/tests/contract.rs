@@ -51,10 +51,13 @@ fn junit_reports_are_read() {
 async fn schemathesis_finds_nothing_with_every_check() {
     let temp = tempfile::tempdir().unwrap();
     // Pools large enough that schemathesis's requests never meet a 503 (it reads any 5xx as a
-    // server error); the video scratch files go to `temp`, so the test can see them removed.
+    // server error), and a 4 MP pixel limit: generated enlargements of tiny images to tens of
+    // megapixels with a target quality are legitimate work that can outlast the 60 s timeout
+    // (504); under the limit they are refused at once (413). The video scratch files go to
+    // `temp`, so the test can see them removed.
     let video = VideoConfig { workers: 1, queue: 64, temp_dir: Some(temp.path().join("video")), ..VideoConfig::default() };
     std::fs::create_dir(temp.path().join("video")).unwrap();
-    let server = Server::start(Config { workers: 2, queue: 64, video: Some(video), ..config() }).await;
+    let server = Server::start(Config { workers: 2, queue: 64, max_pixels: 4_000_000, video: Some(video), ..config() }).await;
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/contract");
     let junit_path = temp.path().join("junit.xml");
     // Read from a file rather than from its URL: schemathesis leaves out the operation that

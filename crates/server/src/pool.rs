@@ -186,7 +186,7 @@ impl UploadCharge {
         self.held.lock().unwrap().as_ref().map_or(0, Reservation::bytes)
     }
 
-    /// Adds a reservation made by waiting on a [`PendingCharge`].
+    /// Adds `reservation` (made at once, or by waiting on a [`PendingCharge`]) to the charge.
     pub fn take(&self, reservation: Reservation) {
         let mut held = self.held.lock().unwrap();
         match held.as_mut() {

@@ -353,27 +353,6 @@ fn scratch_dir(parent: &Path) -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("creating a temporary folder in {}", parent.display()))
 }
 
-/// An image whose estimated peak memory is more than the whole budget.
-#[derive(Debug)]
-struct OverMemoryBudget {
-    needed: u64,
-    budget: u64,
-}
-
-impl std::fmt::Display for OverMemoryBudget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mib = |b: u64| b.div_ceil(1 << 20);
-        write!(
-            f,
-            "compressing it needs about {} MiB, more than the memory budget of {} MiB (--memory-budget)",
-            mib(self.needed),
-            mib(self.budget)
-        )
-    }
-}
-
-impl std::error::Error for OverMemoryBudget {}
-
 /// Two inputs whose outputs have one name: the second is not written.
 #[derive(Debug)]
 struct OutputConflict {
@@ -394,7 +373,7 @@ fn error_code(e: &anyhow::Error) -> &'static str {
     if e.downcast_ref::<OutputConflict>().is_some() {
         return "output_conflict";
     }
-    if e.downcast_ref::<OverMemoryBudget>().is_some() {
+    if e.downcast_ref::<Refusal>().is_some() {
         return "over_memory_budget";
     }
     if let Some(e) = e.downcast_ref::<compressor_engine::Error>() {
@@ -586,12 +565,8 @@ impl Run {
         let options = self.options.clone();
         let needed = compressor_engine::estimate_peak_bytes(&input, &options)?;
         // Memory first, then a CPU: an image waiting for room holds no CPU permit.
-        let _memory = match self.memory.reserve(needed, None).await {
-            Ok(reservation) => reservation,
-            Err(Refusal::NeverFits { needed, budget } | Refusal::Busy { needed, budget }) => {
-                return Err(OverMemoryBudget { needed, budget }.into());
-            }
-        };
+        // Waiting without a limit, the only refusal is an image larger than the whole budget.
+        let _memory = self.memory.reserve(needed, None).await.context("compressing it (see --memory-budget)")?;
         let permit = self.cpu.acquire().await?;
         let result =
             tokio::task::spawn_blocking(move || compressor_engine::compress(&input, &options)).await.context("compression task")?;

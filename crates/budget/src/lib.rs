@@ -99,6 +99,24 @@ pub enum Refusal {
     Busy { needed: u64, budget: u64 },
 }
 
+/// "needs about N MiB, more than the whole memory budget of M MiB" (or "…, and the memory budget
+/// of M MiB had no room for it in time"): the end of a sentence that names the work.
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        match *self {
+            Refusal::NeverFits { needed, budget } => {
+                write!(f, "needs about {} MiB, more than the whole memory budget of {} MiB", mib(needed), mib(budget))
+            }
+            Refusal::Busy { needed, budget } => {
+                write!(f, "needs about {} MiB, and the memory budget of {} MiB had no room for it in time", mib(needed), mib(budget))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 #[derive(Clone)]
 pub struct MemoryBudget {
     inner: Arc<Inner>,
@@ -229,6 +247,13 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(budget.reserved(), 0);
+    }
+
+    #[test]
+    fn refusals_say_both_sizes() {
+        let never = Refusal::NeverFits { needed: (3 << 20) + 1, budget: 1 << 20 };
+        assert_eq!(never.to_string(), "needs about 4 MiB, more than the whole memory budget of 1 MiB");
+        assert!(Refusal::Busy { needed: 1 << 20, budget: 2 << 20 }.to_string().contains("of 2 MiB had no room"));
     }
 
     #[test]

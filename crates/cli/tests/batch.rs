@@ -972,3 +972,22 @@ fn heic_tiff_and_bmp_are_converted_with_new_extensions() {
     assert!(["jpg", "webp", "avif"].iter().any(|e| heic[0].ends_with(e)), "{heic:?}");
     assert_eq!(report["compressed"].as_u64(), Some(3), "{report}");
 }
+
+#[test]
+fn an_image_larger_than_the_memory_budget_is_recorded_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("small.png"), png(1, 16)).unwrap();
+    std::fs::write(src.join("large.png"), png(2, 1500)).unwrap();
+    // 40 MiB: the small image's estimate fits, the 2.25 MP one's (well over 40 MiB) never can.
+    let out = compressor().arg("batch").arg(&src).arg(&dst).args(["--json", "--memory-budget", "40M"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "one input failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(tree(&dst).contains("small.png"), "{:?}", tree(&dst));
+    let records = manifest_records(&dst);
+    let refused: Vec<&serde_json::Value> = records.iter().filter(|r| r["status"] == "failed").collect();
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    assert_eq!((refused[0]["key"].as_str(), refused[0]["error_code"].as_str()), (Some("large.png"), Some("over_memory_budget")));
+    let message = refused[0]["error"].as_str().unwrap();
+    assert!(message.contains("more than the whole memory budget of 40 MiB"), "{message}");
+}

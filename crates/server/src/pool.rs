@@ -125,14 +125,12 @@ impl Pool {
 impl Memory {
     /// `bytes` in all, of which `held` are held already (by the work's upload).
     async fn reserve(&self, bytes: u64, held: u64) -> Result<Reservation, ApiError> {
-        let mib = |b: u64| b.div_ceil(1 << 20);
-        let never_fits = || ApiError::TooLarge {
-            code: "over_memory_budget",
-            message: format!(
-                "compressing this image needs about {} MiB, more than this server's whole memory budget of {} MiB (COMPRESSOR_MEMORY_BUDGET); send a smaller image",
-                mib(bytes),
-                mib(self.budget.total())
-            ),
+        let never_fits = || {
+            let refusal = Refusal::NeverFits { needed: bytes, budget: self.budget.total() };
+            ApiError::TooLarge {
+                code: "over_memory_budget",
+                message: format!("compressing this image {refusal} (COMPRESSOR_MEMORY_BUDGET); send a smaller image"),
+            }
         };
         if bytes > self.budget.total() {
             return Err(never_fits());

@@ -138,3 +138,36 @@ fn serve_keeps_answering_when_its_log_pipe_is_closed() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A log written to a file (or a pipe, or journald) holds text, not a terminal's colour codes:
+/// colours are for a terminal only.
+#[cfg(unix)]
+#[test]
+fn serve_writes_no_colour_codes_to_a_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_compressor"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let address = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let listening = log.lines().find(|l| l.contains("compressor listening"));
+        if let Some(address) = listening.and_then(|l| l.split("address=").nth(1)).and_then(|a| a.split_whitespace().next()) {
+            break address.to_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "no listening line: {log:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(get(&address, "/health").starts_with("HTTP/1.1 200"));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("compressor listening") && log.contains("stopped"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape characters in a log file: {log:?}");
+}

@@ -17,6 +17,7 @@ mod routes;
 mod slow;
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -230,7 +231,11 @@ fn init_logging(format: &str) {
     // A log sink that goes away (a closed pipe) must not take requests with it: by default the
     // subscriber reports its write errors with eprintln!, which panics on that same broken stderr
     // inside the request's task, and every connection was closed without an answer.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
+    // Colour codes only for a person at a terminal: a log file, a pipe or journald would keep the
+    // escape sequences as text. NO_COLOR (no-color.org) turns them off on a terminal too.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).log_internal_errors(false);
     // `try_init` fails only if a subscriber is already set (embedding); that one is kept.
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }

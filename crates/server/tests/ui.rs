@@ -31,7 +31,13 @@ impl Drop for Browser {
     }
 }
 
+/// A browser whose window is the size the tests used before the first-screen ones.
 async fn browser() -> Browser {
+    browser_sized(1280, 1200).await
+}
+
+/// A browser whose page area (`window.innerWidth` × `innerHeight`) is `width` × `height`.
+async fn browser_sized(width: u32, height: u32) -> Browser {
     let port = free_port();
     let driver = Command::new("chromedriver")
         .arg(format!("--port={port}"))
@@ -54,7 +60,7 @@ async fn browser() -> Browser {
         "--disable-sync",
         "--no-first-run",
         "--disable-dev-shm-usage",
-        "--window-size=1280,1200",
+        &format!("--window-size={width},{height}"),
         &format!("--user-data-dir={}", profile.path().display()),
     ];
     let downloads = tempfile::tempdir().unwrap();
@@ -66,7 +72,17 @@ async fn browser() -> Browser {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a browser session");
-    Browser { client, driver, profile, downloads }
+    let browser = Browser { client, driver, profile, downloads };
+    // The window's size includes whatever the browser draws around the page (nothing, headless,
+    // as a rule): asked for once more with the difference added, the page gets the size asked for.
+    let inner = browser.inner_size().await;
+    if inner != (width, height) {
+        let (outer_width, outer_height) = browser.page().get_window_size().await.unwrap();
+        let grow = |outer: u64, asked: u32, got: u32| (outer as i64 + asked as i64 - got as i64).max(1) as u32;
+        browser.page().set_window_size(grow(outer_width, width, inner.0), grow(outer_height, height, inner.1)).await.unwrap();
+    }
+    assert_eq!(browser.inner_size().await, (width, height), "the page area's size");
+    browser
 }
 
 impl Browser {
@@ -81,6 +97,45 @@ impl Browser {
 
     async fn js(&self, script: &str) -> Value {
         self.page().execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
+    /// The page area's size: `window.innerWidth` × `window.innerHeight`.
+    async fn inner_size(&self) -> (u32, u32) {
+        let size = self.js("return [window.innerWidth, window.innerHeight];").await;
+        (size[0].as_u64().unwrap() as u32, size[1].as_u64().unwrap() as u32)
+    }
+
+    /// Opens the folded options with one click on their summary line, as a person would (once).
+    async fn open_options(&self) {
+        if self.js("return document.getElementById('options-fold').open").await == false {
+            self.page().find(Locator::Css("#options-fold > summary")).await.unwrap().click().await.unwrap();
+        }
+        assert_eq!(self.js("return document.getElementById('options-fold').open").await, true, "the options opened");
+    }
+
+    /// An element's box on the screen (`getBoundingClientRect`), the page's scroll and size.
+    async fn geometry(&self, css: &str) -> Value {
+        self.js(&format!(
+            "const e = document.querySelector({css:?}); const r = e.getBoundingClientRect();
+             return {{ top: r.top, bottom: r.bottom, left: r.left, right: r.right, width: r.width, height: r.height,
+                      scrollY: window.scrollY, innerWidth: window.innerWidth, innerHeight: window.innerHeight,
+                      visible: e.checkVisibility() }};"
+        ))
+        .await
+    }
+
+    /// Whether an element is drawn (visible, in a non-empty box; not in a closed `<details>`)
+    /// wholly within the page area as it is now.
+    async fn on_screen(&self, css: &str) -> bool {
+        let g = self.geometry(css).await;
+        let n = |k: &str| g[k].as_f64().unwrap();
+        g["visible"] == true
+            && n("width") > 0.0
+            && n("height") > 0.0
+            && n("top") >= 0.0
+            && n("bottom") <= n("innerHeight")
+            && n("left") >= 0.0
+            && n("right") <= n("innerWidth")
     }
 
     /// Hands files to the page's file input, as choosing them in the dialog does.
@@ -163,7 +218,10 @@ fn format_of(data: &[u8]) -> &'static str {
 }
 
 async fn open(server: &Server) -> Browser {
-    let browser = browser().await;
+    open_in(server, browser().await).await
+}
+
+async fn open_in(server: &Server, browser: Browser) -> Browser {
     browser.page().goto(&server.url("/")).await.unwrap();
     browser.page().wait().for_element(Locator::Id("files")).await.unwrap();
     browser
@@ -186,8 +244,8 @@ async fn three_real_files_compress_and_download_as_the_api_answers() {
     for (n, (row, (path, format))) in rows.iter().zip([(&png, "png"), (&jpeg, "jpeg"), (&gif, "gif")]).enumerate() {
         assert_eq!(row["state"], "done", "{row}");
         let input = std::fs::read(path).unwrap();
-        // What the API answers for the same file and the page's default options (score on).
-        let answer = http.post(server.url("/v1/compress?score=true")).body(input.clone()).send().await.unwrap();
+        // What the API answers for the same file and the page's default options (no score).
+        let answer = http.post(server.url("/v1/compress")).body(input.clone()).send().await.unwrap();
         let expected: usize = answer.headers()["x-compressed-size"].to_str().unwrap().parse().unwrap();
         assert_eq!(row["bytes"].as_str().unwrap().parse::<usize>().unwrap(), expected, "{row}");
         let link = format!("#results tbody tr:nth-child({}) a.download", n + 1);
@@ -204,8 +262,7 @@ async fn three_real_files_compress_and_download_as_the_api_answers() {
         let stem = path.file_stem().unwrap().to_str().unwrap();
         assert_eq!(row["download"], format!("{stem}.{extension}"), "{row}");
         assert_eq!(row["method"], answer_method(&http, &server, &input).await, "{row}");
-        let lossy = ["-q", "quantized"].iter().any(|m| row["method"].as_str().unwrap().contains(m));
-        assert_eq!(!row["score"].as_str().unwrap().is_empty(), lossy, "a lossy result shows its score: {row}");
+        assert_eq!(row["score"], "", "no score unless asked for: {row}");
     }
     let total = browser.js("return document.getElementById('total-files').textContent").await;
     assert_eq!(total, "3 of 3 files done");
@@ -237,9 +294,127 @@ async fn three_real_files_compress_and_download_as_the_api_answers() {
     browser.close().await;
 }
 
+/// The first screen, on a laptop's window and on a phone's: three files dropped in show their
+/// results right under the drop area without any scrolling, each with its sizes and download,
+/// while the options wait folded under one line that says what they are, a click away. Scores
+/// (several times a compression's work on the server) are only measured when asked for.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_screen_shows_results_under_the_drop_area_with_the_options_folded() {
+    let (Some(png), Some(jpeg), Some(gif)) = (
+        corpus_file("png_real/screenshot/image-png__lorem_ipsum_screenshot.png"),
+        corpus_file("photos_jpeg/exif-orientation__Landscape_2.jpg"),
+        corpus_file("other/gif/pillow__hopper.gif"),
+    ) else {
+        return;
+    };
+    let server = Server::start(config()).await;
+    for (width, height) in [(1366, 768), (390, 844)] {
+        let size = format!("{width}×{height}");
+        let browser = open_in(&server, browser_sized(width, height).await).await;
+        let page = browser.page();
+        // A new visitor: nothing scored, the options folded under their summary.
+        let fresh = browser
+            .js("return [document.getElementById('score').checked, document.getElementById('options-fold').open,
+                         document.getElementById('options-summary').textContent];")
+            .await;
+        assert_eq!(fresh, json!([false, false, "Lossy · keep format · safe metadata · no resize"]), "{size}");
+        assert!(!browser.on_screen("#quality").await, "{size}: the options start folded");
+
+        browser.add_files(&[png.clone(), jpeg.clone(), gif.clone()]).await;
+        // The first row is there at once, where the person is looking.
+        let start = Instant::now();
+        common::wait_until("the first row", Duration::from_secs(1), || async {
+            browser.js("return document.querySelectorAll('#results tbody tr').length").await == 3
+        })
+        .await;
+        println!("{size}: rows shown {:?} after the files were given", start.elapsed());
+        let first = "#results tbody tr:first-child";
+        let in_view = |when: &'static str| {
+            let browser = &browser;
+            let size = &size;
+            async move {
+                let g = browser.geometry(first).await;
+                let n = |k: &str| g[k].as_f64().unwrap();
+                assert_eq!(g["innerWidth"], width, "{size}");
+                assert_eq!(g["innerHeight"], height, "{size}");
+                assert_eq!(n("scrollY"), 0.0, "{size} {when}: the page scrolled: {g}");
+                assert!(
+                    n("top") >= 0.0 && n("bottom") <= n("innerHeight") && n("height") > 0.0,
+                    "{size} {when}: the first row is off the screen: {g}"
+                );
+            }
+        };
+        in_view("added").await;
+        let rows = browser.finished(3, Duration::from_secs(120)).await;
+        in_view("finished").await;
+        assert!(rows.iter().all(|r| r["state"] == "done"), "{size}: {rows:#?}");
+        assert!(browser.on_screen(&format!("{first} a.download")).await, "{size}: the first download link is on the screen");
+
+        // Its download is the file the row names, in that format, of the size it shows.
+        let name = rows[0]["download"].as_str().unwrap();
+        let downloaded = browser.download(&format!("{first} a.download"), name).await;
+        let said = match name.rsplit_once('.').unwrap().1 {
+            "jpg" => "jpeg",
+            extension => extension,
+        };
+        assert_eq!(format_of(&downloaded), said, "{size}: {name}");
+        assert_eq!(rows[0]["bytes"].as_str().unwrap().parse::<usize>().unwrap(), downloaded.len(), "{size}");
+
+        // No score until asked for, and no column for it.
+        assert!(rows.iter().all(|r| r["score"] == ""), "{size}: {rows:#?}");
+        assert_eq!(browser.js("return document.getElementById('results').classList.contains('scored')").await, false, "{size}");
+
+        // The options, in one click: their first fields come into view.
+        page.find(Locator::Css("#options-fold > summary")).await.unwrap().click().await.unwrap();
+        assert_eq!(browser.js("return document.getElementById('options-fold').open").await, true, "{size}");
+        for field in ["#quality", "#format"] {
+            assert!(browser.on_screen(field).await, "{size}: {field} is not on the screen: {}", browser.geometry(field).await);
+        }
+        // The summary line follows the form.
+        page.find(Locator::Css("#format option[value=webp]")).await.unwrap().click().await.unwrap();
+        let summary = || async { browser.js("return document.getElementById('options-summary').textContent").await };
+        assert_eq!(summary().await, "Lossy · to WebP · safe metadata · no resize", "{size}");
+        page.find(Locator::Css("#format option[value=keep]")).await.unwrap().click().await.unwrap();
+
+        // Asked for, the scores come (with their column) for the lossy results.
+        page.find(Locator::Id("score")).await.unwrap().click().await.unwrap();
+        assert_eq!(summary().await, "Lossy · keep format · safe metadata · no resize · measure quality", "{size}");
+        assert_eq!(browser.js("return document.getElementById('results').classList.contains('scored')").await, true, "{size}");
+        let before: Vec<Value> = rows.iter().map(|r| r["href"].clone()).collect();
+        page.find(Locator::Id("rerun")).await.unwrap().click().await.unwrap();
+        let rows = browser.finished(3, Duration::from_secs(180)).await;
+        for (row, old) in rows.iter().zip(&before) {
+            assert_ne!(&row["href"], old, "{size}: compressed again: {row}");
+            assert_eq!(row["state"], "done", "{size}: {row}");
+            let lossy = ["-q", "quantized"].iter().any(|m| row["method"].as_str().unwrap().contains(m));
+            assert_eq!(!row["score"].as_str().unwrap().is_empty(), lossy, "{size}: a lossy result shows its score: {row}");
+        }
+        assert!(rows.iter().any(|r| r["score"] != ""), "{size}: {rows:#?}");
+        let header = browser.js("return getComputedStyle(document.querySelector('#results thead th.score')).display").await;
+        assert_ne!(header, "none", "{size}: the score column");
+
+        // Ticked, it is remembered for this person's next visit...
+        page.refresh().await.unwrap();
+        page.wait().for_element(Locator::Id("files")).await.unwrap();
+        assert_eq!(browser.js("return document.getElementById('score').checked").await, true, "{size}");
+        // ...but options saved by the page before scoring was opt-in (whose default was on) leave it off.
+        browser
+            .js(
+                r#"localStorage.setItem('compressor.options', JSON.stringify({ mode: 'lossy', quality: '', format: 'keep', metadata: 'safe',
+                    target_quality: '', max_bytes: '', width: '', height: '', fit: 'fit', enlarge: false, score: true,
+                    video_format: 'keep', gif_as: 'image', audio: true })); return null;"#,
+            )
+            .await;
+        page.refresh().await.unwrap();
+        page.wait().for_element(Locator::Id("files")).await.unwrap();
+        assert_eq!(browser.js("return document.getElementById('score').checked").await, false, "{size}");
+        browser.close().await;
+    }
+}
+
 /// The method the API reports for an upload at the page's default options.
 async fn answer_method(http: &reqwest::Client, server: &Server, input: &[u8]) -> String {
-    let answer = http.post(server.url("/v1/compress?score=true")).body(input.to_vec()).send().await.unwrap();
+    let answer = http.post(server.url("/v1/compress")).body(input.to_vec()).send().await.unwrap();
     answer.headers()["x-compression-method"].to_str().unwrap().to_owned()
 }
 
@@ -345,6 +520,7 @@ async fn webp_chosen_in_the_options_gives_webp_and_the_comparison_slider_changes
     let server = Server::start(config()).await;
     let browser = open(&server).await;
     let page = browser.page();
+    browser.open_options().await;
     page.find(Locator::Css("#format option[value=webp]")).await.unwrap().click().await.unwrap();
     browser.add_files(std::slice::from_ref(&file)).await;
     let rows = browser.finished(1, Duration::from_secs(60)).await;
@@ -356,6 +532,9 @@ async fn webp_chosen_in_the_options_gives_webp_and_the_comparison_slider_changes
     page.refresh().await.unwrap();
     page.wait().for_element(Locator::Id("files")).await.unwrap();
     assert_eq!(browser.js("return document.getElementById('format').value").await, "webp");
+    let summary = browser.js("return document.getElementById('options-summary').textContent").await;
+    assert!(summary.as_str().unwrap().contains("to WebP"), "the folded options say so: {summary}");
+    browser.open_options().await;
     page.find(Locator::Css("#format option[value=keep]")).await.unwrap().click().await.unwrap();
 
     // The comparison: what shows left and right of the split follows the slider.
@@ -396,6 +575,7 @@ async fn resize_options_give_the_asked_size_and_the_comparison_matches_it() {
     let server = Server::start(config()).await;
     let browser = open(&server).await;
     let page = browser.page();
+    browser.open_options().await;
     let width = page.find(Locator::Id("width")).await.unwrap();
     width.send_keys("300").await.unwrap();
     let height = page.find(Locator::Id("height")).await.unwrap();
@@ -427,6 +607,8 @@ async fn resize_options_give_the_asked_size_and_the_comparison_matches_it() {
     page.wait().for_element(Locator::Id("files")).await.unwrap();
     let remembered = browser.js("return ['width', 'height', 'fit'].map(id => document.getElementById(id).value)").await;
     assert_eq!(remembered, json!(["300", "300", "cover"]));
+    let summary = browser.js("return document.getElementById('options-summary').textContent").await;
+    assert_eq!(summary, "Lossy · keep format · safe metadata · resize 300×300 cover");
     browser.close().await;
 }
 
@@ -439,6 +621,7 @@ async fn videos_and_gifs_as_video_go_to_the_video_service_and_play_side_by_side(
     let server = Server::start(config()).await;
     let browser = open(&server).await;
     let page = browser.page();
+    browser.open_options().await;
     page.find(Locator::Css("#gif_as option[value=webm]")).await.unwrap().click().await.unwrap();
     browser.add_files(&[clip.clone(), gif.clone()]).await;
     let rows = browser.finished(2, Duration::from_secs(120)).await;

@@ -16,6 +16,9 @@ const VIDEO_EXTENSIONS = { "video/mp4": "mp4", "video/webm": "webm", "video/quic
 const VIDEO_NAME = /\.(mp4|m4v|mov|webm|mkv)$/i;
 const AT_ONCE = 3;
 const OPTIONS_KEY = "compressor.options";
+// Version 2: "Measure quality" became opt-in. Options saved by an earlier page carry its old
+// default (on), which nobody chose, so there the score is left off.
+const OPTIONS_VERSION = 2;
 const API_KEY = "compressor.apiKey";
 
 const $ = (id) => document.getElementById(id);
@@ -59,17 +62,51 @@ function loadOptions() {
   for (const name of ["quality", "format", "metadata", "target_quality", "max_bytes", "width", "height", "fit", "video_format", "gif_as"]) {
     if (typeof saved[name] === "string") f[name].value = saved[name];
   }
-  f.score.checked = saved.score !== false;
+  f.score.checked = saved.version >= OPTIONS_VERSION && saved.score === true;
   f.enlarge.checked = saved.enlarge === true;
   f.audio.checked = saved.audio !== false;
 }
 
 function saveOptions() {
   try {
-    localStorage.setItem(OPTIONS_KEY, JSON.stringify(readOptions()));
+    localStorage.setItem(OPTIONS_KEY, JSON.stringify({ ...readOptions(), version: OPTIONS_VERSION }));
   } catch (_) {
     // Private windows may refuse storage; the options still apply to this visit.
   }
+}
+
+// The folded options' one line: the current choices, in words.
+const FORMAT_TEXT = { keep: "keep format", auto: "smallest format", webp: "to WebP", avif: "to AVIF", jpeg: "to JPEG", png: "to PNG" };
+const METADATA_TEXT = { safe: "safe metadata", strip: "strip metadata", keep: "keep all metadata" };
+const FIT_TEXT = { fit: "", cover: " cover", fill: " stretch" };
+
+function describeOptions(o) {
+  const parts = [o.mode === "lossless" ? "Lossless" : "Lossy"];
+  if (o.quality) parts.push(`quality ${o.quality}`);
+  parts.push(FORMAT_TEXT[o.format] || o.format, METADATA_TEXT[o.metadata] || o.metadata);
+  if (o.target_quality) parts.push(`target quality ${o.target_quality}`);
+  if (o.max_bytes) parts.push(`at most ${bytes(Number(o.max_bytes))}`);
+  if (o.width || o.height) {
+    parts.push(`resize ${o.width || "auto"}×${o.height || "auto"}${FIT_TEXT[o.fit] || ""}${o.enlarge ? ", may enlarge" : ""}`);
+  } else {
+    parts.push("no resize");
+  }
+  if (o.score) parts.push("measure quality");
+  if (o.video_format !== "keep") parts.push(`videos as ${o.video_format === "webm" ? "WebM" : "MP4"}`);
+  if (o.gif_as !== "image") parts.push(`GIFs as ${o.gif_as === "webm" ? "WebM" : "MP4"}`);
+  if (!o.audio) parts.push("no sound");
+  return parts.join(" · ");
+}
+
+function optionsChanged() {
+  $("options-summary").textContent = describeOptions(readOptions());
+  scoreColumn();
+}
+
+// The score column shows when scores are asked for, or a row already has one.
+function scoreColumn() {
+  const shown = $("options").score.checked || items.some((i) => i.result && i.result.score !== null);
+  $("results").classList.toggle("scored", shown);
 }
 
 function query(o) {
@@ -176,6 +213,10 @@ function addFiles(files) {
   notice(`${list.length} file${list.length === 1 ? "" : "s"} added.`);
   totals();
   pump();
+  // The new rows are where the person is looking (the page only scrolls if they are not).
+  const first = items[items.length - list.length].row.tr;
+  const box = first.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) first.scrollIntoView({ block: "nearest" });
 }
 
 // ---- the queue -------------------------------------------------------------------------------------
@@ -305,6 +346,7 @@ function finish(item, xhr) {
   item.message = "";
   render(item);
   totals();
+  scoreColumn();
 }
 
 function fail(item, message) {
@@ -362,7 +404,7 @@ function row(item) {
     ["original", "Original", "num"],
     ["compressed", "Compressed", "num"],
     ["saved", "Saved", "num"],
-    ["score", "SSIMULACRA2", "num"],
+    ["score", "SSIMULACRA2", "num score"],
     ["method", "Method", "method"],
     ["actions", "Actions", "actions"],
   ]) {
@@ -711,12 +753,24 @@ function setUpCompare() {
 
 function setUp() {
   loadOptions();
+  optionsChanged();
   const options = $("options");
+  options.addEventListener("input", optionsChanged);
   options.addEventListener("change", () => {
+    optionsChanged();
     saveOptions();
     if (items.some((i) => i.state === "done" || i.state === "error")) {
-      notice("Options changed: “Compress all again” applies them to the files above.");
+      notice("Options changed: “Compress all again” applies them to the files in the list.");
     }
+  });
+  // Opened low on the screen (a phone, a long list), the options are scrolled up into view, as
+  // far as keeping their summary line on the screen allows.
+  $("options-fold").addEventListener("toggle", () => {
+    const fold = $("options-fold");
+    if (!fold.open) return;
+    const box = options.getBoundingClientRect();
+    const need = box.top + Math.min(box.height, window.innerHeight * 0.6) - window.innerHeight;
+    if (need > 0) window.scrollBy(0, Math.min(need, fold.getBoundingClientRect().top));
   });
   options.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -744,6 +798,7 @@ function setUp() {
     items.length = 0;
     $("compare").hidden = true;
     totals();
+    scoreColumn();
     notice("List cleared.");
   });
   $("choose").addEventListener("click", () => $("files").click());

@@ -67,6 +67,8 @@ pub(crate) struct Frame {
     pub matrix: u16,
     /// Colour primaries from the sequence header (H.273 code point; 2 when unspecified).
     pub primaries: u16,
+    /// Transfer characteristics from the sequence header (H.273 code point; 2 when unspecified).
+    pub transfer: u16,
     pub full_range: bool,
 }
 
@@ -225,6 +227,6 @@ pub(crate) fn decode(obus: &[u8], max_pixels: u64, what: &str) -> Result<Frame, 
     }
     // SAFETY: non-null, and kept alive by the picture's reference to it.
     let s = unsafe { &*p.seq_hdr };
-    let (matrix, primaries, full_range) = (s.mtrx as u16, s.pri as u16, s.color_range != 0);
-    Ok(Frame { pic, _ctx: ctx, width, height, bit_depth, layout, matrix, primaries, full_range })
+    let (matrix, primaries, transfer, full_range) = (s.mtrx as u16, s.pri as u16, s.trc as u16, s.color_range != 0);
+    Ok(Frame { pic, _ctx: ctx, width, height, bit_depth, layout, matrix, primaries, transfer, full_range })
 }

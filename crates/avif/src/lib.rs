@@ -64,6 +64,9 @@ pub struct Decoded {
     pub rgba: Vec<u8>,
     /// The embedded ICC profile, if any (not applied to the pixels).
     pub icc: Option<Vec<u8>>,
+    /// Colour primaries and transfer characteristics (H.273 code points, 2 when unspecified):
+    /// the `nclx` box's, else the sequence header's; not applied to the pixels either.
+    pub cicp: (u16, u16),
     /// Bit depth of the source's colour samples: 8, 10 or 12.
     pub bit_depth: u8,
 }
@@ -76,6 +79,7 @@ impl fmt::Debug for Decoded {
             .field("rgba_len", &self.rgba.len())
             .field("icc_len", &self.icc.as_ref().map(Vec::len))
             .field("bit_depth", &self.bit_depth)
+            .field("cicp", &self.cicp)
             .finish()
     }
 }
@@ -160,11 +164,16 @@ fn decode_inner(data: &[u8], max_pixels: u64) -> Result<Decoded, AvifError> {
     };
     let matrix = convert::matrix(mc, primaries)?;
     let mut rgba = convert::to_rgba(&color, matrix, alpha.as_deref(), image.premultiplied)?;
-    let bit_depth = color.bit_depth;
+    let (bit_depth, cicp) = (color.bit_depth, cicp(image.nclx, &color));
     drop(color);
     let (w, h) = convert::transform(&mut rgba, image.ispe.0 as usize, image.ispe.1 as usize, &image.transforms);
     debug_assert_eq!((w as u32, h as u32), (out_w, out_h));
-    Ok(Decoded { width: w as u32, height: h as u32, rgba, icc: image.icc, bit_depth })
+    Ok(Decoded { width: w as u32, height: h as u32, rgba, icc: image.icc, bit_depth, cicp })
+}
+
+/// Primaries and transfer: the container's `nclx`, else the (first) bitstream's.
+fn cicp(nclx: Option<container::Nclx>, frame: &av1::Frame) -> (u16, u16) {
+    nclx.map_or((frame.primaries, frame.transfer), |n| (n.primaries, n.transfer))
 }
 
 /// A grid: each tile decoded and converted on its own (with its alpha tile), copied into the
@@ -174,6 +183,7 @@ fn decode_grid(image: &container::Image, grid: &container::Grid, max_pixels: u64
     let (tw, th) = (grid.tile.0 as usize, grid.tile.1 as usize);
     let mut canvas = vec![0u8; width * height * 4];
     let mut bit_depth = 8;
+    let mut colour = (2, 2);
     for (index, obus) in grid.color.iter().enumerate() {
         let (row, column) = (index / grid.columns as usize, index % grid.columns as usize);
         let color = av1::decode(obus, max_pixels, "grid tile")?;
@@ -196,6 +206,7 @@ fn decode_grid(image: &container::Image, grid: &container::Grid, max_pixels: u64
         };
         let rgba = convert::to_rgba(&color, convert::matrix(mc, primaries)?, alpha.as_deref(), image.premultiplied)?;
         bit_depth = color.bit_depth;
+        colour = cicp(image.nclx, &color);
         let (x0, y0) = (column * tw, row * th);
         let copy_w = tw.min(width.saturating_sub(x0));
         for y in 0..th.min(height.saturating_sub(y0)) {
@@ -221,5 +232,5 @@ fn decode_grid(image: &container::Image, grid: &container::Grid, max_pixels: u64
         }
     }
     let (w, h) = convert::transform(&mut canvas, width, height, &image.transforms);
-    Ok(Decoded { width: w as u32, height: h as u32, rgba: canvas, icc: image.icc.clone(), bit_depth })
+    Ok(Decoded { width: w as u32, height: h as u32, rgba: canvas, icc: image.icc.clone(), bit_depth, cicp: colour })
 }

@@ -60,6 +60,34 @@ impl Format {
             Format::Heic => "heic",
         }
     }
+
+    /// Whether a file name extension (any case) says this format.
+    pub fn is_named_by(self, extension: &str) -> bool {
+        let extension = extension.to_ascii_lowercase();
+        match self {
+            Format::Jpeg => matches!(extension.as_str(), "jpg" | "jpeg" | "jpe" | "jfif"),
+            Format::Tiff => matches!(extension.as_str(), "tif" | "tiff"),
+            Format::Heic => matches!(extension.as_str(), "heic" | "heif" | "hif"),
+            other => extension == other.extension(),
+        }
+    }
+
+    /// The name an output in this format gets, from its input's `name` (a file name, path or
+    /// object key): the rule every surface names outputs by, so that a name never says another
+    /// format than the bytes hold. See [`with_output_extension`].
+    pub fn output_name(self, name: &str) -> String {
+        with_output_extension(name, self.extension(), |extension| self.is_named_by(extension))
+    }
+}
+
+/// `name` unchanged when `names_it` accepts its extension, else with `extension` in place of its
+/// own (or added, when it has none; a leading dot starts no extension).
+pub fn with_output_extension(name: &str, extension: &str, names_it: impl Fn(&str) -> bool) -> String {
+    let (stem, own) = name
+        .rsplit_once('.')
+        .filter(|(stem, own)| !stem.is_empty() && !stem.ends_with(['/', '\\']) && !own.contains(['/', '\\']))
+        .unwrap_or((name, ""));
+    if !own.is_empty() && names_it(own) { name.to_owned() } else { format!("{stem}.{extension}") }
 }
 
 impl std::fmt::Display for Format {
@@ -141,4 +169,21 @@ pub(crate) fn describe_unknown(data: &[u8]) -> String {
     let head: Vec<String> = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let known = if data.len() >= 12 && &data[4..8] == b"ftyp" { " (an ISO BMFF file of another kind)" } else { "" };
     format!("not PNG, JPEG, GIF, WebP, AVIF, TIFF, BMP or HEIC; starts with {}{known}", head.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_say_the_format_of_their_bytes() {
+        assert_eq!(Format::Png.output_name("a/b.PNG"), "a/b.PNG");
+        assert_eq!(Format::Jpeg.output_name("a/b.jpeg"), "a/b.jpeg");
+        assert_eq!(Format::WebP.output_name("a/b.png"), "a/b.webp");
+        assert_eq!(Format::Png.output_name("scan.tif"), "scan.png");
+        assert_eq!(Format::Avif.output_name("IMG_0001.HEIC"), "IMG_0001.avif");
+        assert_eq!(Format::Png.output_name("v/.hidden"), "v/.hidden.png");
+        assert_eq!(Format::Png.output_name("dir.d/noext"), "dir.d/noext.png");
+        assert_eq!(Format::Jpeg.output_name("photo"), "photo.jpg");
+    }
 }

@@ -34,7 +34,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use codecs::probe;
 pub use error::{Error, LimitKind};
-pub use format::{Format, ImageInfo, detect};
+pub use format::{Format, ImageInfo, detect, with_output_extension};
 pub use options::{Fit, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
 pub use result::{CandidateReport, Compressed};
 
@@ -75,6 +75,18 @@ pub fn orient_rgba8(data: &[u8], width: u32, height: u32, orientation: u16) -> O
     let upright = image.apply_orientation().frames.swap_remove(0).pixels;
     let (width, height) = (upright.width, upright.height);
     Some((upright.into_rgba8(), width, height))
+}
+
+/// The first frame of `input` as a viewer shows it, in RGBA8: decoded, turned by its EXIF
+/// orientation and converted to sRGB through its ICC profile (16-bit samples rounded to 8). What
+/// the engine's own scores compare; for tools that judge other programs' outputs the same way.
+pub fn decode_displayed(input: &[u8], limits: &Limits) -> Result<(u32, u32, Vec<u8>), Error> {
+    let options = Options { limits: *limits, first_frame: true, ..Options::default() };
+    let info = check_input(input, &options)?;
+    let mut shown =
+        guarded(&info, || image::color::to_srgb(codecs::decode(input, &info, &options)?.into_first_frame().apply_orientation()))?;
+    let pixels = shown.frames.swap_remove(0).pixels;
+    Ok((pixels.width, pixels.height, pixels.into_rgba8()))
 }
 
 /// Every frame of `input` as the engine decodes it (an APNG: its default image, as the engine

@@ -6,6 +6,7 @@ use crate::codecs::{self, encode_plain, score_of};
 use crate::error::Error;
 use crate::format::{Format, ImageInfo};
 use crate::image::Image;
+use crate::image::color::{self, Output, ProfileAction};
 use crate::options::{Fit, Mode, Options, OutputFormat, Resize};
 use crate::resize;
 use crate::result::{Candidate, CandidateReport, Encoded};
@@ -18,7 +19,7 @@ pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<E
     if options.mode == Mode::Lossless && options.target_quality.is_some() {
         return Err(Error::InvalidOptions { detail: "target_quality needs lossy mode (lossless output is exact)".into() });
     }
-    if keeps_format(info, options) && options.resize.is_none() {
+    if keeps_format(input, info, options)? && options.resize.is_none() {
         return codecs::optimise(input, info, options);
     }
     let Some(request) = &options.resize else {
@@ -131,11 +132,16 @@ pub(crate) fn variants(
         .collect()
 }
 
-/// The output keeps the input's format and no search is asked for: the format's own optimiser.
-fn keeps_format(info: &ImageInfo, options: &Options) -> bool {
+/// The output keeps the input's format and no search is asked for: the format's own optimiser,
+/// unless the colour policy needs the pixels converted, which only a re-encoding can do.
+fn keeps_format(input: &[u8], info: &ImageInfo, options: &Options) -> Result<bool, Error> {
     let searching = options.target_quality.is_some() || options.max_bytes.is_some();
     let target = if let OutputFormat::To(f) = options.format { f } else { info.format };
-    options.format != OutputFormat::Auto && target == info.format && info.format.writable() && !searching
+    if options.format == OutputFormat::Auto || target != info.format || !info.format.writable() || searching {
+        return Ok(false);
+    }
+    let icc = codecs::embedded_icc(input, info)?;
+    Ok(color::decide(icc.as_deref(), info.format, Output::SameFile, options) != ProfileAction::Convert)
 }
 
 /// What `keep` means for a format the engine only reads: TIFF and BMP become PNG (lossless in
@@ -162,7 +168,7 @@ fn as_lossy_png(image: &Image, options: &Options) -> Result<Encoded, Error> {
 
 /// The image at its own size: optimised in its format, or converted from the decoded `source`.
 fn at_full_size(input: &[u8], info: &ImageInfo, source: &Image, options: &Options) -> Result<Encoded, Error> {
-    if keeps_format(info, options) { codecs::optimise(input, info, options) } else { convert(source, Some(input), info, options) }
+    if keeps_format(input, info, options)? { codecs::optimise(input, info, options) } else { convert(source, Some(input), info, options) }
 }
 
 /// Width and height as displayed (after the EXIF orientation).
@@ -208,10 +214,11 @@ fn convert(source: &Image, input: Option<&[u8]>, info: &ImageInfo, options: &Opt
     // The input competes (auto keeps it when nothing is smaller) only in a format the web takes.
     let input = input.filter(|_| info.format.writable());
     let searching = options.target_quality.is_some() || options.max_bytes.is_some();
-    if target == Some(Format::Png) && !info.format.writable() && options.mode == Mode::Lossy && !searching {
+    let png_made_as_png = !info.format.writable() || info.format == Format::Png;
+    if target == Some(Format::Png) && png_made_as_png && options.mode == Mode::Lossy && !searching {
         let image = prepare(source, info.format, Format::Png, options)?;
         let mut encoded = as_lossy_png(&image, options)?;
-        encoded.notes.splice(0..0, notes);
+        encoded.notes.splice(0..0, notes.into_iter().chain(image.notes));
         return Ok(encoded);
     }
     let formats = match target {
@@ -224,7 +231,11 @@ fn convert(source: &Image, input: Option<&[u8]>, info: &ImageInfo, options: &Opt
     let mut candidates = Vec::new();
     let mut errors = Vec::new();
     for format in formats {
-        let result = prepare(source, info.format, format, options).and_then(|image| encode_for_goal(&image, format, options));
+        let result = prepare(source, info.format, format, options).and_then(|image| {
+            let mut candidate = encode_for_goal(&image, format, options)?;
+            candidate.notes.splice(0..0, image.notes);
+            Ok(candidate)
+        });
         match result {
             Ok(c) => candidates.push(c),
             Err(e) if target.is_none() => errors.push(format!("{format}: {e}")),
@@ -294,9 +305,11 @@ fn auto_formats(input: Format, image: &Image, options: &Options) -> Vec<Format> 
 
 /// Makes the decoded image fit the target format: upright pixels when converting (and for PNG,
 /// whose encoders write no orientation), first frame for still-only formats (only when allowed),
-/// flattened alpha for JPEG.
+/// flattened alpha for JPEG, colours as the colour policy says. Its notes are what this did
+/// that the report should say.
 fn prepare(source: &Image, from: Format, to: Format, options: &Options) -> Result<Image, Error> {
     let mut image = source.clone();
+    image.notes.clear();
     if to != from || to == Format::Png {
         image = image.apply_orientation();
     }
@@ -309,6 +322,9 @@ fn prepare(source: &Image, from: Format, to: Format, options: &Options) -> Resul
         }
         image = image.into_first_frame();
     }
+    // Converted before flattening: the background colour is an sRGB one.
+    let (mut image, note) = color::for_output(image, to, options)?;
+    image.notes.extend(note);
     if to == Format::Jpeg && image.has_alpha() {
         image = image.flatten(options.background);
     }
@@ -348,7 +364,7 @@ fn encode_at_size(image: &Image, format: Format, options: &Options) -> Result<Ca
     }
     if let Some(max) = options.max_bytes {
         let (data, quality) = search_max_bytes(image, format, max, options)?;
-        let score = options.score.then(|| score_of(image.first(), &data, format, options)).flatten();
+        let score = options.score.then(|| score_of(image, &data, options)).flatten();
         return Ok(Candidate::of(format, image, data, Some(quality), score, vec![]));
     }
     encode_plain(image, format, options)
@@ -399,11 +415,12 @@ struct Searched {
 /// images are searched on a proxy made of the tiles the score samples (so each step costs a
 /// fraction of a full encode), then encoded once in full and checked.
 fn search_target_quality(image: &Image, format: Format, target: f64, options: &Options) -> Result<Searched, Error> {
-    let proxy = score::proxy(image.first()).map(|p| Image { width: p.width, height: p.height, ..Image::still(p) });
+    // The proxy is in the image's colours (its profile) and stored orientation, as its encodings are.
+    let proxy = score::proxy(image.first()).map(|p| Image { width: p.width, height: p.height, icc: image.icc.clone(), ..Image::still(p) });
     let probe = proxy.as_ref().unwrap_or(image);
     let evaluate = |q: u8| -> Result<(Vec<u8>, Option<f64>), Error> {
         let data = codecs::encode(probe, format, q, false, options)?;
-        let score = score_of(probe.first(), &data, format, options);
+        let score = score_of(probe, &data, options);
         Ok((data, score))
     };
     let (mut low, mut high) = (0u8, 100u8); // low fails (assumed), high passes (to be shown)
@@ -443,7 +460,7 @@ fn search_target_quality(image: &Image, format: Format, target: f64, options: &O
     // Encode the full image at the quality found on the proxy; step up if the full image falls short.
     for attempt in 0.. {
         let data = codecs::encode(image, format, quality, false, options)?;
-        let score = score_of(image.first(), &data, format, options);
+        let score = score_of(image, &data, options);
         if quality >= 100 || score.is_some_and(|s| s >= target) || attempt == 2 {
             return Ok(Searched { data, quality, score, notes });
         }

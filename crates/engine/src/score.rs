@@ -9,6 +9,8 @@
 
 use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssimulacra2};
 
+use crate::image::Image;
+use crate::image::color;
 use crate::image::pixels::Pixels;
 
 /// The score of `distorted` against `reference`, or `None` where the metric is undefined
@@ -22,6 +24,24 @@ pub(crate) fn ssimulacra2(reference: &Pixels, distorted: &Pixels) -> Option<f64>
         return None;
     }
     score_rgba(&reference.to_rgba8(), &distorted.to_rgba8(), w, h)
+}
+
+/// The score of the first frames as a viewer shows them: each turned by its own EXIF orientation
+/// and converted to sRGB through its own ICC profile. Stored values are not what anyone sees: an
+/// output that dropped a wide-gamut profile, or its orientation, has the same stored values and
+/// looks different.
+pub(crate) fn displayed(reference: &Image, distorted: &Image) -> Option<f64> {
+    let shown = |image: &Image| -> Option<Pixels> {
+        let first = Image { icc: image.icc.clone(), orientation: image.orientation, ..Image::still(image.first().clone()) };
+        Some(color::to_srgb(first.apply_orientation()).ok()?.frames.swap_remove(0).pixels)
+    };
+    ssimulacra2(&shown(reference)?, &shown(distorted)?)
+}
+
+/// The score of two images of the same orientation stored in the same colours (`icc`, or sRGB).
+pub(crate) fn in_profile(reference: &Pixels, distorted: &Pixels, icc: Option<&[u8]>) -> Option<f64> {
+    let with = |pixels: &Pixels| Image { icc: icc.map(<[u8]>::to_vec), ..Image::still(pixels.clone()) };
+    displayed(&with(reference), &with(distorted))
 }
 
 /// For searches over the quality setting on large images: a mosaic of small tiles from all over

@@ -51,8 +51,18 @@ fn safe_metadata_drops_exif_and_xmp_but_strip_drops_everything() {
     assert!(exif.is_none_or(|(_, p)| p.len() < 64), "full EXIF survived safe");
     assert!(!jpeg_icc(&safe.data).is_empty());
 
-    let strip = compress(&input, &Options { mode: Mode::Lossless, metadata: MetadataPolicy::Strip, ..Options::default() }).unwrap();
-    assert!(jpeg_icc(&strip.data).is_empty() && !has(&strip.data, b"Exif\0\0"));
+    // `strip` keeps only what the picture needs to look the same: an orientation-only EXIF block
+    // (26 bytes after its prefix) and, in lossless mode, a profile it cannot convert the pixels out of.
+    let minimal_exif = |d: &[u8]| common::jpeg_segments(d).iter().all(|(_, p)| !p.starts_with(b"Exif\0\0") || p.len() == 6 + 26);
+    for mode in [Mode::Lossless, Mode::Lossy] {
+        let strip = compress(&input, &Options { mode, metadata: MetadataPolicy::Strip, ..Options::default() }).unwrap();
+        assert!(!has(&strip.data, b"http://ns.adobe.com/xap/1.0/\0") && minimal_exif(&strip.data), "{mode:?}");
+        let icc = jpeg_icc(&strip.data);
+        match mode {
+            Mode::Lossy => assert!(icc.is_empty(), "a lossy strip converts to sRGB and drops the profile"),
+            Mode::Lossless => assert!(icc.is_empty() || icc == jpeg_icc(&input), "a lossless strip keeps the profile or drops an sRGB one"),
+        }
+    }
 
     let keep = compress(&input, &Options { mode: Mode::Lossless, metadata: MetadataPolicy::Keep, ..Options::default() }).unwrap();
     assert!(has(&keep.data, b"http://ns.adobe.com/xap/1.0/\0") && has(&keep.data, b"Exif\0\0"));

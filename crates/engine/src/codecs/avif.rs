@@ -4,6 +4,7 @@ use ravif::{Encoder, Img, RGBA8};
 
 use crate::error::{Error, LimitKind};
 use crate::image::Image;
+use crate::image::color;
 use crate::image::pixels::Pixels;
 use crate::options::{Limits, Mode};
 
@@ -43,11 +44,12 @@ pub(crate) fn dimensions(data: &[u8]) -> Result<(u32, u32), Error> {
     compressor_avif::dimensions(data).map_err(|e| avif_error(e, u64::MAX))
 }
 
-/// The still (primary) image as RGBA, with its ICC profile.
+/// The still (primary) image as RGBA, with its ICC profile, or one made from its `nclx` colour
+/// description when that names wide-gamut primaries (Display P3, BT.2020).
 pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
     let decoded = compressor_avif::decode(data, limits.max_pixels).map_err(|e| avif_error(e, limits.max_pixels))?;
     let mut image = Image::still(Pixels::rgba8(decoded.width, decoded.height, decoded.rgba));
-    image.icc = decoded.icc;
+    image.icc = decoded.icc.or_else(|| color::icc_for_cicp(decoded.cicp.0, decoded.cicp.1));
     Ok(image)
 }
 

@@ -13,6 +13,7 @@ use libheif_sys as heif;
 
 use crate::error::{Error, LimitKind};
 use crate::image::Image;
+use crate::image::color;
 use crate::image::pixels::{Pixels, Samples};
 use crate::options::Limits;
 
@@ -62,10 +63,19 @@ impl Context {
         (w.max(0) as u32, h.max(0) as u32)
     }
 
+    /// The ICC profile, or one made from an `nclx` description of wide-gamut primaries.
     fn icc(&self) -> Option<Vec<u8>> {
-        // SAFETY: the buffer is sized as libheif reports.
+        // SAFETY: the buffer is sized as libheif reports; the nclx struct is libheif's, freed once.
         unsafe {
             let kind = heif::heif_image_handle_get_color_profile_type(self.handle);
+            if kind == heif::heif_color_profile_type_heif_color_profile_type_nclx {
+                let mut nclx: *mut heif::heif_color_profile_nclx = ptr::null_mut();
+                check(heif::heif_image_handle_get_nclx_color_profile(self.handle, &mut nclx)).ok()?;
+                let description = nclx.as_ref().map(|n| (n.color_primaries as u16, n.transfer_characteristics as u16));
+                heif::heif_nclx_color_profile_free(nclx);
+                let (primaries, transfer) = description?;
+                return color::icc_for_cicp(primaries, transfer);
+            }
             if kind != heif::heif_color_profile_type_heif_color_profile_type_prof
                 && kind != heif::heif_color_profile_type_heif_color_profile_type_rICC
             {

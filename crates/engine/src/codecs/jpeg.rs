@@ -13,6 +13,7 @@ use mozjpeg_sys as sys;
 use crate::error::Error;
 use crate::format::{Format, ImageInfo};
 use crate::image::Image;
+use crate::image::color::{self, Output, ProfileAction};
 use crate::image::metadata::{exif_orientation, orientation_only_exif};
 use crate::image::pixels::Pixels;
 use crate::options::{MetadataPolicy, Mode, Options};
@@ -90,12 +91,14 @@ pub(crate) fn read_header(d: &[u8]) -> Result<Header<'_>, Error> {
 
 pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
     let header = read_header(input)?;
-    let markers = markers_to_keep(&header, options.metadata);
+    let icc = icc_of(&header);
+    let carried = color::decide(icc.as_deref(), Format::Jpeg, Output::SameFile, options) == ProfileAction::Carry;
+    let markers = markers_to_keep(&header, options.metadata, carried);
     let lossless = transcode(input, &markers)?;
     let original = decode(input, 1)?;
     let lossless = match decode(&lossless, 1) {
         Ok(Decoded::Pixels(p)) if Decoded::Pixels(p.clone()) == original => Some(lossless),
-        Ok(Decoded::Cmyk(p)) if Decoded::Cmyk(p.clone()) == original => Some(lossless),
+        Ok(cmyk @ Decoded::Cmyk { .. }) if cmyk == original => Some(lossless),
         _ => None,
     };
     let lossless_result = |notes: Vec<String>| match &lossless {
@@ -128,9 +131,11 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
         return Ok(lossless_result(vec![format!("lossless optimisation was smaller than re-encoding at quality {quality}")]));
     }
     let score = if options.score {
+        // Both carry the same profile (or an sRGB one was dropped): compared as displayed.
+        let icc = icc.filter(|_| carried);
         match decode(&lossy, 1)? {
-            Decoded::Pixels(p) => score::ssimulacra2(&original, &p),
-            Decoded::Cmyk(_) => None,
+            Decoded::Pixels(p) => score::in_profile(&original, &p, icc.as_deref()),
+            Decoded::Cmyk { .. } => None,
         }
     } else {
         None
@@ -149,26 +154,38 @@ pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Res
 }
 
 /// The metadata segments the policy lets through, in file order. JFIF (APP0) and Adobe (APP14)
-/// headers are not in the list: libjpeg writes its own from the frame parameters.
-fn markers_to_keep(header: &Header<'_>, policy: MetadataPolicy) -> Vec<(u8, Vec<u8>)> {
+/// headers are not in the list: libjpeg writes its own from the frame parameters. Under `safe`
+/// and `strip` the orientation survives as a minimal EXIF block (the picture must not turn), and
+/// the ICC profile when the colour policy carries it (`icc_carried`).
+fn markers_to_keep(header: &Header<'_>, policy: MetadataPolicy, icc_carried: bool) -> Vec<(u8, Vec<u8>)> {
+    if policy == MetadataPolicy::Keep {
+        return header.markers.iter().filter(|(m, _)| !matches!(*m, APP0 | APP14)).map(|(m, p)| (*m, p.to_vec())).collect();
+    }
     let mut out = Vec::new();
-    match policy {
-        MetadataPolicy::Strip => {}
-        MetadataPolicy::Keep => {
-            out.extend(header.markers.iter().filter(|(m, _)| !matches!(*m, APP0 | APP14)).map(|(m, p)| (*m, p.to_vec())));
-        }
-        MetadataPolicy::Safe => {
-            let orientation = header
-                .markers
-                .iter()
-                .find_map(|(m, p)| (*m == APP1 && p.starts_with(EXIF_PREFIX)).then(|| exif_orientation(&p[EXIF_PREFIX.len()..])).flatten());
-            if let Some(o) = orientation.filter(|&o| o != 1) {
-                out.push((APP1, [EXIF_PREFIX, &orientation_only_exif(o)].concat()));
-            }
-            out.extend(header.markers.iter().filter(|(m, p)| *m == APP2 && p.starts_with(ICC_PREFIX)).map(|(m, p)| (*m, p.to_vec())));
-        }
+    let orientation = orientation_of(header);
+    if orientation != 1 {
+        out.push((APP1, [EXIF_PREFIX, &orientation_only_exif(orientation)].concat()));
+    }
+    if icc_carried {
+        out.extend(header.markers.iter().filter(|(m, p)| *m == APP2 && p.starts_with(ICC_PREFIX)).map(|(m, p)| (*m, p.to_vec())));
     }
     out
+}
+
+/// The ICC profile of the APP2 segments, joined in file order.
+fn icc_of(header: &Header<'_>) -> Option<Vec<u8>> {
+    let icc: Vec<u8> = header
+        .markers
+        .iter()
+        .filter(|(m, p)| *m == APP2 && p.starts_with(ICC_PREFIX) && p.len() > 14)
+        .flat_map(|(_, p)| p[14..].to_vec())
+        .collect();
+    (!icc.is_empty()).then_some(icc)
+}
+
+/// The ICC profile a JPEG file carries, from its header alone.
+pub(crate) fn embedded_icc(input: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    Ok(icc_of(&read_header(input)?))
 }
 
 /// Decodes to an [`Image`] with its ICC profile and orientation, for conversions.
@@ -176,17 +193,18 @@ fn markers_to_keep(header: &Header<'_>, policy: MetadataPolicy) -> Vec<(u8, Vec<
 /// DCT: far less work than decoding every pixel, for images about to be made much smaller.
 pub(crate) fn decode_image(input: &[u8], shrink: u32) -> Result<Image, Error> {
     let header = read_header(input)?;
-    let Decoded::Pixels(pixels) = decode(input, shrink)? else {
-        return Err(Error::unsupported("CMYK JPEG cannot be converted (no colour management); optimise it as JPEG instead"));
+    let icc = icc_of(&header);
+    let mut image = match decode(input, shrink)? {
+        Decoded::Pixels(pixels) => Image { icc, ..Image::still(pixels) },
+        // Ink amounts are not pixels: converted to sRGB here, through the file's profile if any.
+        // Adobe's (APP14) CMYK JPEGs store inverted ink, as libjpeg returns it.
+        Decoded::Cmyk { width, height, samples } => {
+            let inverted = header.markers.iter().any(|(m, p)| *m == APP14 && p.starts_with(b"Adobe"));
+            let mut image = Image::still(color::cmyk_to_srgb(width, height, &samples, inverted, icc.as_deref())?);
+            image.notes.push("CMYK converted to sRGB".into());
+            image
+        }
     };
-    let mut image = Image::still(pixels);
-    let icc: Vec<u8> = header
-        .markers
-        .iter()
-        .filter(|(m, p)| *m == APP2 && p.starts_with(ICC_PREFIX) && p.len() > 14)
-        .flat_map(|(_, p)| p[14..].to_vec())
-        .collect();
-    image.icc = (!icc.is_empty()).then_some(icc);
     image.orientation = orientation_of(&header);
     Ok(image)
 }
@@ -204,17 +222,18 @@ fn orientation_of(header: &Header<'_>) -> u16 {
         .unwrap_or(1)
 }
 
-/// Encodes decoded pixels (opaque: flatten first) at a quality, with the ICC profile if any.
-pub(crate) fn encode_image(image: &Image, quality: u8, options: &Options) -> Result<Vec<u8>, Error> {
+/// Encodes decoded pixels (opaque: flatten first) at a quality, with the ICC profile the image
+/// holds (the colour policy has decided it) and its orientation.
+pub(crate) fn encode_image(image: &Image, quality: u8) -> Result<Vec<u8>, Error> {
     let mut markers = Vec::new();
-    if let Some(icc) = image.icc.as_ref().filter(|_| options.metadata != MetadataPolicy::Strip) {
+    if let Some(icc) = &image.icc {
         // ICC profiles are split over APP2 segments of at most 65519 bytes, numbered from 1.
         let parts: Vec<&[u8]> = icc.chunks(65519 - ICC_PREFIX.len() - 2).collect();
         for (i, part) in parts.iter().enumerate() {
             markers.push((APP2, [ICC_PREFIX, &[(i + 1) as u8, parts.len() as u8], part].concat()));
         }
     }
-    if image.orientation > 1 && options.metadata != MetadataPolicy::Strip {
+    if image.orientation > 1 {
         markers.insert(0, (APP1, [EXIF_PREFIX, &orientation_only_exif(image.orientation)].concat()));
     }
     encode(image.first(), quality, &markers)
@@ -223,8 +242,12 @@ pub(crate) fn encode_image(image: &Image, quality: u8, options: &Options) -> Res
 #[derive(Debug, PartialEq)]
 enum Decoded {
     Pixels(Pixels),
-    /// Inverted CMYK/YCCK samples as libjpeg returns them; compared, never converted.
-    Cmyk(Vec<u8>),
+    /// CMYK/YCCK samples as libjpeg returns them (inverted in Adobe's files).
+    Cmyk {
+        width: u32,
+        height: u32,
+        samples: Vec<u8>,
+    },
 }
 
 /// Decodes with libjpeg. Block smoothing is off so that the same coefficients always give the
@@ -250,9 +273,10 @@ fn decode(data: &[u8], shrink: u32) -> Result<Decoded, Error> {
                 let mozjpeg::decompress::Format::CMYK(mut s) = d.image()? else {
                     return Err(std::io::Error::other("CMYK JPEG did not decode as CMYK"));
                 };
-                let cmyk: Vec<u8> = s.read_scanlines()?;
+                let (width, height) = (s.width() as u32, s.height() as u32);
+                let samples: Vec<u8> = s.read_scanlines()?;
                 s.finish()?;
-                Decoded::Cmyk(cmyk)
+                Decoded::Cmyk { width, height, samples }
             }
             // libjpeg writes RGBA rows itself: no second pass over the pixels.
             _ => {

@@ -15,7 +15,7 @@ pub(crate) mod webp;
 use crate::error::{Error, LimitKind};
 use crate::format::{Format, ImageInfo, describe_unknown, detect};
 use crate::image::Image;
-use crate::image::pixels::Pixels;
+use crate::image::color;
 use crate::options::{Limits, Mode, Options};
 use crate::result::{Candidate, Encoded};
 use crate::score;
@@ -68,6 +68,16 @@ pub(crate) fn decode_shrunk(input: &[u8], info: &ImageInfo, options: &Options, s
     }
 }
 
+/// The ICC profile of a file the same-format optimisers rewrite (PNG, JPEG), read without
+/// decoding pixels; `None` for other formats (their paths decode and convert as they go).
+pub(crate) fn embedded_icc(input: &[u8], info: &ImageInfo) -> Result<Option<Vec<u8>>, Error> {
+    match info.format {
+        Format::Png => Ok(png::embedded_icc(input)),
+        Format::Jpeg => jpeg::embedded_icc(input),
+        _ => Ok(None),
+    }
+}
+
 /// Decodes bytes this engine just produced (for scores and verification).
 pub(crate) fn decode_output(data: &[u8], format: Format, options: &Options) -> Result<Image, Error> {
     let info = probe(data)?;
@@ -94,7 +104,7 @@ pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool,
         (Format::Png, true) => png::encode_lossless(image, options),
         (Format::Png, false) => png::encode_quantized(image, quality, options),
         (Format::Jpeg, true) => Err(Error::unsupported("JPEG cannot store decoded pixels losslessly; use lossy mode or another format")),
-        (Format::Jpeg, false) => jpeg::encode_image(image, quality, options),
+        (Format::Jpeg, false) => jpeg::encode_image(image, quality),
         (Format::WebP, _) => webp::encode(image, &webp::Settings { lossless, quality, effort: options.effort }),
         (Format::Avif, _) => avif::encode(image, quality, options.effort, if lossless { Mode::Lossless } else { Mode::Lossy }),
         (Format::Gif, true) => gif::encode_lossless(image),
@@ -114,10 +124,13 @@ pub(crate) fn default_quality(format: Format, options: &Options) -> u8 {
     })
 }
 
-/// SSIMULACRA2 of `data` (in `format`) against `reference`, on the first frame.
-pub(crate) fn score_of(reference: &Pixels, data: &[u8], format: Format, options: &Options) -> Option<f64> {
-    let decoded = decode_output(data, format, options).ok()?;
-    score::ssimulacra2(reference, decoded.first())
+/// SSIMULACRA2 of `data` against `reference`, on the first frame, both as a viewer shows them
+/// (orientation applied, colours converted to sRGB through each one's own profile): an output
+/// that lost a profile or an orientation scores what it looks like.
+pub(crate) fn score_of(reference: &Image, data: &[u8], options: &Options) -> Option<f64> {
+    let info = probe(data).ok()?;
+    let decoded = decode(data, &info, &Options { first_frame: true, ..options.clone() }).ok()?;
+    score::displayed(reference, &decoded)
 }
 
 /// The image in `format` at the options' settings, with no search: exact in lossless mode, else
@@ -129,7 +142,7 @@ pub(crate) fn encode_plain(image: &Image, format: Format, options: &Options) -> 
     }
     let quality = default_quality(format, options);
     let data = encode(image, format, quality, false, options)?;
-    let score = options.score.then(|| score_of(image.first(), &data, format, options)).flatten();
+    let score = options.score.then(|| score_of(image, &data, options)).flatten();
     Ok(Candidate::of(format, image, data, Some(quality), score, vec![]))
 }
 
@@ -140,8 +153,9 @@ pub(crate) fn optimise(input: &[u8], info: &ImageInfo, options: &Options) -> Res
         Format::Png => png::compress(input, info, options),
         Format::Jpeg => jpeg::compress(input, info, options),
         Format::Gif | Format::WebP => {
-            let source = decode(input, info, options)?;
+            let (source, colour_note) = color::for_output(decode(input, info, options)?, info.format, options)?;
             let mut candidate = encode_plain(&source, info.format, options)?;
+            candidate.notes.extend(colour_note);
             options.cancel.check()?;
             // Palette quantization can lose to the exact re-encoding on already-paletted GIFs.
             if info.format == Format::Gif && !candidate.lossless {
@@ -163,8 +177,10 @@ pub(crate) fn optimise(input: &[u8], info: &ImageInfo, options: &Options) -> Res
             Ok(Encoded::unchanged(input, info, vec!["AVIF cannot be re-encoded losslessly by this build; input kept".into()]))
         }
         Format::Avif => {
-            let source = decode(input, info, options)?;
-            Ok(encode_plain(&source, info.format, options)?.into_encoded())
+            let (source, colour_note) = color::for_output(decode(input, info, options)?, info.format, options)?;
+            let mut candidate = encode_plain(&source, info.format, options)?;
+            candidate.notes.extend(colour_note);
+            Ok(candidate.into_encoded())
         }
         // Input-only formats are converted by the pipeline, never optimised in place.
         Format::Tiff | Format::Bmp | Format::Heic => Err(Error::internal(format!("{} cannot be written", info.format))),

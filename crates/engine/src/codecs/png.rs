@@ -8,7 +8,10 @@ use oxipng::{BitDepth, ColorType, Deflater, FilterStrategy, RGBA8, RawImage, Str
 use crate::error::Error;
 use crate::format::{Format, ImageInfo};
 use crate::image::Image;
-use crate::image::metadata::{PNG_DISPLAY_CHUNKS, PNG_IMAGE_CHUNKS, exif_orientation, orientation_only_exif, png_chunks, write_png};
+use crate::image::color::{self, Output, ProfileAction};
+use crate::image::metadata::{
+    PNG_COLOUR_CHUNKS, PNG_DISPLAY_CHUNKS, PNG_IMAGE_CHUNKS, exif_orientation, orientation_only_exif, png_chunks, write_png,
+};
 use crate::image::pixels::{Pixels, Samples};
 use crate::options::{MetadataPolicy, Mode, Options, Quality};
 use crate::result::Encoded;
@@ -31,11 +34,21 @@ pub(crate) fn dimensions(d: &[u8]) -> Result<(u32, u32), Error> {
 const MAX_DEFLATE_RATIO: u64 = 1100;
 
 pub(crate) fn compress(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
-    let prepared = apply_metadata_policy(input, options.metadata)?;
+    let icc = embedded_icc(input);
+    let icc_carried = color::decide(icc.as_deref(), Format::Png, Output::SameFile, options) == ProfileAction::Carry;
+    let prepared = apply_metadata_policy(input, options.metadata, icc_carried)?;
+    let icc = icc.filter(|_| icc_carried);
     match options.mode {
         Mode::Lossless => lossless(input, &prepared, info, options),
-        Mode::Lossy => lossy(input, &prepared, info, options),
+        Mode::Lossy => lossy(input, &prepared, info, icc.as_deref(), options),
     }
+}
+
+/// The ICC profile of a PNG's `iCCP` chunk, if it has a readable one.
+pub(crate) fn embedded_icc(data: &[u8]) -> Option<Vec<u8>> {
+    let mut decoder = png::Decoder::new(Cursor::new(data));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    decoder.read_info().ok().and_then(|r| r.info().icc_profile.as_ref().map(|p| p.to_vec()))
 }
 
 fn lossless(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
@@ -69,7 +82,8 @@ fn lossless(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) 
     })
 }
 
-fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
+/// `icc`: the profile the output carries, which both sides are scored in.
+fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, icc: Option<&[u8]>, options: &Options) -> Result<Encoded, Error> {
     let chunks = png_chunks(prepared)?;
     if chunks.iter().any(|c| &c.name == b"acTL") {
         let mut out = lossless(input, prepared, info, options)?;
@@ -96,7 +110,7 @@ fn lossy(input: &[u8], prepared: &[u8], info: &ImageInfo, options: &Options) -> 
     // Writing and scoring do not depend on each other: with two cores they run at once.
     let (data, score) = rayon::join(
         || write_paletted(info.width, info.height, &palette, &indices, &extra, None, options),
-        || options.score.then(|| score::ssimulacra2(&original, &palette_pixels(&palette, &indices, info))).flatten(),
+        || options.score.then(|| score::in_profile(&original, &palette_pixels(&palette, &indices, info), icc)).flatten(),
     );
     let data = data?;
     let mut notes = vec![];
@@ -150,7 +164,8 @@ pub(crate) fn encode_lossless(image: &Image, options: &Options) -> Result<Vec<u8
     };
     let mut raw = RawImage::new(pixels.width, pixels.height, ColorType::RGBA, bit_depth, data)
         .map_err(|e| Error::internal(format!("oxipng raw image: {e}")))?;
-    if let Some(icc) = image.icc.as_ref().filter(|_| options.metadata != MetadataPolicy::Strip) {
+    // The colour policy has decided the profile the image holds.
+    if let Some(icc) = &image.icc {
         raw.add_icc_profile(icc);
     }
     raw.create_optimized_png(&lossless_preset(options)).map_err(|e| Error::internal(format!("oxipng: {e}")))
@@ -161,8 +176,7 @@ pub(crate) fn encode_quantized(image: &Image, quality: u8, options: &Options) ->
     let pixels = image.first();
     let (palette, indices, _) =
         quantize(pixels, Quality::new(0, quality), options)?.ok_or_else(|| Error::internal("quantization failed at minimum quality 0"))?;
-    let icc = image.icc.as_deref().filter(|_| options.metadata != MetadataPolicy::Strip);
-    write_paletted(pixels.width, pixels.height, &palette, &indices, &[], icc, options)
+    write_paletted(pixels.width, pixels.height, &palette, &indices, &[], image.icc.as_deref(), options)
 }
 
 /// The default image of a PNG with its ICC profile and orientation, for conversions.
@@ -173,9 +187,7 @@ pub(crate) fn decode_image(data: &[u8], options: &Options) -> Result<Image, Erro
     }
     let mut image = Image::still(decode(data, options)?);
     image.orientation = chunks.iter().find(|c| &c.name == b"eXIf").and_then(|c| exif_orientation(c.data)).unwrap_or(1);
-    let mut decoder = png::Decoder::new(Cursor::new(data));
-    decoder.set_transformations(png::Transformations::IDENTITY);
-    image.icc = decoder.read_info().ok().and_then(|r| r.info().icc_profile.as_ref().map(|p| p.to_vec()));
+    image.icc = embedded_icc(data);
     Ok(image)
 }
 
@@ -275,8 +287,10 @@ fn max_raw_bytes(options: &Options) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// Rewrites the chunk list so that only what the policy allows reaches the optimiser.
-fn apply_metadata_policy(input: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>, Error> {
+/// Rewrites the chunk list so that only what the policy allows reaches the optimiser. Under
+/// `strip` the chunks that say how to display the colours stay when the colour policy carries
+/// the profile (`icc_carried`: a lossless output that cannot convert).
+fn apply_metadata_policy(input: &[u8], policy: MetadataPolicy, icc_carried: bool) -> Result<Vec<u8>, Error> {
     let chunks = png_chunks(input)?;
     let orientation_exif;
     let mut kept: Vec<(&[u8; 4], &[u8])> = Vec::with_capacity(chunks.len());
@@ -286,15 +300,16 @@ fn apply_metadata_policy(input: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>
             || PNG_IMAGE_CHUNKS.contains(&chunk.name)
             || match policy {
                 MetadataPolicy::Keep => true,
-                MetadataPolicy::Strip => false,
+                MetadataPolicy::Strip => icc_carried && PNG_COLOUR_CHUNKS.contains(&chunk.name),
                 MetadataPolicy::Safe => PNG_DISPLAY_CHUNKS.contains(&chunk.name),
             };
         if keep {
             kept.push((&chunk.name, chunk.data));
         }
     }
-    // Under `safe`, an eXIf chunk is replaced by one that holds only the orientation.
-    if policy == MetadataPolicy::Safe
+    // Under `safe` and `strip`, an eXIf chunk is replaced by one that holds only the orientation:
+    // the picture must not turn.
+    if policy != MetadataPolicy::Keep
         && let Some(o) = chunks.iter().find(|c| &c.name == b"eXIf").and_then(|c| exif_orientation(c.data)).filter(|&o| o != 1)
     {
         orientation_exif = orientation_only_exif(o);

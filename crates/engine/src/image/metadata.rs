@@ -88,6 +88,9 @@ pub(crate) fn write_png<'a>(chunks: impl IntoIterator<Item = (&'a [u8; 4], &'a [
 /// Chunks that carry pixels or animation, never metadata: kept under every policy.
 pub(crate) const PNG_IMAGE_CHUNKS: [[u8; 4]; 4] = [*b"tRNS", *b"acTL", *b"fcTL", *b"fdAT"];
 
+/// Chunks that describe the colours (the profile and what stands in for one).
+pub(crate) const PNG_COLOUR_CHUNKS: [[u8; 4]; 5] = [*b"iCCP", *b"sRGB", *b"gAMA", *b"cHRM", *b"cICP"];
+
 /// Chunks that change how the pixels are displayed (colour space, gamut, pixel aspect): kept under `safe`.
 pub(crate) const PNG_DISPLAY_CHUNKS: [[u8; 4]; 10] =
     [*b"iCCP", *b"sRGB", *b"gAMA", *b"cHRM", *b"cICP", *b"mDCV", *b"cLLI", *b"sBIT", *b"pHYs", *b"bKGD"];

@@ -1,6 +1,7 @@
 //! A decoded image, the meeting point of every decoder and encoder: frames of RGBA pixels, their
 //! timing, and the metadata that conversions carry across formats.
 
+pub(crate) mod color;
 pub(crate) mod metadata;
 pub(crate) mod pixels;
 

@@ -710,26 +710,18 @@ impl Run {
     }
 }
 
-/// The output key: the input key, with the extension changed when the format changed.
+/// The output key: the input key, with the extension changed when the format changed (the
+/// engine's one naming rule).
 pub fn output_key(relative: &str, format: compressor_engine::Format) -> String {
-    with_extension(relative, format.extension(), |ext| match format {
-        compressor_engine::Format::Jpeg => matches!(ext, "jpg" | "jpeg" | "jpe"),
-        other => ext == other.extension(),
-    })
+    format.output_name(relative)
 }
 
-/// A video's output key: `.mp4` (`.m4v` kept) or `.webm`.
+/// A video's output key: `.mp4` (`.m4v` kept) or `.webm`, by the same rule.
 pub fn video_output_key(relative: &str, format: VideoFormat) -> String {
-    with_extension(relative, format.extension(), |ext| match format {
-        VideoFormat::WebM => ext == "webm",
-        _ => matches!(ext, "mp4" | "m4v"),
+    compressor_engine::with_output_extension(relative, format.extension(), |ext| match format {
+        VideoFormat::WebM => ext.eq_ignore_ascii_case("webm"),
+        _ => ext.eq_ignore_ascii_case("mp4") || ext.eq_ignore_ascii_case("m4v"),
     })
-}
-
-/// `relative` when `same` accepts its (lowercased) extension, else with `extension` instead.
-fn with_extension(relative: &str, extension: &str, same: impl Fn(&str) -> bool) -> String {
-    let (stem, ext) = relative.rsplit_once('.').filter(|(stem, _)| !stem.ends_with('/') && !stem.is_empty()).unwrap_or((relative, ""));
-    if same(&ext.to_ascii_lowercase()) { relative.to_owned() } else { format!("{stem}.{extension}") }
 }
 
 #[cfg(test)]

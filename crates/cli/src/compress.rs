@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use compressor_engine::{Compressed, compress};
+use compressor_engine::{Compressed, Format, compress};
 use serde::Serialize;
 
 use crate::engine_args::EngineArgs;
@@ -87,6 +87,9 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
         return crate::variants::run(&args);
     }
     let options = args.engine.options();
+    if args.in_place && options.mode == compressor_engine::Mode::Lossy {
+        eprintln!("note: --in-place replaces each input by a lossy re-encoding where that is smaller (--mode lossless keeps every pixel)");
+    }
     let mut failed = 0;
     for input in &args.inputs {
         if crate::video::handles(input, &args) {
@@ -143,8 +146,21 @@ pub(crate) fn read_input(input: &Path) -> anyhow::Result<Vec<u8>> {
 /// Compresses one input and writes its output; returns the result and where it went.
 fn compress_one(input: &Path, args: &CompressArgs, options: &compressor_engine::Options) -> anyhow::Result<(Compressed, Option<PathBuf>)> {
     let data = read_input(input)?;
-    let result = compress(&data, options)?;
-    let destination = output_path(input, args, &result)?;
+    let mut result = compress(&data, options)?;
+    let destination = output_path(input, args, &result, compressor_engine::detect(&data))?;
+    if args.in_place
+        && let Some(path) = destination.as_deref().filter(|p| *p != input)
+    {
+        // Never over another file: that would destroy what the person did not name.
+        if path.exists() {
+            bail!(
+                "{} already exists; --in-place writes a {} output beside its input only under a free name (use --out-dir)",
+                path.display(),
+                result.format
+            );
+        }
+        result.notes.push(format!("{} is kept: its {} output is written beside it", input.display(), result.format));
+    }
     match &destination {
         None => {
             let mut out = std::io::stdout().lock();
@@ -158,13 +174,19 @@ fn compress_one(input: &Path, args: &CompressArgs, options: &compressor_engine::
     Ok((result, destination))
 }
 
-/// Where the output goes; `None` means standard output.
-fn output_path(input: &Path, args: &CompressArgs, result: &Compressed) -> anyhow::Result<Option<PathBuf>> {
+/// Where the output goes; `None` means standard output. Every name ends in the extension of the
+/// output's format (the engine's `Format::output_name`), so `--in-place` replaces an input only
+/// with the same format: a TIFF's PNG output goes beside it (`scan.tif` stays, `scan.png` is new).
+fn output_path(input: &Path, args: &CompressArgs, result: &Compressed, input_format: Option<Format>) -> anyhow::Result<Option<PathBuf>> {
     if let Some(output) = &args.output {
         return Ok((output.as_os_str() != "-").then(|| output.clone()));
     }
+    let file_name = input.file_name().unwrap_or_default().to_string_lossy().into_owned();
     if args.in_place {
-        return Ok(Some(input.to_path_buf()));
+        if input_format == Some(result.format) {
+            return Ok(Some(input.to_path_buf()));
+        }
+        return Ok(Some(input.with_file_name(result.format.output_name(&file_name))));
     }
     let from_stdin = input.as_os_str() == "-";
     if from_stdin && args.out_dir.is_none() {
@@ -173,12 +195,8 @@ fn output_path(input: &Path, args: &CompressArgs, result: &Compressed) -> anyhow
     let stem = if from_stdin { "stdin".into() } else { input.file_stem().unwrap_or_default().to_string_lossy().into_owned() };
     Ok(Some(match &args.out_dir {
         Some(dir) => {
-            let name = if from_stdin {
-                format!("stdin.{}", result.format.extension())
-            } else {
-                input.file_name().unwrap_or_default().to_string_lossy().into_owned()
-            };
-            dir.join(name)
+            let name = if from_stdin { "stdin" } else { &file_name };
+            dir.join(result.format.output_name(name))
         }
         None => input.with_file_name(format!("{stem}.min.{}", result.format.extension())),
     }))

@@ -73,7 +73,7 @@ pub struct ImageMetadata {
         (status = 200, description = "The compressed image",
             headers(
                 ("X-Compression-Metadata" = String, description = r#"JSON: {"status":"success","message":"Image compressed successfully","data":{"compressed_image_metadata":{"Filename":"…","ImageSize":<bytes>},"size_difference":<original/compressed>,"original_size":<bytes>}}"#),
-                ("Content-Disposition" = String, description = "attachment; filename=<upload name, sanitised>"),
+                ("Content-Disposition" = String, description = "attachment; filename=<upload name, sanitised, with the output format's extension>"),
             ),
             // Every format the engine writes (`openapi::finish`).
             content((ImageBytes = "image/*"))),
@@ -90,8 +90,7 @@ pub async fn compress_image(State(state): State<AppState>, request: Request) -> 
     let options = Options { limits, ..options(strategy) };
     let Outcome { result, .. } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
 
-    let filename =
-        upload.filename.as_deref().and_then(upload::sanitize_filename).unwrap_or_else(|| format!("image.{}", result.format.extension()));
+    let filename = upload::image_output_filename(upload.filename.as_deref(), result.format);
     let metadata = Metadata {
         status: "success",
         message: "Image compressed successfully",

@@ -270,6 +270,12 @@ pub fn sanitize_filename(name: &str) -> Option<String> {
     (!cleaned.is_empty() && cleaned.chars().any(|c| c.is_ascii_alphanumeric())).then_some(cleaned)
 }
 
+/// An image output's file name: the upload's (sanitised) or `image`, by the engine's one naming
+/// rule (its extension says the output's format; an extension that already does is kept).
+pub fn image_output_filename(upload_name: Option<&str>, format: compressor_engine::Format) -> String {
+    format.output_name(&upload_name.and_then(sanitize_filename).unwrap_or_else(|| "image".into()))
+}
+
 /// `stem.ext` for an output: the upload's stem (sanitised) or `image`, with the output's extension.
 pub fn output_filename(upload_name: Option<&str>, extension: &str) -> String {
     format!("{}.{extension}", output_stem(upload_name))
@@ -302,6 +308,9 @@ mod tests {
         assert_eq!(sanitize_filename("ünï.png").as_deref(), Some("_n_.png"));
         assert_eq!(output_filename(Some("holiday.jpeg"), "webp"), "holiday.webp");
         assert_eq!(output_filename(None, "png"), "image.png");
+        assert_eq!(image_output_filename(Some("scan.TIF"), compressor_engine::Format::Png), "scan.png");
+        assert_eq!(image_output_filename(Some("shot.PNG"), compressor_engine::Format::Png), "shot.PNG");
+        assert_eq!(image_output_filename(None, compressor_engine::Format::Avif), "image.avif");
         assert_eq!(output_filename(Some("/"), "png"), "image.png");
     }
 }

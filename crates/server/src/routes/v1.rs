@@ -211,7 +211,7 @@ pub async fn compress(State(state): State<AppState>, request: Request) -> Result
     let upload = upload::read_image(request, state.config.max_body_bytes).await?;
     let admission = upload::admit(&state, charge)?;
     let Outcome { result, processing_ms } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
-    let filename = upload::output_filename(upload.filename.as_deref(), result.format.extension());
+    let filename = upload::image_output_filename(upload.filename.as_deref(), result.format);
 
     if accepts_json(&accept) {
         let report = CompressReport {

@@ -544,7 +544,6 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
             }
         }
     }
-    let avifdec = peers::find("avifdec", &search_path);
     let vips = peers::find("vips", &search_path);
     let djpeg = peers::find("djpeg", &search_path);
     let video_tools = if categories.iter().any(|c| c.is_video()) { Some(video::Tools::find(&search_path)?) } else { None };
@@ -588,7 +587,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
         let info = compressor_engine::probe(&data).ok();
         let pixels = info.as_ref().map(|i| u64::from(i.width) * u64::from(i.height));
         let upright_width = info.as_ref().map(|i| if (5..=8).contains(&measure::orientation(&data)) { i.height } else { i.width });
-        let mut reference: Option<Option<(Rgba, u32)>> = None;
+        let mut reference: Option<Option<Rgba>> = None;
         let mut resize_references = measure::ResizeReferences::new(vips.as_deref(), &input.path);
         for &category in categories.iter().filter(|&&c| input.applies(c, upright_width)) {
             let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
@@ -603,9 +602,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
                 } else if category.scored_by_harness()
                     && let Some(output) = output
                 {
-                    let reference =
-                        reference.get_or_insert_with(|| measure::decode(&data, None).ok().map(|r| (r, measure::orientation(&data))));
-                    record.score = reference.as_ref().and_then(|(r, o)| score(r, *o, &output, avifdec.as_deref(), &mut record.note));
+                    let reference = reference.get_or_insert_with(|| measure::decode(&data).ok());
+                    record.score = reference.as_ref().and_then(|r| score(r, &output, &mut record.note));
                 }
                 records.push(record);
             }
@@ -818,27 +816,21 @@ fn match_score(
     })
 }
 
-/// SSIMULACRA2 of an output against the input as stored, or as displayed when the input has an
-/// EXIF orientation and the output's pixels were turned upright (conversions do that): the
-/// better of the two is the one that lines up. Same rule for every tool.
-fn score(reference: &Rgba, orientation: u32, output: &[u8], avifdec: Option<&Path>, note: &mut Option<String>) -> Option<f64> {
-    let decoded = match measure::decode(output, avifdec) {
+/// SSIMULACRA2 of an output against its input, both as displayed (oriented, colour-managed):
+/// the same rule for every tool.
+fn score(reference: &Rgba, output: &[u8], note: &mut Option<String>) -> Option<f64> {
+    let decoded = match measure::decode(output) {
         Ok(d) => d,
         Err(e) => {
             note.get_or_insert_with(|| format!("score n/a: {e:#}"));
             return None;
         }
     };
-    let stored = measure::ssimulacra2(reference, &decoded);
-    let upright = (orientation != 1).then(|| measure::ssimulacra2(&measure::orient(reference, orientation), &decoded)).flatten();
-    let best = match (stored, upright) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    if best.is_none() {
+    let score = measure::ssimulacra2(reference, &decoded);
+    if score.is_none() {
         note.get_or_insert_with(|| "score n/a: output size differs from the input's".into());
     }
-    best
+    score
 }
 
 /// One timed execution's outcome.

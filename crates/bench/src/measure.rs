@@ -3,7 +3,6 @@
 //! comparable). Also the medians of repeated runs.
 
 use std::io::Cursor;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::process::Command;
 
@@ -48,35 +47,16 @@ pub fn kind(data: &[u8]) -> Option<Kind> {
     }
 }
 
-/// Decodes any supported output to RGBA8. AVIF goes through `avifdec` (when it is installed)
-/// into a temporary PNG.
-pub fn decode(data: &[u8], avifdec: Option<&Path>) -> anyhow::Result<Rgba> {
-    match kind(data) {
-        Some(Kind::Png) => decode_png(data),
-        Some(Kind::Jpeg) => decode_jpeg(data),
-        Some(Kind::WebP) => decode_webp(data),
-        Some(Kind::Avif) => {
-            let avifdec = avifdec.ok_or_else(|| anyhow!("no AVIF decoder (avifdec) installed"))?;
-            let dir = tempfile::tempdir()?;
-            let (input, output) = (dir.path().join("in.avif"), dir.path().join("out.png"));
-            std::fs::write(&input, data)?;
-            // Pixels as stored: the ICC profile is ignored (no tool's output is colour-managed here),
-            // which also avoids libpng refusing some profiles when avifdec writes the PNG.
-            let status = Command::new(avifdec)
-                .args(["--ignore-icc", "--depth", "8"])
-                .arg(&input)
-                .arg(&output)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()?;
-            if !status.success() {
-                bail!("avifdec failed ({status})");
-            }
-            decode_png(&std::fs::read(&output)?)
-        }
-        Some(Kind::Gif | Kind::Video) => bail!("not a still image (videos are scored by the video module)"),
-        None => bail!("unknown image format"),
+/// Any still output (or input) as a viewer shows it, in RGBA8: decoded by the engine's decoders,
+/// turned by its EXIF orientation and converted to sRGB through its ICC profile. Every tool's
+/// output is judged so, against its input judged so: a tool that drops a wide-gamut profile or an
+/// orientation scores what it looks like.
+pub fn decode(data: &[u8]) -> anyhow::Result<Rgba> {
+    if matches!(kind(data), Some(Kind::Video)) {
+        bail!("not a still image (videos are scored by the video module)");
     }
+    let (width, height, data) = compressor_engine::decode_displayed(data, &compressor_engine::Limits::default())?;
+    Ok(Rgba { width, height, data })
 }
 
 /// PNG to RGBA8; 16-bit samples are scaled down with rounding like the engine does.
@@ -104,35 +84,6 @@ pub fn decode_png(data: &[u8]) -> anyhow::Result<Rgba> {
     Ok(Rgba { width: frame.width, height: frame.height, data })
 }
 
-/// JPEG to RGBA8 with libjpeg (mozjpeg). CMYK is not converted (score n/a).
-pub fn decode_jpeg(data: &[u8]) -> anyhow::Result<Rgba> {
-    let result = catch_unwind(AssertUnwindSafe(|| -> std::io::Result<Rgba> {
-        let d = mozjpeg::Decompress::new_mem(data)?;
-        let mut s = d.rgba()?;
-        let (width, height) = (s.width() as u32, s.height() as u32);
-        let pixels: Vec<[u8; 4]> = s.read_scanlines()?;
-        s.finish()?;
-        Ok(Rgba { width, height, data: pixels.into_iter().flatten().collect() })
-    }));
-    match result {
-        Ok(r) => r.context("JPEG"),
-        Err(_) => bail!("JPEG decoder failed (libjpeg error)"),
-    }
-}
-
-pub fn decode_webp(data: &[u8]) -> anyhow::Result<Rgba> {
-    let (mut w, mut h) = (0, 0);
-    // SAFETY: libwebp reads `data` within its length and returns a buffer it allocated, or null.
-    let buf = unsafe { libwebp_sys::WebPDecodeRGBA(data.as_ptr(), data.len(), &mut w, &mut h) };
-    if buf.is_null() {
-        bail!("libwebp could not decode the image");
-    }
-    // SAFETY: libwebp returned w*h*4 bytes at `buf`; copied, then freed with its own allocator.
-    let rgba = unsafe { std::slice::from_raw_parts(buf, w as usize * h as usize * 4).to_vec() };
-    unsafe { libwebp_sys::WebPFree(buf.cast()) };
-    Ok(Rgba { width: w as u32, height: h as u32, data: rgba })
-}
-
 /// The EXIF orientation (1-8) of a JPEG or PNG, 1 when there is none.
 pub fn orientation(data: &[u8]) -> u32 {
     exif::Reader::new()
@@ -141,15 +92,6 @@ pub fn orientation(data: &[u8]) -> u32 {
         .and_then(|e| e.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0)))
         .filter(|o| (1..=8).contains(o))
         .unwrap_or(1)
-}
-
-/// The pixels as displayed under EXIF `orientation`, turned by the engine's own code.
-pub fn orient(img: &Rgba, orientation: u32) -> Rgba {
-    let orientation = u16::try_from(orientation).unwrap_or(1);
-    match compressor_engine::orient_rgba8(&img.data, img.width, img.height, orientation) {
-        Some((data, width, height)) => Rgba { width, height, data },
-        None => img.clone(),
-    }
 }
 
 /// SSIMULACRA2 of `distorted` against `reference`, by the engine's own scorer, so every tool is
@@ -191,7 +133,7 @@ impl<'a> ResizeReferences<'a> {
         uniform: bool,
         note: &mut Option<String>,
     ) -> Option<f64> {
-        let decoded = match decode(output, None) {
+        let decoded = match decode(output) {
             Ok(d) => d,
             Err(e) => {
                 note.get_or_insert_with(|| format!("score n/a: {e:#}"));
@@ -315,16 +257,5 @@ mod tests {
         assert_eq!(median(&[]), None);
         assert!((geomean(&[1.0, 4.0]).unwrap() - 2.0).abs() < 1e-12);
         assert_eq!(geomean(&[1.0, 0.0]), None);
-    }
-
-    #[test]
-    fn orientation_6_rotates_clockwise() {
-        // 2×1: red, green. Orientation 6 (rotate 90° CW to display) gives 1×2: red on top.
-        let img = Rgba { width: 2, height: 1, data: vec![255, 0, 0, 255, 0, 255, 0, 255] };
-        let o = orient(&img, 6);
-        assert_eq!((o.width, o.height), (1, 2));
-        assert_eq!(&o.data[0..4], &[255, 0, 0, 255]);
-        let o = orient(&img, 3);
-        assert_eq!(&o.data[0..4], &[0, 255, 0, 255]);
     }
 }

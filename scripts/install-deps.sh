@@ -9,6 +9,7 @@ packages=(
   libdav1d-dev    # AV1 decoder for AVIF input (compressor-avif links the system dav1d via pkg-config)
   libheif-dev     # HEIC/HEIF input (the engine links libheif 1.15 via libheif-sys; its HEVC decoder libde265 is linked in, no plugin package)
   libheif-examples  # heif-enc and heif-convert: the HEIC tests make inputs and decode reference pixels with them
+  colord-data     # ICC profiles (Adobe RGB, ProPhoto, ...) in /usr/share/color/icc/colord/: the fidelity test's wide-gamut inputs
   prometheus      # the observability test scrapes the service with a real Prometheus server
   nodejs          # the k6 scripts are syntax-checked with node
   qemu-user       # the CPU check is tested by running the binary on emulated older and newer CPUs

@@ -6,6 +6,7 @@
 //! baseline at 1.5, 6 and 24 MP by `scripts/memory-table.py`, with about 15 % added. The script
 //! prints the estimate beside the measurement; the estimate must stay above it.
 
+use crate::codecs;
 use crate::error::Error;
 use crate::format::{Format, ImageInfo};
 use crate::options::{Limits, Mode, Options, OutputFormat, Resize};
@@ -26,6 +27,10 @@ const CANDIDATES_BYTES_PER_PIXEL: u64 = 10;
 
 /// A resize: both images in 16-bit linear light.
 const RESIZE_BYTES_PER_PIXEL: u64 = 8;
+
+/// An input with a colour profile: its pixels converted to sRGB beside the decode, and both
+/// images of a score converted to be compared as displayed (per 8-bit sample).
+const COLOUR_BYTES_PER_PIXEL: u64 = 4;
 
 /// Inputs whose own decoder holds another copy (libheif's planes, TIFF strips) before the RGBA
 /// the engine works on; not in the measured paths.
@@ -103,7 +108,9 @@ pub(crate) fn estimate(input: &[u8], info: &ImageInfo, options: &Options) -> u64
     let candidates = if formats.len() > 1 { CANDIDATES_BYTES_PER_PIXEL * output } else { 0 };
     let encoding = formats.into_iter().map(|f| encode_cost(f, options.mode).bytes(output)).max().unwrap_or(0) + candidates;
     let scoring = if options.score || options.target_quality.is_some() { SCORE_BYTES_PER_PIXEL * output } else { 0 };
-    FIXED_BYTES + 2 * input.len() as u64 + decoder + resizing + deep * encoding + scoring
+    let profiled = codecs::embedded_icc(input, info).ok().flatten().is_some();
+    let colour = if profiled { deep * COLOUR_BYTES_PER_PIXEL * (source + 2 * output) } else { 0 };
+    FIXED_BYTES + 2 * input.len() as u64 + decoder + resizing + deep * encoding + scoring + colour
 }
 
 /// The estimate for [`crate::variants`]: they are made one after another from one decode, so the

@@ -68,12 +68,13 @@ pub(crate) fn decode_shrunk(input: &[u8], info: &ImageInfo, options: &Options, s
     }
 }
 
-/// The ICC profile of a file the same-format optimisers rewrite (PNG, JPEG), read without
-/// decoding pixels; `None` for other formats (their paths decode and convert as they go).
+/// The ICC profile of a PNG, JPEG or WebP, read without decoding pixels; `None` for other
+/// formats (their decoders find it as they go).
 pub(crate) fn embedded_icc(input: &[u8], info: &ImageInfo) -> Result<Option<Vec<u8>>, Error> {
     match info.format {
         Format::Png => Ok(png::embedded_icc(input)),
         Format::Jpeg => jpeg::embedded_icc(input),
+        Format::WebP => Ok(webp::embedded_icc(input)),
         _ => Ok(None),
     }
 }

@@ -15,6 +15,11 @@ use crate::options::Limits;
 pub const DEFAULT_QUALITY: u8 = 80;
 
 /// Reads the ICC profile chunk and the animation flag from the RIFF container.
+/// The ICC profile of the `ICCP` chunk, if any.
+pub(crate) fn embedded_icc(data: &[u8]) -> Option<Vec<u8>> {
+    riff_chunks(data).0
+}
+
 fn riff_chunks(data: &[u8]) -> (Option<Vec<u8>>, bool) {
     let (mut icc, mut animated) = (None, false);
     let mut pos = 12;

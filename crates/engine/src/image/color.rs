@@ -112,7 +112,7 @@ pub(crate) fn cmyk_to_srgb(width: u32, height: u32, cmyk: &[u8], inverted: bool,
                 .create_transform_8bit(Layout::Rgba, &ColorProfile::new_srgb(), Layout::Rgb, TransformOptions::default())
                 .map_err(|e| Error::unsupported(format!("CMYK ICC profile cannot be converted to sRGB: {e}")))?;
             let mut rgb = vec![0u8; ink.len() / 4 * 3];
-            transform.transform(&ink, &mut rgb).map_err(|e| Error::internal(format!("colour conversion: {e}")))?;
+            transform.transform(&ink, &mut rgb).map_err(|e| Error::unsupported(format!("ICC profile: colour conversion failed: {e}")))?;
             rgb
         }
         None => ink
@@ -207,7 +207,7 @@ impl Transform {
             // Grey profiles read one channel (decoders expand grey to equal R, G and B) and alpha.
             let source: Vec<T> = if from_gray { rgba.chunks_exact(4).flat_map(|p| [p[0], p[3]]).collect() } else { rgba.to_vec() };
             let mut out = vec![T::default(); rgba.len()];
-            executor.transform(&source, &mut out).map_err(|e| Error::internal(format!("colour conversion: {e}")))?;
+            executor.transform(&source, &mut out).map_err(|e| Error::unsupported(format!("ICC profile: colour conversion failed: {e}")))?;
             Ok(out)
         }
         let samples = match &pixels.samples {

@@ -153,6 +153,13 @@ fn heif_brand(data: &[u8]) -> Option<Format> {
     }
 }
 
+/// Whether `data` starts as a HEIF still image (an image brand the engine reads, or a HEIF
+/// image structure `mif1`/`mif2`/`msf1` of any codec), as opposed to an ISO BMFF video (MP4,
+/// MOV). The one place that tells them apart, for the video crate too.
+pub fn is_heif_image(data: &[u8]) -> bool {
+    data.len() >= 12 && &data[4..8] == b"ftyp" && (heif_brand(data).is_some() || matches!(&data[8..12], b"mif1" | b"mif2" | b"msf1"))
+}
+
 /// What the header says, before decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ImageInfo {

@@ -34,7 +34,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 pub use cancel::{Cancel, CancelOnDrop};
 pub use codecs::probe;
 pub use error::{Error, LimitKind};
-pub use format::{Format, ImageInfo, detect, with_output_extension};
+pub use format::{Format, ImageInfo, detect, is_heif_image, with_output_extension};
 pub use options::{Fit, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
 pub use result::{CandidateReport, Compressed};
 

@@ -322,7 +322,7 @@ fn prepare(source: &Image, from: Format, to: Format, options: &Options) -> Resul
         }
         image = image.into_first_frame();
     }
-    // Converted before flattening: the background colour is an sRGB one.
+    // Colours settled before flattening, so that a converted image meets its sRGB background.
     let (mut image, note) = color::for_output(image, to, options)?;
     image.notes.extend(note);
     if to == Format::Jpeg && image.has_alpha() {

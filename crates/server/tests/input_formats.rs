@@ -87,3 +87,21 @@ async fn oversized_heic_is_413() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "limit_exceeded");
 }
+
+/// A HEIF image whose major brand is one of the other HEVC image brands (`hevc`, `hevx`) is an
+/// image, not a video: the engine and the video check read the same brand list (it was answered
+/// 415 "this is a video" before).
+#[tokio::test]
+async fn heif_images_with_any_hevc_brand_are_images() {
+    let Some(corpus) = common::corpus() else { return };
+    let input = std::fs::read(corpus.join("heic/libheif-rs__test.heic")).unwrap();
+    assert_eq!(&input[4..12], b"ftypheic", "the corpus file's major brand");
+    let server = Server::start(config()).await;
+    for brand in [b"hevc", b"hevx"] {
+        let mut renamed = input.clone();
+        renamed[8..12].copy_from_slice(brand);
+        let response = client().post(server.url("/v1/compress?format=jpeg")).body(renamed).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", String::from_utf8_lossy(brand));
+        assert_eq!(header(response.headers(), "content-type"), "image/jpeg");
+    }
+}

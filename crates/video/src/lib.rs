@@ -173,11 +173,11 @@ pub struct Compressed {
 /// (MP4, MOV, 3GP) with a video brand, or EBML (WebM, Matroska). AVIF and HEIF also start with
 /// `ftyp`; their brands are images and are left to the image engine.
 pub fn looks_like_video(head: &[u8]) -> bool {
-    const IMAGE_BRANDS: [&[u8; 4]; 8] = [b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis"];
     if head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3]) {
         return true;
     }
-    head.len() >= 12 && &head[4..8] == b"ftyp" && !IMAGE_BRANDS.iter().any(|b| &head[8..12] == *b)
+    // Images in the same container are the engine's to recognise (its brands: one list).
+    head.len() >= 12 && &head[4..8] == b"ftyp" && !compressor_engine::is_heif_image(head)
 }
 
 /// Probes `input` (a local file) under the options' limits.
@@ -349,6 +349,11 @@ mod tests {
         assert!(looks_like_video(&[0x1A, 0x45, 0xDF, 0xA3, 0x9F]));
         assert!(!looks_like_video(b"\0\0\0\x1cftypavif\0\0\0\0"));
         assert!(!looks_like_video(b"\0\0\0\x18ftypheic\0\0\0\0"));
+        // HEVC image brands the engine reads as HEIC went to ffmpeg before.
+        for brand in [b"hevc", b"hevx", b"heim", b"heis"] {
+            assert!(!looks_like_video(&[b"\0\0\0\x10ftyp".as_slice(), brand, b"\0\0\0\0"].concat()), "{brand:?}");
+        }
+        assert!(!looks_like_video(b"\0\0\0\x18ftypmif2\0\0\0\0heicmif2"));
         assert!(!looks_like_video(b"GIF89a"));
         assert!(!looks_like_video(b"ftyp"));
     }

@@ -63,20 +63,6 @@ pub fn ssimulacra2_rgba8(reference: &[u8], distorted: &[u8], width: u32, height:
     score::ssimulacra2(&reference, &distorted)
 }
 
-/// RGBA8 pixels of `width`×`height` as displayed under EXIF `orientation` (values outside 2-8
-/// leave them as they are), turned exactly as the engine turns images upright: the pixels and
-/// their new width and height. `None` when the buffer does not match the size.
-pub fn orient_rgba8(data: &[u8], width: u32, height: u32, orientation: u16) -> Option<(Vec<u8>, u32, u32)> {
-    if data.len() != width as usize * height as usize * 4 {
-        return None;
-    }
-    let mut image = image::Image::still(image::pixels::Pixels::rgba8(width, height, data.to_vec()));
-    image.orientation = orientation;
-    let upright = image.apply_orientation().frames.swap_remove(0).pixels;
-    let (width, height) = (upright.width, upright.height);
-    Some((upright.into_rgba8(), width, height))
-}
-
 /// The first frame of `input` as a viewer shows it, in RGBA8: decoded, turned by its EXIF
 /// orientation and converted to sRGB through its ICC profile (16-bit samples rounded to 8). What
 /// the engine's own scores compare; for tools that judge other programs' outputs the same way.

@@ -227,15 +227,18 @@ async fn open_in(server: &Server, browser: Browser) -> Browser {
     browser
 }
 
+/// A screenshot PNG, an oriented camera JPEG and a GIF from the corpus (`None` without it).
+fn three_corpus_files() -> Option<[PathBuf; 3]> {
+    Some([
+        corpus_file("png_real/screenshot/image-png__lorem_ipsum_screenshot.png")?,
+        corpus_file("photos_jpeg/exif-orientation__Landscape_2.jpg")?,
+        corpus_file("other/gif/pillow__hopper.gif")?,
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn three_real_files_compress_and_download_as_the_api_answers() {
-    let (Some(png), Some(jpeg), Some(gif)) = (
-        corpus_file("png_real/screenshot/image-png__lorem_ipsum_screenshot.png"),
-        corpus_file("photos_jpeg/exif-orientation__Landscape_2.jpg"),
-        corpus_file("other/gif/pillow__hopper.gif"),
-    ) else {
-        return;
-    };
+    let Some([png, jpeg, gif]) = three_corpus_files() else { return };
     let server = Server::start(config()).await;
     let browser = open(&server).await;
     browser.add_files(&[png.clone(), jpeg.clone(), gif.clone()]).await;
@@ -300,13 +303,7 @@ async fn three_real_files_compress_and_download_as_the_api_answers() {
 /// (several times a compression's work on the server) are only measured when asked for.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_screen_shows_results_under_the_drop_area_with_the_options_folded() {
-    let (Some(png), Some(jpeg), Some(gif)) = (
-        corpus_file("png_real/screenshot/image-png__lorem_ipsum_screenshot.png"),
-        corpus_file("photos_jpeg/exif-orientation__Landscape_2.jpg"),
-        corpus_file("other/gif/pillow__hopper.gif"),
-    ) else {
-        return;
-    };
+    let Some([png, jpeg, gif]) = three_corpus_files() else { return };
     let server = Server::start(config()).await;
     for (width, height) in [(1366, 768), (390, 844)] {
         let size = format!("{width}×{height}");

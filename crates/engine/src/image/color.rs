@@ -93,7 +93,8 @@ pub(crate) fn for_output(mut image: Image, to: Format, options: &Options) -> Res
 /// without a profile, or with an sRGB or unreadable one, keeps its pixels.
 pub(crate) fn to_srgb(mut image: Image) -> Result<Image, Error> {
     let Some(icc) = image.icc.take() else { return Ok(image) };
-    let Some(transform) = Transform::to_srgb(&icc)? else { return Ok(image) };
+    let sixteen = matches!(image.first().samples, Samples::Rgba16(_));
+    let Some(transform) = Transform::to_srgb(&icc, sixteen)? else { return Ok(image) };
     for frame in &mut image.frames {
         frame.pixels = transform.apply(&frame.pixels)?;
     }
@@ -175,17 +176,22 @@ fn kind(icc: &[u8]) -> Kind {
     if probe.iter().zip(&out).all(|(a, b)| a.abs_diff(*b) <= 1) { Kind::Srgb } else { Kind::Rgb }
 }
 
-/// A conversion from one profile to sRGB, for the sample layouts decoders give.
+/// A conversion from one profile to sRGB, for the sample layout and depth of one image's frames.
 struct Transform {
     from_gray: bool,
-    eight: Arc<moxcms::Transform8BitExecutor>,
-    sixteen: Arc<moxcms::Transform16BitExecutor>,
+    executor: Executor,
+}
+
+enum Executor {
+    Eight(Arc<moxcms::Transform8BitExecutor>),
+    Sixteen(Arc<moxcms::Transform16BitExecutor>),
 }
 
 impl Transform {
     /// `None` when there is nothing to convert (an sRGB profile) or nothing can be (unreadable, a
     /// space other than RGB or grey: such pixels were already turned into RGB by their decoder).
-    fn to_srgb(icc: &[u8]) -> Result<Option<Transform>, Error> {
+    /// Only the executor for the image's depth (`sixteen`) is built.
+    fn to_srgb(icc: &[u8], sixteen: bool) -> Result<Option<Transform>, Error> {
         let (Kind::Rgb | Kind::Other) = kind(icc) else { return Ok(None) };
         let profile = ColorProfile::new_from_slice(icc).map_err(|e| Error::corrupt(format!("ICC profile: {e}")))?;
         let from_gray = match profile.color_space {
@@ -197,22 +203,32 @@ impl Transform {
         let srgb = ColorProfile::new_srgb();
         let failed = |e: moxcms::CmsError| Error::unsupported(format!("ICC profile cannot be converted to sRGB: {e}"));
         let options = TransformOptions::default();
-        let eight = profile.create_transform_8bit(source, &srgb, Layout::Rgba, options).map_err(failed)?;
-        let sixteen = profile.create_transform_16bit(source, &srgb, Layout::Rgba, options).map_err(failed)?;
-        Ok(Some(Transform { from_gray, eight, sixteen }))
+        let executor = if sixteen {
+            Executor::Sixteen(profile.create_transform_16bit(source, &srgb, Layout::Rgba, options).map_err(failed)?)
+        } else {
+            Executor::Eight(profile.create_transform_8bit(source, &srgb, Layout::Rgba, options).map_err(failed)?)
+        };
+        Ok(Some(Transform { from_gray, executor }))
     }
 
     fn apply(&self, pixels: &Pixels) -> Result<Pixels, Error> {
         fn run<T: Copy + Default>(executor: &dyn TransformExecutor<T>, rgba: &[T], from_gray: bool) -> Result<Vec<T>, Error> {
             // Grey profiles read one channel (decoders expand grey to equal R, G and B) and alpha.
-            let source: Vec<T> = if from_gray { rgba.chunks_exact(4).flat_map(|p| [p[0], p[3]]).collect() } else { rgba.to_vec() };
+            let grey: Vec<T>;
+            let source = if from_gray {
+                grey = rgba.chunks_exact(4).flat_map(|p| [p[0], p[3]]).collect();
+                &grey
+            } else {
+                rgba
+            };
             let mut out = vec![T::default(); rgba.len()];
-            executor.transform(&source, &mut out).map_err(|e| Error::unsupported(format!("ICC profile: colour conversion failed: {e}")))?;
+            executor.transform(source, &mut out).map_err(|e| Error::unsupported(format!("ICC profile: colour conversion failed: {e}")))?;
             Ok(out)
         }
-        let samples = match &pixels.samples {
-            Samples::Rgba8(v) => Samples::Rgba8(run(self.eight.as_ref(), v, self.from_gray)?),
-            Samples::Rgba16(v) => Samples::Rgba16(run(self.sixteen.as_ref(), v, self.from_gray)?),
+        let samples = match (&pixels.samples, &self.executor) {
+            (Samples::Rgba8(v), Executor::Eight(e)) => Samples::Rgba8(run(e.as_ref(), v, self.from_gray)?),
+            (Samples::Rgba16(v), Executor::Sixteen(e)) => Samples::Rgba16(run(e.as_ref(), v, self.from_gray)?),
+            _ => return Err(Error::internal("frames of one image with different sample depths")),
         };
         Ok(Pixels { width: pixels.width, height: pixels.height, samples })
     }

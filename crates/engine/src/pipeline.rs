@@ -345,6 +345,11 @@ fn encode_for_goal(image: &Image, format: Format, options: &Options) -> Result<C
 fn encode_at_size(image: &Image, format: Format, options: &Options) -> Result<Candidate, Error> {
     let too_large = |data: &[u8]| options.max_bytes.filter(|&m| data.len() as u64 > m);
     if options.mode == Mode::Lossless {
+        if format != Format::Png && !image.frames.iter().all(|f| f.pixels.fits_in_8_bits()) {
+            return Err(Error::unsupported(format!(
+                "{format} stores 8-bit samples and this image has 16-bit ones, so {format} cannot hold it losslessly; PNG can"
+            )));
+        }
         let exact = encode_plain(image, format, options)?;
         // The guarantee of lossless mode, for conversions and resized pixels too.
         if !codecs::decodes_to(&exact.data, format, image, options) {

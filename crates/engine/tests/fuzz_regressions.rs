@@ -26,6 +26,22 @@ fn lossless_gif_of_sixteen_bit_samples_is_unsupported_not_internal() {
     assert!(matches!(result, Err(Error::UnsupportedFormat { .. })), "{result:?}");
 }
 
+/// 16-bit samples that 8 bits cannot hold, asked for as lossless WebP (or AVIF): the encoder took
+/// them rounded to 8 bits and the check after it answered "internal error" (found by compress_png
+/// in CI). Only PNG holds 16 bits; the others say so, and PNG still keeps every bit.
+#[test]
+fn lossless_webp_and_avif_of_sixteen_bit_samples_are_unsupported_not_internal() {
+    let input = fuzz_input("rgba16.png");
+    for format in [Format::WebP, Format::Avif] {
+        match compress(&input, &lossless_to(format)) {
+            Err(Error::UnsupportedFormat { detail }) => assert!(detail.contains("16-bit") && detail.contains("PNG"), "{detail}"),
+            other => panic!("{format}: {other:?}"),
+        }
+    }
+    let png = compress(&input, &lossless_to(Format::Png)).unwrap();
+    assert_eq!(decode_rgba16(&png.data, &Limits::default()).unwrap(), decode_rgba16(&input, &Limits::default()).unwrap());
+}
+
 /// The same images still become lossless WebP with their very pixels, and lossy GIF.
 #[test]
 fn those_images_still_convert_where_the_format_can_hold_them() {

@@ -31,6 +31,14 @@ impl Pixels {
         }
     }
 
+    /// True when 8 bits hold every sample exactly (8-bit data, or 16-bit samples that are all v × 257).
+    pub fn fits_in_8_bits(&self) -> bool {
+        match &self.samples {
+            Samples::Rgba8(_) => true,
+            Samples::Rgba16(v) => v.iter().all(|&s| s % 257 == 0),
+        }
+    }
+
     /// RGBA8, scaling 16-bit samples down with rounding.
     pub fn to_rgba8(&self) -> Cow<'_, [u8]> {
         match &self.samples {

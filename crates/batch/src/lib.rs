@@ -133,7 +133,13 @@ pub fn stable_hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-const DEFAULT_EXTENSIONS: &str = "*.{png,PNG,jpg,JPG,jpeg,JPEG,jpe,gif,GIF,webp,WEBP,avif,AVIF,heic,HEIC,heif,HEIF,tif,TIF,tiff,TIFF,bmp,BMP,mp4,MP4,mov,MOV,webm,WEBM,m4v,M4V}";
+/// The keys taken without `--include`: every extension of a format the engine reads (its format
+/// table) or of a video the video crate reads, in lower and upper case.
+fn default_include() -> String {
+    let extensions = compressor_engine::Format::ALL.iter().flat_map(|f| f.extensions()).chain(compressor_video::EXTENSIONS);
+    let cases: Vec<String> = extensions.flat_map(|e| [e.to_string(), e.to_ascii_uppercase()]).collect();
+    format!("*.{{{}}}", cases.join(","))
+}
 
 /// How videos (and, with `--format mp4|webm`, GIFs) are compressed.
 #[derive(Debug, Clone, Default)]
@@ -212,7 +218,7 @@ pub async fn run(args: BatchArgs, mut options: Options, mut video: VideoSettings
     // A dry run creates nothing, not even the destination folder.
     let dst_missing = args.dry_run && !args.dst.contains("://") && !std::path::Path::new(&args.dst).exists();
     let dst = if dst_missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run)? };
-    let include = globs(&args.include, Some(DEFAULT_EXTENSIONS))?;
+    let include = globs(&args.include, Some(&default_include()))?;
     let exclude = globs(&args.exclude, None)?;
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let manifest_name = format!("manifest-{index}-of-{count}");
@@ -462,7 +468,11 @@ impl Run {
                 return;
             }
             Err(e) => {
-                let message = format!("{e:#}");
+                // Batch is driven by command-line flags: an option the engine asks for is spelled as one.
+                let message = match e.downcast_ref::<compressor_engine::Error>() {
+                    Some(engine) => engine.message(compressor_engine::Surface::Cli),
+                    None => format!("{e:#}"),
+                };
                 self.report.lock().unwrap().fail(&relative, meta.size, message.clone());
                 record.error = Some(message);
                 record.error_code = Some(error_code(&e).to_owned());

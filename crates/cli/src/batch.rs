@@ -13,14 +13,14 @@ pub fn run(args: BatchArgs, engine: &EngineArgs) -> anyhow::Result<i32> {
     let video = VideoSettings {
         options: compressor_video::Options {
             format: engine.video_format().unwrap_or(VideoFormat::Keep),
-            quality: engine.quality.map(|q| q.max),
-            target_quality: engine.target_quality,
+            quality: engine.quality().map(|q| q.max),
+            target_quality: engine.target_quality(),
             ..compressor_video::Options::default()
         },
         gifs: engine.video_format().is_some(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = runtime.block_on(compressor_batch::run(args, engine.options(), video))?;
+    let report = runtime.block_on(compressor_batch::run(args, engine.options()?, video))?;
     eprintln!("{}", report.summary());
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

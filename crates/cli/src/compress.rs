@@ -86,7 +86,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
     if !args.widths.is_empty() {
         return crate::variants::run(&args);
     }
-    let options = args.engine.options();
+    let options = args.engine.options()?;
     if args.in_place && options.mode == compressor_engine::Mode::Lossy {
         eprintln!("note: --in-place replaces each input by a lossy re-encoding where that is smaller (--mode lossless keeps every pixel)");
     }
@@ -104,7 +104,7 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
             Ok((result, output)) => eprintln!("{}", human_line(&name, result, output.as_deref(), Some(ms))),
             Err(e) => {
                 failed += 1;
-                eprintln!("{name}: error: {e:#}");
+                eprintln!("{name}: error: {}", describe(e));
             }
         }
         if args.json {
@@ -126,9 +126,15 @@ pub fn run(args: CompressArgs) -> anyhow::Result<i32> {
 }
 
 pub(crate) fn error_report(e: &anyhow::Error) -> ErrorReport {
+    let code = e.downcast_ref::<compressor_engine::Error>().map_or("io", compressor_engine::Error::code);
+    ErrorReport { code, message: describe(e) }
+}
+
+/// An error as a command-line user reads it: an option the engine asks for is spelled as a flag.
+pub(crate) fn describe(e: &anyhow::Error) -> String {
     match e.downcast_ref::<compressor_engine::Error>() {
-        Some(engine) => ErrorReport { code: engine.code(), message: engine.to_string() },
-        None => ErrorReport { code: "io", message: format!("{e:#}") },
+        Some(engine) => engine.message(compressor_engine::Surface::Cli),
+        None => format!("{e:#}"),
     }
 }
 

@@ -1,64 +1,100 @@
-//! Engine options as command-line flags, shared by every subcommand that compresses.
+//! Engine options as command-line flags, shared by every subcommand that compresses. The flags are
+//! built from the engine's option registry (`compressor_engine::OPTIONS`): each option's name,
+//! values, range, default and help are the registry's, so a new engine option is a new flag here
+//! without a change to this file.
 
-use clap::{ArgGroup, Args};
-use compressor_engine::{Fit, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use compressor_engine::{OPTIONS, OptionDef, Options, OutputFormat, ValueKind};
+use compressor_video::VideoFormat;
 
-#[derive(Debug, Clone, Args)]
-#[command(group(ArgGroup::new("resize_side").args(["width", "height"]).multiple(true)))]
+/// What the engine flags asked for: the options as given (checked together by [`EngineArgs::options`]),
+/// and a video container when `--format` named one.
+#[derive(Debug, Clone, Default)]
 pub struct EngineArgs {
-    /// lossy (palette quantization, JPEG re-encoding) or lossless (pixel-identical, verified)
-    #[arg(short, long, default_value = "lossy", value_parser = parse::<Mode>)]
-    pub mode: Mode,
-    /// Quality 0-100, as N or MIN-MAX (PNG default 65-80, JPEG default 80)
-    #[arg(short, long, value_parser = parse::<Quality>)]
-    pub quality: Option<Quality>,
-    /// What to do with metadata: strip, safe (keep ICC profile and orientation), keep
-    #[arg(long, default_value = "safe", value_parser = parse::<MetadataPolicy>)]
-    pub metadata: MetadataPolicy,
-    /// 1 (fastest) to 6 (smallest)
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=6))]
-    pub effort: u8,
-    /// Refuse images with more pixels than this (checked from the header, before decoding)
-    #[arg(long, default_value_t = Limits::default().max_pixels)]
-    pub max_pixels: u64,
-    /// Output format: keep, png, jpeg, webp, avif, gif, or auto (smallest of WebP, AVIF and the input's format);
-    /// for videos and animated GIFs (compress only) mp4 or webm. Default keep (webp for --widths). HEIC, TIFF and
-    /// BMP are read, not written: keep makes TIFF/BMP PNG and HEIC the smallest of JPEG, WebP and AVIF
-    #[arg(short, long, value_parser = parse_format)]
-    pub format: Option<FormatChoice>,
-    /// Smallest output whose SSIMULACRA2 score is at least this (e.g. 80; 90 is visually lossless);
-    /// for videos the highest CRF whose sampled frames score at least this on average
-    #[arg(long, value_parser = parse_score)]
-    pub target_quality: Option<f64>,
-    /// Best-quality output no larger than this many bytes
-    #[arg(long)]
-    pub max_bytes: Option<u64>,
-    /// With --max-bytes: when even the lowest quality does not fit, shrink the image by steps until it does
-    #[arg(long, requires = "max_bytes")]
-    pub allow_downscale: bool,
-    /// Resize to this width in pixels (as displayed, after the EXIF orientation)
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub width: Option<u32>,
-    /// Resize to this height in pixels
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub height: Option<u32>,
-    /// How --width and --height apply: scale (one side given, the other follows), fit (inside the
-    /// box, the default), cover (fill the box, centred crop), fill (stretch)
-    #[arg(long, requires = "resize_side", value_parser = parse::<Fit>)]
-    pub fit: Option<Fit>,
-    /// Allow resizing beyond the image's own size (by default no side is enlarged)
-    #[arg(long)]
-    pub enlarge: bool,
-    /// Colour that transparency is flattened onto for JPEG output, as RRGGBB
-    #[arg(long, default_value = "ffffff", value_parser = parse_colour)]
-    pub background: [u8; 3],
-    /// Allow animated input into still-only formats by keeping the first frame
-    #[arg(long)]
-    pub first_frame: bool,
-    /// Compute the SSIMULACRA2 score of lossy results (costs more CPU than the compression itself;
-    /// --target-quality always reports the score it reached)
-    #[arg(long)]
-    pub score: bool,
+    given: Options,
+    format: Option<FormatChoice>,
+}
+
+/// `--format`: an image format for the engine, or a video container for `compressor-video`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatChoice {
+    Image(OutputFormat),
+    Video(VideoFormat),
+}
+
+/// The registry's help, which every surface shares, with what only the command line has.
+fn cli_help(def: &OptionDef) -> String {
+    let extra = match def.name {
+        "format" => "; for videos and animated GIFs (compress only) mp4 or webm; --widths makes WebP unless --format says otherwise",
+        "target_quality" => "; for videos the highest CRF whose sampled frames score at least this on average",
+        _ => "",
+    };
+    let default = def.default.map(|d| format!(" [default: {d}]")).unwrap_or_default();
+    format!("{}{extra}{default}", def.help())
+}
+
+fn video_format(text: &str) -> Option<VideoFormat> {
+    match text.to_ascii_lowercase().as_str() {
+        "mp4" => Some(VideoFormat::Mp4),
+        "webm" => Some(VideoFormat::WebM),
+        _ => None,
+    }
+}
+
+fn arg(def: &'static OptionDef) -> Arg {
+    let mut arg = Arg::new(def.name).long(def.flag()).help(cli_help(def));
+    if let Some(short) = def.short {
+        arg = arg.short(short);
+    }
+    match def.value {
+        ValueKind::Switch => arg.action(ArgAction::SetTrue),
+        _ => arg.action(ArgAction::Set).value_name(def.name.to_ascii_uppercase()).value_parser(move |text: &str| {
+            if def.name == "format" && video_format(text).is_some() {
+                return Ok(text.to_owned());
+            }
+            def.parse(text).map(|_| text.to_owned()).map_err(|e| e.to_string())
+        }),
+    }
+}
+
+impl clap::Args for EngineArgs {
+    fn augment_args(command: Command) -> Command {
+        OPTIONS.iter().fold(command, |command, def| command.arg(arg(def)))
+    }
+
+    fn augment_args_for_update(command: Command) -> Command {
+        Self::augment_args(command)
+    }
+}
+
+impl clap::FromArgMatches for EngineArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = EngineArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        for def in OPTIONS {
+            let text = match def.value {
+                ValueKind::Switch => matches.get_flag(def.name).then(|| "true".to_owned()),
+                _ => matches.get_one::<String>(def.name).cloned(),
+            };
+            let Some(text) = text else { continue };
+            if def.name == "format"
+                && let Some(video) = video_format(&text)
+            {
+                self.format = Some(FormatChoice::Video(video));
+                continue;
+            }
+            // The value parser has already read it; only the registry's setter is left.
+            self.given.set(def.name, &text).map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, e))?;
+            if def.name == "format" {
+                self.format = Some(FormatChoice::Image(self.given.format));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl EngineArgs {
@@ -71,67 +107,36 @@ impl EngineArgs {
     }
 
     /// The video container asked for (`--format mp4|webm`), if one was.
-    pub fn video_format(&self) -> Option<compressor_video::VideoFormat> {
+    pub fn video_format(&self) -> Option<VideoFormat> {
         match self.format {
             Some(FormatChoice::Video(f)) => Some(f),
             _ => None,
         }
     }
 
-    pub fn options(&self) -> Options {
-        Options {
-            mode: self.mode,
-            quality: self.quality,
-            metadata: self.metadata,
-            effort: self.effort,
-            limits: Limits { max_pixels: self.max_pixels, ..Limits::default() },
-            format: self.image_format().unwrap_or_default(),
-            target_quality: self.target_quality,
-            max_bytes: self.max_bytes,
-            background: self.background,
-            first_frame: self.first_frame,
-            score: self.score,
-            allow_downscale: self.allow_downscale,
-            resize: (self.width.is_some() || self.height.is_some()).then(|| Resize {
-                width: self.width,
-                height: self.height,
-                fit: self.fit.unwrap_or_default(),
-                enlarge: self.enlarge,
-            }),
-            ..Options::default()
-        }
+    /// The quality range asked for, if one was (videos read its maximum as theirs).
+    pub fn quality(&self) -> Option<compressor_engine::Quality> {
+        self.given.quality
     }
-}
 
-/// Uses the engine's own parsers so the CLI, HTTP API and batch accept the same spellings.
-/// `--format`: an image format for the engine, or a video container for `compressor-video`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormatChoice {
-    Image(OutputFormat),
-    Video(compressor_video::VideoFormat),
-}
-
-fn parse_format(s: &str) -> Result<FormatChoice, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "mp4" => Ok(FormatChoice::Video(compressor_video::VideoFormat::Mp4)),
-        "webm" => Ok(FormatChoice::Video(compressor_video::VideoFormat::WebM)),
-        _ => parse::<OutputFormat>(s).map(FormatChoice::Image).map_err(|e| format!("{e} (or mp4, webm for video)")),
+    /// The target score asked for, if one was (videos search their CRF for it too).
+    pub fn target_quality(&self) -> Option<f64> {
+        self.given.target_quality
     }
-}
 
-fn parse<T: std::str::FromStr<Err = compressor_engine::Error>>(s: &str) -> Result<T, String> {
-    s.parse().map_err(|e: compressor_engine::Error| e.to_string())
-}
+    /// The engine options, checked together (`Options::validate`) before any file is read: a
+    /// refusal is a usage error.
+    pub fn options(&self) -> anyhow::Result<Options> {
+        self.given.validate()?;
+        Ok(self.given.clone())
+    }
 
-fn parse_score(s: &str) -> Result<f64, String> {
-    s.parse::<f64>().ok().filter(|v| (0.0..=100.0).contains(v)).ok_or_else(|| format!("{s:?} is not a score between 0 and 100"))
-}
-
-fn parse_colour(s: &str) -> Result<[u8; 3], String> {
-    let hex = s.trim_start_matches('#');
-    let channel = |i: usize| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok());
-    match (hex.len(), channel(0), channel(2), channel(4)) {
-        (6, Some(r), Some(g), Some(b)) => Ok([r, g, b]),
-        _ => Err(format!("{s:?} is not a colour like ffffff")),
+    /// The options of responsive variants (`--widths`) and whether they may enlarge: `--enlarge`
+    /// applies to the widths there, not to a resize.
+    pub fn variant_options(&self) -> anyhow::Result<(Options, bool)> {
+        let mut options = self.given.clone();
+        let enlarge = options.resize.take().is_some_and(|r| r.enlarge);
+        options.validate()?;
+        Ok((options, enlarge))
     }
 }

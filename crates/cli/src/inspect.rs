@@ -31,7 +31,7 @@ struct Inspection {
 
 /// Exit status 0 when every file was read, 1 when one could not be.
 pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
-    let options = args.engine.options();
+    let options = args.engine.options()?;
     let mut status = 0;
     for path in &args.inputs {
         let inspected = std::fs::read(path).with_context(|| format!("reading {}", path.display())).and_then(|data| {
@@ -51,7 +51,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<i32> {
                 i.memory_estimate_bytes as f64 / 1048576.0
             ),
             Err(e) => {
-                eprintln!("{}: {e:#}", path.display());
+                eprintln!("{}: {}", path.display(), crate::compress::describe(&e));
                 status = 1;
             }
         }

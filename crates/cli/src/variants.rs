@@ -7,7 +7,7 @@ use anyhow::Context;
 use compressor_engine::{Compressed, Format, Options, OutputFormat, srcset, variant_file_name, variants};
 use serde::Serialize;
 
-use crate::compress::{CompressArgs, ErrorReport, error_report, human_line, read_input, write_atomically};
+use crate::compress::{CompressArgs, ErrorReport, describe, error_report, human_line, read_input, write_atomically};
 
 /// One line of `--json` output: every variant of one input.
 #[derive(Debug, Serialize)]
@@ -29,12 +29,13 @@ struct VariantReport {
 }
 
 pub fn run(args: &CompressArgs) -> anyhow::Result<i32> {
-    let options = Options { format: args.engine.image_format().unwrap_or(OutputFormat::To(Format::WebP)), ..args.engine.options() };
+    let (options, enlarge) = args.engine.variant_options()?;
+    let options = Options { format: args.engine.image_format().unwrap_or(OutputFormat::To(Format::WebP)), ..options };
     let mut failed = 0;
     for input in &args.inputs {
         let started = Instant::now();
         let name = input.display().to_string();
-        let outcome = variants_of(input, args, &options);
+        let outcome = variants_of(input, args, &options, enlarge);
         let ms = started.elapsed().as_millis();
         let report = match outcome {
             Ok((written, skipped)) => {
@@ -53,7 +54,7 @@ pub fn run(args: &CompressArgs) -> anyhow::Result<i32> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("{name}: error: {e:#}");
+                eprintln!("{name}: error: {}", describe(&e));
                 InputReport { input: name, ms, srcset: None, variants: vec![], skipped: vec![], error: Some(error_report(&e)) }
             }
         };
@@ -69,7 +70,7 @@ fn file_name(path: &str) -> &str {
 }
 
 /// Writes every variant of one input beside it (or into --out-dir); returns them and the widths skipped.
-fn variants_of(input: &Path, args: &CompressArgs, options: &Options) -> anyhow::Result<(Vec<VariantReport>, Vec<u32>)> {
+fn variants_of(input: &Path, args: &CompressArgs, options: &Options, enlarge: bool) -> anyhow::Result<(Vec<VariantReport>, Vec<u32>)> {
     let data = read_input(input)?;
     let from_stdin = input.as_os_str() == "-";
     let stem = if from_stdin { "stdin".into() } else { input.file_stem().unwrap_or_default().to_string_lossy().into_owned() };
@@ -80,7 +81,7 @@ fn variants_of(input: &Path, args: &CompressArgs, options: &Options) -> anyhow::
     };
     let mut written = Vec::new();
     let mut skipped = Vec::new();
-    for (width, result) in variants(&data, &args.widths, args.engine.enlarge, options)? {
+    for (width, result) in variants(&data, &args.widths, enlarge, options)? {
         let Some(result) = result else {
             skipped.push(width);
             continue;

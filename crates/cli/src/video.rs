@@ -88,8 +88,8 @@ fn run(input: &Path, args: &CompressArgs) -> anyhow::Result<(Report, Option<Path
     }
     let options = Options {
         format: args.engine.video_format().unwrap_or(VideoFormat::Keep),
-        quality: args.engine.quality.map(|q| q.max),
-        target_quality: args.engine.target_quality,
+        quality: args.engine.quality().map(|q| q.max),
+        target_quality: args.engine.target_quality(),
         ..Options::default()
     };
     let compressed = compressor_video::compress(input, &options)?;

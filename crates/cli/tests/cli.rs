@@ -164,8 +164,9 @@ fn resizes_with_width_height_and_fit() {
         let out = run(compressor().arg("compress").arg(&input).args(bad));
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    // Options are checked together (the engine's `Options::validate`) before any file is read too.
     let out = run(compressor().arg("compress").arg(&input).args(["--width", "40", "--height", "40", "--fit", "scale", "-o", "-"]));
-    assert_eq!(out.status.code(), Some(1), "scale with both sides is refused by the engine");
+    assert_eq!(out.status.code(), Some(2), "scale with both sides is a usage error");
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid options"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::option_defs::Surface;
+
 /// Which limit an input exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,6 +40,10 @@ pub enum Error {
     /// The header declares more than a configured limit allows; nothing was decoded.
     #[error("{what} exceeded: {value} > {limit}")]
     LimitExceeded { what: LimitKind, value: u64, limit: u64 },
+    /// This input needs an option the caller did not set (for example `first_frame` to turn an
+    /// animation into a still-only format). [`Error::message`] says how each surface sets it.
+    #[error("{detail}; set the option {option} to allow it")]
+    NeedsOption { detail: String, option: &'static str },
     /// The options cannot be satisfied (for example a quality range with min > max).
     #[error("invalid options: {detail}")]
     InvalidOptions { detail: String },
@@ -70,6 +76,25 @@ impl Error {
         Error::Internal { detail: detail.to_string() }
     }
 
+    /// Needs the switch `option` (a name in the option registry) to go on.
+    pub(crate) fn needs(option: &'static str, detail: impl fmt::Display) -> Self {
+        debug_assert!(crate::option_defs::option(option).is_some(), "{option} is an option");
+        Error::NeedsOption { detail: detail.to_string(), option }
+    }
+
+    /// The message as a user of `surface` should read it: an option it needs is spelled as that
+    /// surface sets it (`--first-frame`, `first_frame=true`).
+    pub fn message(&self, surface: Surface) -> String {
+        match self {
+            Error::NeedsOption { detail, option } => {
+                let spelled = crate::option_defs::known(option).spelled(surface, "true");
+                let verb = if surface == Surface::Cli { "pass" } else { "add" };
+                format!("{detail}; {verb} {spelled} to allow it")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// A short stable machine-readable code, used by the CLI's JSON and the HTTP API.
     pub fn code(&self) -> &'static str {
         match self {
@@ -77,6 +102,7 @@ impl Error {
             Error::Corrupt { .. } => "corrupt_image",
             Error::LimitExceeded { .. } => "limit_exceeded",
             Error::InvalidOptions { .. } => "invalid_options",
+            Error::NeedsOption { .. } => "needs_option",
             Error::CannotFit { .. } => "cannot_fit",
             Error::Cancelled => "cancelled",
             Error::Internal { .. } => "internal",

@@ -43,33 +43,45 @@ impl Format {
         !matches!(self, Format::Tiff | Format::Bmp | Format::Heic)
     }
 
+    /// Whether the engine writes animations in this format (GIF, WebP). The other writable
+    /// formats are still-only here: an animation goes into them only as its first frame.
+    pub fn writes_animation(self) -> bool {
+        matches!(self, Format::Gif | Format::WebP)
+    }
+
+    /// Whether the engine writes this format only lossily (JPEG; AVIF, as ravif has no lossless
+    /// mode), so it cannot hold a lossless result.
+    pub fn lossy_only(self) -> bool {
+        matches!(self, Format::Jpeg | Format::Avif)
+    }
+
+    /// Every file name extension (lower case) that says this format, the one outputs get first.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Format::Png => &["png"],
+            Format::Jpeg => &["jpg", "jpeg", "jpe", "jfif"],
+            Format::Gif => &["gif"],
+            Format::WebP => &["webp"],
+            Format::Avif => &["avif"],
+            Format::Tiff => &["tif", "tiff"],
+            Format::Bmp => &["bmp"],
+            Format::Heic => &["heic", "heif", "hif"],
+        }
+    }
+
     /// The media type of an output in this format.
     pub fn mime_type(self) -> &'static str {
         self.media_types()[0]
     }
 
+    /// The extension an output in this format gets.
     pub fn extension(self) -> &'static str {
-        match self {
-            Format::Png => "png",
-            Format::Jpeg => "jpg",
-            Format::Gif => "gif",
-            Format::WebP => "webp",
-            Format::Avif => "avif",
-            Format::Tiff => "tif",
-            Format::Bmp => "bmp",
-            Format::Heic => "heic",
-        }
+        self.extensions()[0]
     }
 
     /// Whether a file name extension (any case) says this format.
     pub fn is_named_by(self, extension: &str) -> bool {
-        let extension = extension.to_ascii_lowercase();
-        match self {
-            Format::Jpeg => matches!(extension.as_str(), "jpg" | "jpeg" | "jpe" | "jfif"),
-            Format::Tiff => matches!(extension.as_str(), "tif" | "tiff"),
-            Format::Heic => matches!(extension.as_str(), "heic" | "heif" | "hif"),
-            other => extension == other.extension(),
-        }
+        self.extensions().iter().any(|e| e.eq_ignore_ascii_case(extension))
     }
 
     /// The name an output in this format gets, from its input's `name` (a file name, path or

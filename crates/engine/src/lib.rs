@@ -22,6 +22,7 @@ mod error;
 mod format;
 mod image;
 mod memory;
+mod option_defs;
 mod options;
 mod parallel;
 mod pipeline;
@@ -35,7 +36,10 @@ pub use cancel::{Cancel, CancelOnDrop};
 pub use codecs::probe;
 pub use error::{Error, LimitKind};
 pub use format::{Format, ImageInfo, detect, is_heif_image, with_output_extension};
-pub use options::{Fit, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
+pub use option_defs::{
+    COLOUR_PATTERN, Http, MAX_BYTES_LIMIT, MAX_SIDE, OPTIONS, OptionDef, QUALITY_PATTERN, Surface, Value as OptionValue, ValueKind, option,
+};
+pub use options::{Fit, Limits, MetadataPolicy, Mode, Named, Options, OutputFormat, Quality, Resize};
 pub use result::{CandidateReport, Compressed};
 
 use result::Encoded;

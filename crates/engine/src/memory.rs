@@ -9,7 +9,7 @@
 use crate::codecs;
 use crate::error::Error;
 use crate::format::{Format, ImageInfo};
-use crate::options::{Limits, Mode, Options, OutputFormat, Resize};
+use crate::options::{Limits, Mode, Options, Resize};
 use crate::resize;
 
 const MIB: u64 = 1 << 20;
@@ -80,13 +80,7 @@ fn encode_cost(format: Format, mode: Mode) -> Cost {
 
 /// The formats this request may encode to: all `auto` candidates, or the one asked for.
 fn output_formats(info: &ImageInfo, options: &Options) -> Vec<Format> {
-    match options.format {
-        OutputFormat::To(format) => vec![format],
-        OutputFormat::Keep if info.format.writable() => vec![info.format],
-        OutputFormat::Auto if !options.auto_formats.is_empty() => options.auto_formats.clone(),
-        // `auto` by default, and `keep` for a read-only format, pick among these.
-        _ => vec![Format::WebP, Format::Avif, Format::Jpeg, Format::Png, info.format].into_iter().filter(|f| f.writable()).collect(),
-    }
+    crate::pipeline::requested_formats(info.format, options)
 }
 
 /// The estimate for an input whose header has passed the limits.

@@ -1,11 +1,33 @@
-//! What a caller can ask of the engine. Parsing from strings lives here so the CLI, the HTTP API
-//! and batch all accept exactly the same spellings.
+//! What a caller can ask of the engine. Each choice's spellings are listed once here ([`Named`]);
+//! the option registry (`option_defs.rs`) parses every option from them, so the CLI, the HTTP API
+//! and batch accept exactly the same spellings.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::error::Error;
 use crate::format::Format;
+
+/// A choice spelled by words: every accepted spelling (aliases too) and what it means. The first
+/// spelling of a value is how it is shown.
+pub trait Named: Copy + PartialEq + 'static {
+    const NAMES: &'static [(&'static str, Self)];
+    /// What the choice is called in messages.
+    const WHAT: &'static str;
+
+    /// The value spelled `text` (any case).
+    fn named(text: &str) -> Result<Self, Error> {
+        Self::NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(text)).map(|(_, v)| *v).ok_or_else(|| {
+            let names: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
+            Error::InvalidOptions { detail: format!("{} {text:?} is not {}", Self::WHAT, crate::option_defs::one_of(&names)) }
+        })
+    }
+
+    /// The value's first spelling.
+    fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, v)| *v == self).map(|(n, _)| *n).expect("every value is named")
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,13 +77,20 @@ impl fmt::Display for Quality {
 impl FromStr for Quality {
     type Err = Error;
 
+    /// `N` or `MIN-MAX`, each 0-100 in plain digits: no sign, space or leading zero (the HTTP
+    /// document's pattern, `option_defs::QUALITY_PATTERN`, says the same).
     fn from_str(s: &str) -> Result<Self, Error> {
-        let invalid = || Error::InvalidOptions { detail: format!("quality {s:?} is not N or MIN-MAX with 0 <= MIN <= MAX <= 100") };
-        let parse = |p: &str| p.trim().parse::<u8>().ok().filter(|v| *v <= 100).ok_or_else(invalid);
+        let invalid = || Error::InvalidOptions {
+            detail: format!("quality {s:?} is not N or MIN-MAX with 0 <= MIN <= MAX <= 100 (plain digits, no leading zeros)"),
+        };
+        let percent = |p: &str| {
+            let plain = !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
+            plain.then(|| p.parse::<u8>().ok()).flatten().filter(|v| *v <= 100).ok_or_else(invalid)
+        };
         let (min, max) = match s.split_once('-') {
-            Some((min, max)) => (parse(min)?, parse(max)?),
+            Some((min, max)) => (percent(min)?, percent(max)?),
             // A single number is a target; like pngquant, accept anything down to 0 rather than fail.
-            None => (0, parse(s)?),
+            None => (0, percent(s)?),
         };
         if min > max {
             return Err(invalid());
@@ -70,26 +99,28 @@ impl FromStr for Quality {
     }
 }
 
+impl Named for Mode {
+    const NAMES: &'static [(&'static str, Self)] = &[("lossy", Mode::Lossy), ("lossless", Mode::Lossless)];
+    const WHAT: &'static str = "mode";
+}
+
+impl Named for MetadataPolicy {
+    const NAMES: &'static [(&'static str, Self)] =
+        &[("strip", MetadataPolicy::Strip), ("safe", MetadataPolicy::Safe), ("keep", MetadataPolicy::Keep)];
+    const WHAT: &'static str = "metadata";
+}
+
 impl FromStr for Mode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "lossy" => Ok(Mode::Lossy),
-            "lossless" => Ok(Mode::Lossless),
-            _ => Err(Error::InvalidOptions { detail: format!("mode {s:?} is not lossy or lossless") }),
-        }
+        Mode::named(s)
     }
 }
 
 impl FromStr for MetadataPolicy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "strip" => Ok(MetadataPolicy::Strip),
-            "safe" => Ok(MetadataPolicy::Safe),
-            "keep" => Ok(MetadataPolicy::Keep),
-            _ => Err(Error::InvalidOptions { detail: format!("metadata {s:?} is not strip, safe or keep") }),
-        }
+        MetadataPolicy::named(s)
     }
 }
 
@@ -105,19 +136,26 @@ pub enum OutputFormat {
     To(Format),
 }
 
+impl Named for OutputFormat {
+    /// Every writable format by its name (`Format`'s `Display`), `jpg` too; a test holds this to
+    /// `Format::writable`.
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("keep", OutputFormat::Keep),
+        ("auto", OutputFormat::Auto),
+        ("png", OutputFormat::To(Format::Png)),
+        ("jpeg", OutputFormat::To(Format::Jpeg)),
+        ("jpg", OutputFormat::To(Format::Jpeg)),
+        ("webp", OutputFormat::To(Format::WebP)),
+        ("avif", OutputFormat::To(Format::Avif)),
+        ("gif", OutputFormat::To(Format::Gif)),
+    ];
+    const WHAT: &'static str = "format";
+}
+
 impl FromStr for OutputFormat {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "keep" => OutputFormat::Keep,
-            "auto" => OutputFormat::Auto,
-            "png" => OutputFormat::To(Format::Png),
-            "jpeg" | "jpg" => OutputFormat::To(Format::Jpeg),
-            "webp" => OutputFormat::To(Format::WebP),
-            "avif" => OutputFormat::To(Format::Avif),
-            "gif" => OutputFormat::To(Format::Gif),
-            _ => return Err(Error::InvalidOptions { detail: format!("format {s:?} is not keep, auto, png, jpeg, webp, avif or gif") }),
-        })
+        OutputFormat::named(s)
     }
 }
 
@@ -138,27 +176,28 @@ pub enum Fit {
     Fill,
 }
 
+impl Named for Fit {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("scale", Fit::Scale),
+        ("fit", Fit::Inside),
+        ("inside", Fit::Inside),
+        ("contain", Fit::Inside),
+        ("cover", Fit::Cover),
+        ("fill", Fit::Fill),
+    ];
+    const WHAT: &'static str = "fit";
+}
+
 impl FromStr for Fit {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "scale" => Ok(Fit::Scale),
-            "fit" | "inside" | "contain" => Ok(Fit::Inside),
-            "cover" => Ok(Fit::Cover),
-            "fill" => Ok(Fit::Fill),
-            _ => Err(Error::InvalidOptions { detail: format!("fit {s:?} is not scale, fit, cover or fill") }),
-        }
+        Fit::named(s)
     }
 }
 
 impl fmt::Display for Fit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Fit::Scale => "scale",
-            Fit::Inside => "fit",
-            Fit::Cover => "cover",
-            Fit::Fill => "fill",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -186,7 +225,7 @@ impl Resize {
             return invalid("width and height must be at least 1".into());
         }
         match (self.fit, self.width, self.height) {
-            (_, None, None) => invalid(format!("fit {} needs a width or a height", self.fit)),
+            (_, None, None) => invalid("fit and enlarge need a width or a height".into()),
             (Fit::Scale, Some(_), Some(_)) => {
                 invalid("fit scale takes one side (the other follows the aspect ratio); use fit, cover or fill for a box".into())
             }
@@ -272,8 +311,13 @@ impl Options {
     /// Checks that the options can be met, without an image: callers validate a request before
     /// reading its body; [`crate::compress`] validates again.
     pub fn validate(&self) -> Result<(), Error> {
-        if !(1..=6).contains(&self.effort) {
-            return Err(Error::InvalidOptions { detail: format!("effort {} is not in 1..=6", self.effort) });
+        // Ranges are the registry's (`option_defs.rs`), for options built in code too.
+        Options::check_range("effort", f64::from(self.effort))?;
+        if let Some(target) = self.target_quality {
+            Options::check_range("target_quality", target)?;
+        }
+        if let Some(max_bytes) = self.max_bytes {
+            Options::check_range("max_bytes", max_bytes as f64)?;
         }
         if let Some(q) = self.quality
             && (q.min > q.max || q.max > 100)
@@ -281,10 +325,16 @@ impl Options {
             return Err(Error::InvalidOptions { detail: format!("quality {q} is not a range within 0-100") });
         }
         if let Some(resize) = &self.resize {
+            for side in [resize.width, resize.height].into_iter().flatten() {
+                Options::check_range("width", f64::from(side))?;
+            }
             resize.validate()?;
         }
         if self.allow_downscale && self.max_bytes.is_none() {
             return Err(Error::InvalidOptions { detail: "allow_downscale needs max_bytes (the size to shrink towards)".into() });
+        }
+        if self.mode == Mode::Lossless && self.target_quality.is_some() {
+            return Err(Error::InvalidOptions { detail: "target_quality needs lossy mode (lossless output is exact)".into() });
         }
         Ok(())
     }

@@ -16,9 +16,6 @@ use crate::score;
 const MAX_SEARCH_ENCODES: usize = 7;
 
 pub(crate) fn run(input: &[u8], info: &ImageInfo, options: &Options) -> Result<Encoded, Error> {
-    if options.mode == Mode::Lossless && options.target_quality.is_some() {
-        return Err(Error::InvalidOptions { detail: "target_quality needs lossy mode (lossless output is exact)".into() });
-    }
     if keeps_format(input, info, options)? && options.resize.is_none() {
         return codecs::optimise(input, info, options);
     }
@@ -223,10 +220,7 @@ fn convert(source: &Image, input: Option<&[u8]>, info: &ImageInfo, options: &Opt
     }
     let formats = match target {
         Some(f) => vec![f],
-        None if options.format == OutputFormat::Keep => {
-            auto_formats(Format::Jpeg, source, &Options { auto_formats: HEIC_KEPT_AS.to_vec(), ..options.clone() })
-        }
-        None => auto_formats(info.format, source, options),
+        None => can_hold(requested_formats(info.format, options), source, options),
     };
     let mut candidates = Vec::new();
     let mut errors = Vec::new();
@@ -286,18 +280,26 @@ fn choose(
     Ok(encoded)
 }
 
-/// Formats `auto` tries: the caller's list, or WebP, AVIF and the input's own; minus those that
-/// cannot hold this image (animation into still-only formats, lossless into lossy-only ones).
-fn auto_formats(input: Format, image: &Image, options: &Options) -> Vec<Format> {
-    // An input format that cannot be written is stood in for by its nearest writable one.
-    let own = kept_as(input).unwrap_or(Format::Jpeg);
-    let mut formats = if options.auto_formats.is_empty() { vec![Format::WebP, Format::Avif, own] } else { options.auto_formats.clone() };
+/// The formats a request may produce from an input in `input`, before the image is seen: the
+/// format asked for, the one `keep` makes, or `auto`'s candidates (the caller's list, or WebP,
+/// AVIF and the input's own, an unwritable one stood in for by its nearest writable one). The one
+/// rule, which the memory estimate reads too.
+pub(crate) fn requested_formats(input: Format, options: &Options) -> Vec<Format> {
+    match (options.format, kept_as(input)) {
+        (OutputFormat::To(f), _) | (OutputFormat::Keep, Some(f)) => vec![f],
+        (OutputFormat::Keep, None) => HEIC_KEPT_AS.to_vec(),
+        (OutputFormat::Auto, _) if !options.auto_formats.is_empty() => options.auto_formats.clone(),
+        (OutputFormat::Auto, own) => vec![Format::WebP, Format::Avif, own.unwrap_or(Format::Jpeg)],
+    }
+}
+
+/// Candidates minus those that cannot hold this image: animation into still-only formats
+/// (unless the first frame is allowed), lossless results into lossy-only ones.
+fn can_hold(mut formats: Vec<Format>, image: &Image, options: &Options) -> Vec<Format> {
     formats.dedup();
     formats.retain(|&f| {
-        let still_only = matches!(f, Format::Png | Format::Jpeg | Format::Avif);
-        let lossy_only = matches!(f, Format::Jpeg | Format::Avif);
-        let cannot_animate = image.is_animated() && still_only && !options.first_frame;
-        let cannot_be_exact = options.mode == Mode::Lossless && lossy_only;
+        let cannot_animate = image.is_animated() && !f.writes_animation() && !options.first_frame;
+        let cannot_be_exact = options.mode == Mode::Lossless && f.lossy_only();
         !cannot_animate && !cannot_be_exact
     });
     formats
@@ -313,12 +315,12 @@ fn prepare(source: &Image, from: Format, to: Format, options: &Options) -> Resul
     if to != from || to == Format::Png {
         image = image.apply_orientation();
     }
-    if image.is_animated() && matches!(to, Format::Png | Format::Jpeg | Format::Avif) {
+    if image.is_animated() && !to.writes_animation() {
         if !options.first_frame {
-            return Err(Error::unsupported(format!(
-                "animated input ({} frames) into still-only {to}: pass --first-frame to keep the first frame",
-                image.frames.len()
-            )));
+            return Err(Error::needs(
+                "first_frame",
+                format!("{to} holds one picture and this animation has {} frames, so all but the first would be lost", image.frames.len()),
+            ));
         }
         image = image.into_first_frame();
     }

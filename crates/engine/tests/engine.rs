@@ -217,7 +217,7 @@ fn jpeg_lossless_keeps_pixels_and_lossy_shrinks_with_a_score() {
 fn options_parse_like_pngquant() {
     assert_eq!("65-80".parse::<Quality>().unwrap(), Quality::new(65, 80));
     assert_eq!("80".parse::<Quality>().unwrap(), Quality::new(0, 80));
-    for bad in ["80-65", "101", "-", "a-b", ""] {
+    for bad in ["80-65", "101", "-", "a-b", "", "080", " 80", "+5"] {
         assert!(bad.parse::<Quality>().is_err(), "{bad}");
     }
     assert_eq!("LOSSLESS".parse::<Mode>().unwrap(), Mode::Lossless);

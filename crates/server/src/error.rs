@@ -98,11 +98,13 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let code = e.code();
-        let message = e.to_string();
+        let message = e.message(compressor_engine::Surface::Http);
         match e {
             EngineError::LimitExceeded { .. } => ApiError::TooLarge { code, message },
             EngineError::UnsupportedFormat { .. } => ApiError::Unsupported(message),
-            EngineError::Corrupt { .. } | EngineError::CannotFit { .. } => ApiError::Unprocessable { code, message },
+            EngineError::Corrupt { .. } | EngineError::CannotFit { .. } | EngineError::NeedsOption { .. } => {
+                ApiError::Unprocessable { code, message }
+            }
             EngineError::InvalidOptions { .. } => ApiError::BadRequest { code, message },
             EngineError::Internal { .. } => ApiError::Internal(message),
             // Only the request's own drop guard cancels, so no one is left to read this.
@@ -177,6 +179,7 @@ mod tests {
             (EngineError::Corrupt { detail: "eof".into() }, 422),
             (EngineError::InvalidOptions { detail: "q".into() }, 400),
             (EngineError::CannotFit { max_bytes: 1, smallest: 2 }, 422),
+            (EngineError::NeedsOption { detail: "animated".into(), option: "first_frame" }, 422),
             (EngineError::Internal { detail: "bug".into() }, 500),
         ];
         for (error, status) in cases {

@@ -68,7 +68,8 @@ const UPLOAD_ERRORS: [(&str, &str, &str); 9] = [
         "422",
         "Unprocessable",
         "A known format that cannot be decoded or transcoded, or a target the image cannot meet: no output within \
-         `max_bytes`, no variant within the widths (`corrupt_image`, `cannot_fit`, `no_variants`, `corrupt_video`, `transcode_failed`)",
+         `max_bytes`, no variant within the widths, an animation into a still-only format without `first_frame=true` \
+         (`corrupt_image`, `cannot_fit`, `no_variants`, `needs_option`, `corrupt_video`, `transcode_failed`)",
     ),
     ("429", "RateLimited", "The caller's token bucket is empty (`rate_limited`); retry after `Retry-After` seconds"),
     ("500", "Internal", "A bug (`internal`); only this request fails"),

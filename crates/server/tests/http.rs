@@ -831,22 +831,11 @@ async fn openapi_document_matches_the_routes() {
     // Error responses refer to the shared schema, and the compress parameters are documented.
     let compress = &doc["paths"]["/v1/compress"]["post"];
     let params: BTreeSet<&str> = compress["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    let expected_params = [
-        "mode",
-        "quality",
-        "format",
-        "metadata",
-        "effort",
-        "target_quality",
-        "max_bytes",
-        "score",
-        "width",
-        "height",
-        "fit",
-        "enlarge",
-        "allow_downscale",
-    ];
-    assert_eq!(params, expected_params.into());
+    // Every option the engine's registry offers over HTTP, and nothing else.
+    let expected_params: BTreeSet<&str> =
+        compressor_engine::OPTIONS.iter().filter(|o| o.http == compressor_engine::Http::Offered).map(|o| o.name).collect();
+    assert!(expected_params.contains("first_frame") && expected_params.contains("background"), "{expected_params:?}");
+    assert_eq!(params, expected_params);
     let variants = &doc["paths"]["/v1/variants"]["post"];
     let params: BTreeSet<&str> = variants["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert!(params.contains("widths") && params.contains("format"), "{params:?}");

@@ -169,6 +169,10 @@ pub struct Compressed {
     pub output: Option<tempfile::NamedTempFile>,
 }
 
+/// File name extensions (lower case) of the containers this crate reads, for listings that pick
+/// files by name (batch's default `--include`); files themselves are judged by content.
+pub const EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "webm", "mkv"];
+
 /// True when the first bytes of a file look like a video container this crate reads: ISO BMFF
 /// (MP4, MOV, 3GP) with a video brand, or EBML (WebM, Matroska). AVIF and HEIF also start with
 /// `ftyp`; their brands are images and are left to the image engine.

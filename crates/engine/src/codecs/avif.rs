@@ -21,7 +21,7 @@ fn speed(effort: u8) -> u8 {
 
 pub(crate) fn encode(image: &Image, quality: u8, effort: u8, mode: Mode) -> Result<Vec<u8>, Error> {
     if image.is_animated() {
-        return Err(Error::unsupported("animated AVIF output is not supported; use --first-frame or WebP"));
+        return Err(Error::needs("first_frame", "animated AVIF is not written, so only the first frame can be kept (WebP keeps them all)"));
     }
     if mode == Mode::Lossless {
         return Err(Error::unsupported("AVIF output is lossy only in this build (ravif has no lossless mode)"));

@@ -183,7 +183,7 @@ pub(crate) fn encode_quantized(image: &Image, quality: u8, options: &Options) ->
 pub(crate) fn decode_image(data: &[u8], options: &Options) -> Result<Image, Error> {
     let chunks = png_chunks(data)?;
     if chunks.iter().any(|c| &c.name == b"acTL") && !options.first_frame {
-        return Err(Error::unsupported("animated PNG can only be converted with --first-frame (its other frames would be dropped)"));
+        return Err(Error::needs("first_frame", "converting an animated PNG keeps only its first frame (its other frames would be lost)"));
     }
     let mut image = Image::still(decode(data, options)?);
     image.orientation = chunks.iter().find(|c| &c.name == b"eXIf").and_then(|c| exif_orientation(c.data)).unwrap_or(1);

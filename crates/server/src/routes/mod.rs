@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod legacy;
+mod query;
 pub mod ui;
 mod upload;
 pub mod v1;

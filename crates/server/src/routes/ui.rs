@@ -106,6 +106,22 @@ async fn serve(uri: Uri, request_headers: HeaderMap) -> Response {
 mod tests {
     use super::*;
 
+    /// The page's file picker offers what the engine's format table reads (each media type and
+    /// extension) and the video crate's containers, and nothing the service would refuse.
+    #[test]
+    fn the_file_picker_accepts_what_the_format_tables_read() {
+        let page = std::str::from_utf8(ASSETS[0].body).unwrap();
+        let accept = page.split(r#"id="files""#).nth(1).and_then(|rest| rest.split(r#"accept=""#).nth(1)).unwrap();
+        let listed: std::collections::BTreeSet<&str> = accept[..accept.find('"').unwrap()].split(',').collect();
+        let mut expected: std::collections::BTreeSet<String> = compressor_engine::Format::ALL
+            .iter()
+            .flat_map(|f| f.media_types().iter().map(|t| t.to_string()).chain(f.extensions().iter().map(|e| format!(".{e}"))))
+            .collect();
+        expected.extend(compressor_video::EXTENSIONS.iter().map(|e| format!(".{e}")));
+        expected.extend(["video/mp4", "video/quicktime", "video/webm", "video/x-matroska"].map(String::from));
+        assert_eq!(listed, expected.iter().map(String::as_str).collect());
+    }
+
     #[test]
     fn the_page_stays_small() {
         // The budget: 100 KB uncompressed, everything included.

@@ -3,42 +3,47 @@
 
 use std::io::Write as _;
 
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use compressor_engine::{Compressed, Format, OutputFormat, srcset, variant_file_name};
+use compressor_engine::{Compressed, Format, MAX_VARIANTS, OptionValue, OutputFormat, option, srcset, variant_file_name};
 use serde::{Deserialize, Serialize};
 
-use super::upload;
-use super::v1::{self, CompressParams, ImageBytes};
+use super::v1::{self, ImageBytes};
+use super::{query, upload};
 use crate::AppState;
 use crate::error::ApiError;
 
 pub const ROUTE: &str = "/v1/variants";
 
-/// The widths; every other query parameter is one of `/v1/compress`'s.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct VariantsParams {
-    /// Comma-separated widths in pixels, 1-65535 each, at most 16 (for example `320,640,1280`).
-    /// Widths beyond the image's own are skipped unless `enlarge=true`; when every one is, 422
-    /// `no_variants`.
-    #[param(
-        pattern = r"^ *(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}) *(, *(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}) *){0,15}$",
-        example = "320,640,1280"
-    )]
-    pub widths: String,
-}
+/// One width of `widths`: 1-65535 in plain digits.
+const WIDTH_PATTERN: &str = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
+
+/// The `/v1/compress` parameters that size one output; here the widths do.
+const SIZE_PARAMETERS: [&str; 3] = ["width", "height", "fit"];
 
 /// What the document lists for `/v1/variants`: `widths` and every `/v1/compress` parameter but
 /// the size ones (which this route refuses).
 pub struct VariantsQuery;
 
 impl utoipa::IntoParams for VariantsQuery {
-    fn into_params(parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>) -> Vec<utoipa::openapi::path::Parameter> {
-        let mut params = VariantsParams::into_params(&parameter_in);
-        let compress = CompressParams::into_params(&parameter_in);
-        params.extend(compress.into_iter().filter(|p| !matches!(p.name.as_str(), "width" | "height" | "fit")));
+    fn into_params(_: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let pattern = format!("^ *{WIDTH_PATTERN} *(, *{WIDTH_PATTERN} *){{0,{}}}$", MAX_VARIANTS - 1);
+        let widths = ParameterBuilder::new()
+            .name("widths")
+            .parameter_in(ParameterIn::Query)
+            .required(utoipa::openapi::Required::True)
+            .description(Some(format!(
+                "Comma-separated widths in pixels, 1-65535 each, at most {MAX_VARIANTS} (for example `320,640,1280`). Widths beyond \
+                 the image's own are skipped unless `enlarge=true`; when every one is, 422 `no_variants`."
+            )))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).build()))
+            .example(Some("320,640,1280".into()))
+            .build();
+        let mut params = vec![widths];
+        params.extend(query::parameters(&SIZE_PARAMETERS));
         params
     }
 }
@@ -109,17 +114,20 @@ pub struct Variant {
 )]
 pub async fn variants(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let bad = |message: String| ApiError::BadRequest { code: "invalid_options", message };
-    let widths = Query::<VariantsParams>::try_from_uri(request.uri()).map_err(|e| bad(e.body_text()))?.0.widths;
-    let widths = parse_widths(&widths).map_err(bad)?;
-    let mut params = Query::<CompressParams>::try_from_uri(&without_widths(request.uri())?).map_err(|e| bad(e.body_text()))?.0;
+    let mut pairs = query::pairs(request.uri().query())?;
+    let mut take = |name: &str| pairs.iter().position(|(n, _)| n == name).map(|i| pairs.remove(i).1);
+    let widths = parse_widths(&take("widths").ok_or_else(|| bad("widths is required, for example widths=320,640".into()))?).map_err(bad)?;
     // `enlarge` applies to the widths here, not to a /v1/compress resize (which would want a side).
-    let enlarge = params.enlarge.take().unwrap_or(false);
-    if params.width.is_some() || params.height.is_some() || params.fit.is_some() {
-        return Err(bad("width, height and fit are for /v1/compress; here the sizes come from widths".into()));
+    let enlarge = match take("enlarge") {
+        Some(text) => option("enlarge").expect("a registry option").parse(&text)? == OptionValue::Switch(true),
+        None => false,
+    };
+    if let Some((name, _)) = pairs.iter().find(|(n, _)| SIZE_PARAMETERS.contains(&n.as_str())) {
+        return Err(bad(format!("{name} is for /v1/compress; here the sizes come from widths")));
     }
     let accept = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let mut options = v1::options(&params, &accept, &state)?;
-    if params.format.is_none() {
+    let mut options = query::options(&pairs, &accept, &state)?;
+    if !pairs.iter().any(|(n, _)| n == "format") {
         options.format = OutputFormat::To(Format::WebP);
     }
     let (charge, request) = upload::start_upload(&state, request)?;
@@ -157,16 +165,9 @@ fn parse_widths(text: &str) -> Result<Vec<u32>, String> {
     };
     let widths: Option<Vec<u32>> = text.split(',').map(width).collect();
     match widths {
-        Some(w) if w.len() <= 16 => Ok(w),
-        _ => Err(format!("widths {text:?} is not a comma-separated list of at most 16 widths in 1-65535")),
+        Some(w) if w.len() <= MAX_VARIANTS => Ok(w),
+        _ => Err(format!("widths {text:?} is not a comma-separated list of at most {MAX_VARIANTS} widths in 1-65535")),
     }
-}
-
-/// The request's URI without the `widths` parameter, for parsing the others strictly.
-fn without_widths(uri: &Uri) -> Result<Uri, ApiError> {
-    let rest: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("widths")).collect();
-    let path_and_query = format!("{}?{}", uri.path(), rest.join("&"));
-    path_and_query.parse().map_err(|_| ApiError::BadRequest { code: "invalid_options", message: "unreadable query".into() })
 }
 
 /// The ZIP: every variant under its `stem-<W>w.<ext>` name, then `manifest.json`.
@@ -217,12 +218,10 @@ mod tests {
     #[test]
     fn widths_and_the_remaining_query() {
         assert_eq!(parse_widths("320,640, 1280"), Ok(vec![320, 640, 1280]));
-        for bad in ["", "0", "320,", "a", "70000", "-5", "+5", "0320", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"] {
+        for bad in ["", "0", "320,", "a", "70000", "-5", "+5", "0320"] {
             assert!(parse_widths(bad).is_err(), "{bad:?}");
         }
-        let uri: Uri = "/v1/variants?widths=320%2C640&format=avif&quality=60".parse().unwrap();
-        assert_eq!(without_widths(&uri).unwrap().query(), Some("format=avif&quality=60"));
-        let uri: Uri = "/v1/variants?widths=320".parse().unwrap();
-        assert_eq!(without_widths(&uri).unwrap().query(), Some(""));
+        let most = vec!["1"; MAX_VARIANTS].join(",");
+        assert!(parse_widths(&most).is_ok() && parse_widths(&format!("{most},1")).is_err());
     }
 }

@@ -61,7 +61,13 @@ pub fn compress_one(input: &Path, args: &CompressArgs) -> anyhow::Result<bool> {
             }
             eprintln!("{line}");
         }
-        Err(e) => eprintln!("{name}: error: {e:#}"),
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            // The child that failed, and the end of what it printed.
+            if let Some(log) = e.downcast_ref::<compressor_video::Error>().and_then(compressor_video::Error::log) {
+                eprintln!("  ran: {log}");
+            }
+        }
     }
     if args.json {
         let line = match &outcome {

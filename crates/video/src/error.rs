@@ -57,7 +57,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short stable machine-readable code, like the image engine's.
+    /// The one short stable machine-readable code of each error, like the image engine's: the
+    /// command line's `--json`, batch's manifest and the service's error body all say this.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Unsupported { .. } => "unsupported_format",
@@ -66,7 +67,8 @@ impl Error {
             Error::InvalidOptions { .. } => "invalid_options",
             Error::Timeout { .. } => "timeout",
             Error::Cancelled => "cancelled",
-            Error::ToolMissing { .. } | Error::Failed { .. } | Error::Io(_) => "internal",
+            Error::Failed { .. } => "transcode_failed",
+            Error::ToolMissing { .. } | Error::Io(_) => "internal",
         }
     }
 

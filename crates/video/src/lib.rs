@@ -103,6 +103,11 @@ pub struct Options {
 }
 
 impl Options {
+    /// The default wall-clock limit of a transcode (the service's `--video-timeout` too).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+    /// The default address-space limit of each child.
+    pub const DEFAULT_MEMORY_BYTES: u64 = 4 << 30;
+
     /// Refuses settings no encode can honour, before any file is read (the service checks a
     /// request with it before taking the upload).
     pub fn validate(&self) -> Result<(), Error> {
@@ -125,9 +130,9 @@ impl Default for Options {
             quality: None,
             target_quality: None,
             audio: true,
-            limits: Limits::default(),
-            timeout: Duration::from_secs(600),
-            memory_bytes: 4 << 30,
+            limits: Limits::DEFAULT,
+            timeout: Options::DEFAULT_TIMEOUT,
+            memory_bytes: Options::DEFAULT_MEMORY_BYTES,
             temp_dir: None,
             cancel: Cancel::default(),
         }

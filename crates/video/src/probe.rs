@@ -16,9 +16,16 @@ pub struct Limits {
     pub max_frames: u64,
 }
 
+impl Limits {
+    /// The defaults, written here only: the command line, batch and the service (its
+    /// `--max-video-bytes`) read them.
+    pub const DEFAULT: Limits =
+        Limits { max_duration_seconds: 600.0, max_frame_pixels: 36_000_000, max_input_bytes: 500_000_000, max_frames: 100_000 };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_duration_seconds: 600.0, max_frame_pixels: 36_000_000, max_input_bytes: 500_000_000, max_frames: 100_000 }
+        Limits::DEFAULT
     }
 }
 

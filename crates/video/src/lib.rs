@@ -123,6 +123,37 @@ impl Options {
     }
 }
 
+/// What a caller chooses for one video, in the spellings every surface shares (`format`: `mp4`,
+/// `webm` or `keep` in any case, by [`VideoFormat`]'s `FromStr`; `quality` and `target_quality`
+/// 0-100; `audio`). The command line, batch and the service build their [`Options`] from it with
+/// [`Choices::options`], so a choice left out means the same, and is checked the same, everywhere;
+/// the rest of the options (limits, timeout, temporary folder) are the deployment's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Choices {
+    /// `None`: [`VideoFormat::Keep`].
+    pub format: Option<VideoFormat>,
+    pub quality: Option<u8>,
+    pub target_quality: Option<f64>,
+    /// `None`: kept.
+    pub audio: Option<bool>,
+}
+
+impl Choices {
+    /// The options for these choices, with the default limits, timeout and memory, checked
+    /// ([`Options::validate`]).
+    pub fn options(&self) -> Result<Options, Error> {
+        let options = Options {
+            format: self.format.unwrap_or(VideoFormat::Keep),
+            quality: self.quality,
+            target_quality: self.target_quality,
+            audio: self.audio.unwrap_or(true),
+            ..Options::default()
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -328,5 +359,16 @@ mod tests {
         assert_eq!(even_for(VideoFormat::Mp4, (1, 1)), (2, 2));
         assert_eq!(even_for(VideoFormat::WebM, (641, 361)), (641, 361));
         assert!("mkv".parse::<VideoFormat>().is_err());
+    }
+
+    #[test]
+    fn choices_left_out_mean_keep_with_audio_and_are_checked() {
+        let options = Choices::default().options().unwrap();
+        assert_eq!(options, Options { format: VideoFormat::Keep, cancel: options.cancel.clone(), ..Options::default() });
+        let format = Some("WebM".parse().unwrap());
+        let options = Choices { format, quality: Some(70), target_quality: None, audio: Some(false) }.options().unwrap();
+        assert_eq!((options.format, options.quality, options.audio), (VideoFormat::WebM, Some(70), false));
+        assert!(matches!(Choices { quality: Some(101), ..Choices::default() }.options(), Err(Error::InvalidOptions { .. })));
+        assert!(matches!(Choices { target_quality: Some(-1.0), ..Choices::default() }.options(), Err(Error::InvalidOptions { .. })));
     }
 }

@@ -398,9 +398,9 @@ fn name_the_key(e: compressor_video::Error, input: &Path, relative: &str) -> com
     use compressor_video::Error::{Corrupt, Failed, Unsupported};
     let rename = |detail: String| detail.replace(&*input.to_string_lossy(), relative);
     match e {
-        Corrupt { detail } => Corrupt { detail: rename(detail) },
+        Corrupt { detail, log } => Corrupt { detail: rename(detail), log },
         Unsupported { detail } => Unsupported { detail: rename(detail) },
-        Failed { detail } => Failed { detail: rename(detail) },
+        Failed { detail, log } => Failed { detail: rename(detail), log },
         other => other,
     }
 }

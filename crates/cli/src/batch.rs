@@ -1,24 +1,14 @@
 //! `compressor batch`: runs the batch library on a tokio runtime and reports.
 
 use compressor_batch::{BatchArgs, VideoSettings};
-use compressor_video::VideoFormat;
 
 use crate::engine_args::EngineArgs;
 
 /// Exit status: 0 nothing failed, 1 some keys failed, 130 interrupted (Ctrl-C).
 pub fn run(args: BatchArgs, engine: &EngineArgs) -> anyhow::Result<i32> {
     let json = args.json;
-    // Videos as `compress` does them: `--format mp4|webm` (which sends GIFs to video too) or
-    // their own container, `-q`'s upper end as the quality, `--target-quality` searched for.
-    let video = VideoSettings {
-        options: compressor_video::Options {
-            format: engine.video_format().unwrap_or(VideoFormat::Keep),
-            quality: engine.quality().map(|q| q.max),
-            target_quality: engine.target_quality(),
-            ..compressor_video::Options::default()
-        },
-        gifs: engine.video_format().is_some(),
-    };
+    // Videos as `compress` does them; `--format mp4|webm` sends GIFs to video too.
+    let video = VideoSettings { options: crate::video::choices(engine).options()?, gifs: engine.video_format().is_some() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = runtime.block_on(compressor_batch::run(args, engine.options()?, video))?;
     eprintln!("{}", report.summary());

@@ -5,10 +5,11 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use compressor_video::{Options, Report, VideoFormat};
+use compressor_video::{Choices, Report, VideoFormat};
 use serde::Serialize;
 
 use crate::compress::{CompressArgs, ErrorReport, human_bytes};
+use crate::engine_args::EngineArgs;
 
 /// One line of `--json` output for a video.
 #[derive(Debug, Serialize)]
@@ -61,7 +62,13 @@ pub fn compress_one(input: &Path, args: &CompressArgs) -> anyhow::Result<bool> {
             }
             eprintln!("{line}");
         }
-        Err(e) => eprintln!("{name}: error: {e:#}"),
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            // The child that failed, and the end of what it printed.
+            if let Some(log) = e.downcast_ref::<compressor_video::Error>().and_then(compressor_video::Error::log) {
+                eprintln!("  ran: {log}");
+            }
+        }
     }
     if args.json {
         let line = match &outcome {
@@ -75,6 +82,18 @@ pub fn compress_one(input: &Path, args: &CompressArgs) -> anyhow::Result<bool> {
     Ok(outcome.is_ok())
 }
 
+/// The video choices of the command line's flags, for `compress` and `batch` alike: `--format
+/// mp4|webm` (else each video's own container), `-q`'s upper end as the quality, and
+/// `--target-quality`.
+pub fn choices(engine: &EngineArgs) -> Choices {
+    Choices {
+        format: engine.video_format(),
+        quality: engine.quality().map(|q| q.max),
+        target_quality: engine.target_quality(),
+        audio: None,
+    }
+}
+
 fn error_report(e: &anyhow::Error) -> ErrorReport {
     match e.downcast_ref::<compressor_video::Error>() {
         Some(video) => ErrorReport::new(video.code(), video.to_string()),
@@ -86,12 +105,7 @@ fn run(input: &Path, args: &CompressArgs) -> anyhow::Result<(Report, Option<Path
     if input.as_os_str() == "-" {
         bail!("videos are read from files, not standard input");
     }
-    let options = Options {
-        format: args.engine.video_format().unwrap_or(VideoFormat::Keep),
-        quality: args.engine.quality().map(|q| q.max),
-        target_quality: args.engine.target_quality(),
-        ..Options::default()
-    };
+    let options = choices(&args.engine).options()?;
     let compressed = compressor_video::compress(input, &options)?;
     let report = compressed.report;
     let destination = destination(input, args, report.format)?;

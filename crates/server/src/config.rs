@@ -72,8 +72,8 @@ pub struct ServeArgs {
     /// instance groups can then be scaled for each, behind one load balancer
     #[arg(long, env = "COMPRESSOR_SERVICES", value_delimiter = ',', default_value = "images,video", value_parser = ["images", "video"])]
     pub services: Vec<String>,
-    /// Largest video upload in bytes (default 500 MB); streamed to a temporary file, never held in memory
-    #[arg(long, env = "COMPRESSOR_MAX_VIDEO_BYTES", default_value_t = 500_000_000)]
+    /// Largest video upload in bytes; streamed to a temporary file, never held in memory
+    #[arg(long, env = "COMPRESSOR_MAX_VIDEO_BYTES", default_value_t = compressor_video::Limits::DEFAULT.max_input_bytes)]
     pub max_video_bytes: u64,
     /// Videos transcoded at once (each ffmpeg uses every CPU)
     #[arg(long, env = "COMPRESSOR_VIDEO_WORKERS", default_value_t = 1)]
@@ -82,7 +82,7 @@ pub struct ServeArgs {
     #[arg(long, env = "COMPRESSOR_VIDEO_QUEUE", default_value_t = 2)]
     pub video_queue: usize,
     /// Longest time for a whole video request, upload and transcode included; 504 after it
-    #[arg(long, env = "COMPRESSOR_VIDEO_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "COMPRESSOR_VIDEO_TIMEOUT", default_value = VIDEO_TIMEOUT.as_str(), value_parser = parse_duration)]
     pub video_timeout: Duration,
     /// Folder for uploaded videos and transcodes in progress (default: the system's temporary folder)
     #[arg(long, env = "COMPRESSOR_TEMP_DIR")]
@@ -90,6 +90,20 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` (the level comes from RUST_LOG, default `info`)
     #[arg(long, env = "COMPRESSOR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// `--video-timeout`'s default, the video crate's ([`compressor_video::Options::DEFAULT_TIMEOUT`]),
+/// as [`parse_duration`] reads it.
+static VIDEO_TIMEOUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| duration_text(compressor_video::Options::DEFAULT_TIMEOUT));
+
+/// `10m`, `90s`, `1500ms`: the shortest exact way [`parse_duration`] reads.
+fn duration_text(d: Duration) -> String {
+    match (d.as_millis(), d.as_secs()) {
+        (ms, _) if ms % 1000 != 0 => format!("{ms}ms"),
+        (_, s) if s % 3600 == 0 => format!("{}h", s / 3600),
+        (_, s) if s % 60 == 0 => format!("{}m", s / 60),
+        (_, s) => format!("{s}s"),
+    }
 }
 
 /// `count` requests per `per`, as a token bucket holding at most `count` tokens.
@@ -135,7 +149,13 @@ pub struct VideoConfig {
 
 impl Default for VideoConfig {
     fn default() -> Self {
-        VideoConfig { max_body_bytes: 500_000_000, workers: 1, queue: 2, timeout: Duration::from_secs(600), temp_dir: None }
+        VideoConfig {
+            max_body_bytes: compressor_video::Limits::DEFAULT.max_input_bytes,
+            workers: 1,
+            queue: 2,
+            timeout: compressor_video::Options::DEFAULT_TIMEOUT,
+            temp_dir: None,
+        }
     }
 }
 
@@ -288,5 +308,25 @@ mod tests {
         assert!(parse_rate("0/s").is_err());
         assert!(parse_rate("ten/s").is_err());
         assert!(parse_rate("10").is_err());
+    }
+
+    #[test]
+    fn video_flag_defaults_are_the_video_crates() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = <Cli as clap::Parser>::parse_from(["serve"]).serve;
+        let video = Config::from_args(&args).unwrap().video.unwrap();
+        let defaults = (compressor_video::Limits::DEFAULT.max_input_bytes, compressor_video::Options::DEFAULT_TIMEOUT);
+        assert_eq!((video.max_body_bytes, video.timeout), defaults);
+        let config = VideoConfig::default();
+        assert_eq!((config.max_body_bytes, config.timeout), defaults);
+        assert_eq!(parse_duration(&VIDEO_TIMEOUT), Ok(compressor_video::Options::DEFAULT_TIMEOUT));
+        for (d, text) in [(Duration::from_secs(90), "90s"), (Duration::from_millis(1500), "1500ms"), (Duration::from_secs(7200), "2h")] {
+            assert_eq!(duration_text(d), text);
+            assert_eq!(parse_duration(text), Ok(d));
+        }
     }
 }

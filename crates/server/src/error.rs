@@ -113,18 +113,19 @@ impl From<EngineError> for ApiError {
     }
 }
 
-/// Each video error with the status the image route gives its like.
+/// Each video error with the status the image route gives its like (the one place video errors
+/// get a status); the code is the video crate's own ([`compressor_video::Error::code`]).
 impl From<compressor_video::Error> for ApiError {
     fn from(e: compressor_video::Error) -> Self {
         use compressor_video::Error as VideoError;
-        let message = e.to_string();
+        let (code, message) = (e.code(), e.to_string());
         match e {
             VideoError::Unsupported { .. } => ApiError::Unsupported(message),
-            VideoError::Corrupt { .. } => ApiError::Unprocessable { code: "corrupt_video", message },
-            VideoError::Failed { .. } => ApiError::Unprocessable { code: "transcode_failed", message },
-            VideoError::LimitExceeded { .. } => ApiError::TooLarge { code: "limit_exceeded", message },
-            VideoError::InvalidOptions { .. } => ApiError::BadRequest { code: "invalid_options", message },
+            VideoError::Corrupt { .. } | VideoError::Failed { .. } => ApiError::Unprocessable { code, message },
+            VideoError::LimitExceeded { .. } => ApiError::TooLarge { code, message },
+            VideoError::InvalidOptions { .. } => ApiError::BadRequest { code, message },
             VideoError::Timeout { seconds, .. } => ApiError::Timeout((seconds * 1000.0) as u128),
+            // Only the request's own drop guard cancels, so no one is left to read this.
             VideoError::Cancelled | VideoError::ToolMissing { .. } | VideoError::Io(_) => ApiError::Internal(message),
         }
     }
@@ -188,5 +189,26 @@ mod tests {
             assert_eq!(api.status().as_u16(), status, "{api:?}");
             assert_eq!(api.code(), code);
         }
+    }
+
+    #[test]
+    fn video_errors_keep_the_video_crates_code() {
+        use compressor_video::{Error as VideoError, LimitKind as VideoLimit};
+        let cases = [
+            (VideoError::Unsupported { detail: "mp3".into() }, 415),
+            (VideoError::Corrupt { detail: "eof".into(), log: None }, 422),
+            (VideoError::Failed { detail: "encoder".into(), log: None }, 422),
+            (VideoError::LimitExceeded { what: VideoLimit::DurationSeconds, value: 2.0, limit: 1.0 }, 413),
+            (VideoError::InvalidOptions { detail: "q".into() }, 400),
+            (VideoError::Timeout { program: "ffmpeg".into(), seconds: 1.0 }, 504),
+            (VideoError::ToolMissing { program: "ffmpeg".into() }, 500),
+            (VideoError::Io(std::io::Error::other("disk")), 500),
+        ];
+        for (error, status) in cases {
+            let code = error.code();
+            let api = ApiError::from(error);
+            assert_eq!((api.status().as_u16(), api.code()), (status, code), "{api:?}");
+        }
+        assert_eq!(ApiError::from(VideoError::Failed { detail: String::new(), log: None }).code(), "transcode_failed");
     }
 }

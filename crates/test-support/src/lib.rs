@@ -249,3 +249,18 @@ pub fn test_video(path: &std::path::Path, width: u32, height: u32, seconds: u32)
         .expect("ffmpeg (Debian package ffmpeg)");
     assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Makes a video ffprobe reads and ffmpeg decodes but cannot transcode: a 1 s `testsrc2` clip
+/// with a 9-channel PCM track in Matroska. Neither ffmpeg's AAC encoder ("Unsupported channel
+/// layout") nor libopus ("mapping family undefined for 9 channels") opens for it, so the
+/// transcode fails on the output side (`transcode_failed`), in MP4 and in WebM alike.
+pub fn untranscodable_video(path: &std::path::Path) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1"])
+        .args(["-f", "s16le", "-ar", "8000", "-ac", "9", "-t", "1", "-i", "/dev/zero"])
+        .args(["-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "pcm_s16le", "-f", "matroska"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg)");
+    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -23,14 +23,17 @@ impl fmt::Display for LimitKind {
     }
 }
 
+pub use crate::ffmpeg::ChildLog;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// ffprobe found no video stream, or a container or codec ffmpeg cannot read.
     #[error("unsupported video: {detail}")]
     Unsupported { detail: String },
-    /// The file claims a format but cannot be read.
+    /// The file claims a format but cannot be read (ffprobe failed, or ffmpeg failed reading it).
+    /// `log`: the child that failed, when one did (see [`Error::log`]).
     #[error("corrupt video: {detail}")]
-    Corrupt { detail: String },
+    Corrupt { detail: String, log: Option<Box<ChildLog>> },
     /// Over a limit, found by the probe before any transcoding.
     #[error("{what} exceeded: {value} > {limit}")]
     LimitExceeded { what: LimitKind, value: f64, limit: f64 },
@@ -44,15 +47,18 @@ pub enum Error {
     Cancelled,
     #[error("{program} is not installed (Debian package ffmpeg)")]
     ToolMissing { program: String },
-    /// ffmpeg failed on an input ffprobe accepted (or was killed by its CPU or memory limit).
+    /// ffmpeg failed on the output side of an input it read (an encoder that refused the input's
+    /// streams, the muxer, the output file), or ran out of memory, or was killed by its CPU or
+    /// memory limit.
     #[error("transcoding failed: {detail}")]
-    Failed { detail: String },
+    Failed { detail: String, log: Option<Box<ChildLog>> },
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
 
 impl Error {
-    /// A short stable machine-readable code, like the image engine's.
+    /// The one short stable machine-readable code of each error, like the image engine's: the
+    /// command line's `--json`, batch's manifest and the service's error body all say this.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Unsupported { .. } => "unsupported_format",
@@ -61,7 +67,24 @@ impl Error {
             Error::InvalidOptions { .. } => "invalid_options",
             Error::Timeout { .. } => "timeout",
             Error::Cancelled => "cancelled",
-            Error::ToolMissing { .. } | Error::Failed { .. } | Error::Io(_) => "internal",
+            Error::Failed { .. } => "transcode_failed",
+            Error::ToolMissing { .. } | Error::Io(_) => "internal",
         }
+    }
+
+    /// The child whose failure this is: its command line and the end of its standard error.
+    pub fn log(&self) -> Option<&ChildLog> {
+        match self {
+            Error::Corrupt { log, .. } | Error::Failed { log, .. } => log.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn corrupt(detail: impl Into<String>) -> Error {
+        Error::Corrupt { detail: detail.into(), log: None }
+    }
+
+    pub(crate) fn failed(detail: impl Into<String>) -> Error {
+        Error::Failed { detail: detail.into(), log: None }
     }
 }

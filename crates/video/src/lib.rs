@@ -25,18 +25,17 @@
 //! the reported score.
 
 mod error;
+mod ffmpeg;
 mod probe;
-mod run;
 mod search;
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use error::{Error, LimitKind};
+pub use error::{ChildLog, Error, LimitKind};
+pub use ffmpeg::Cancel;
+use ffmpeg::{Bounds, Budget};
 pub use probe::{Limits, Probe};
-pub use run::Cancel;
-use run::{Bounds, Budget};
 
 /// The container and codecs written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -104,6 +103,11 @@ pub struct Options {
 }
 
 impl Options {
+    /// The default wall-clock limit of a transcode (the service's `--video-timeout` too).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+    /// The default address-space limit of each child.
+    pub const DEFAULT_MEMORY_BYTES: u64 = 4 << 30;
+
     /// Refuses settings no encode can honour, before any file is read (the service checks a
     /// request with it before taking the upload).
     pub fn validate(&self) -> Result<(), Error> {
@@ -119,6 +123,37 @@ impl Options {
     }
 }
 
+/// What a caller chooses for one video, in the spellings every surface shares (`format`: `mp4`,
+/// `webm` or `keep` in any case, by [`VideoFormat`]'s `FromStr`; `quality` and `target_quality`
+/// 0-100; `audio`). The command line, batch and the service build their [`Options`] from it with
+/// [`Choices::options`], so a choice left out means the same, and is checked the same, everywhere;
+/// the rest of the options (limits, timeout, temporary folder) are the deployment's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Choices {
+    /// `None`: [`VideoFormat::Keep`].
+    pub format: Option<VideoFormat>,
+    pub quality: Option<u8>,
+    pub target_quality: Option<f64>,
+    /// `None`: kept.
+    pub audio: Option<bool>,
+}
+
+impl Choices {
+    /// The options for these choices, with the default limits, timeout and memory, checked
+    /// ([`Options::validate`]).
+    pub fn options(&self) -> Result<Options, Error> {
+        let options = Options {
+            format: self.format.unwrap_or(VideoFormat::Keep),
+            quality: self.quality,
+            target_quality: self.target_quality,
+            audio: self.audio.unwrap_or(true),
+            ..Options::default()
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -126,9 +161,9 @@ impl Default for Options {
             quality: None,
             target_quality: None,
             audio: true,
-            limits: Limits::default(),
-            timeout: Duration::from_secs(600),
-            memory_bytes: 4 << 30,
+            limits: Limits::DEFAULT,
+            timeout: Options::DEFAULT_TIMEOUT,
+            memory_bytes: Options::DEFAULT_MEMORY_BYTES,
             temp_dir: None,
             cancel: Cancel::default(),
         }
@@ -186,11 +221,10 @@ pub fn looks_like_video(head: &[u8]) -> bool {
 
 /// Probes `input` (a local file) under the options' limits.
 pub fn probe(input: &Path, options: &Options) -> Result<Probe, Error> {
-    let scratch = scratch_dir(options)?;
-    probe_in(input, scratch.path(), options)
+    probe_in(input, options)
 }
 
-fn probe_in(input: &Path, scratch: &Path, options: &Options) -> Result<Probe, Error> {
+fn probe_in(input: &Path, options: &Options) -> Result<Probe, Error> {
     let size = std::fs::metadata(input)?.len();
     if size > options.limits.max_input_bytes {
         return Err(Error::LimitExceeded { what: LimitKind::InputBytes, value: size as f64, limit: options.limits.max_input_bytes as f64 });
@@ -200,7 +234,7 @@ fn probe_in(input: &Path, scratch: &Path, options: &Options) -> Result<Probe, Er
         memory_bytes: options.memory_bytes,
         cancel: options.cancel.clone(),
     };
-    let probed = probe::probe(input, scratch, &bounds)?;
+    let probed = probe::probe(input, &bounds)?;
     probed.check(&options.limits)?;
     Ok(probed)
 }
@@ -210,7 +244,7 @@ pub fn compress(input: &Path, options: &Options) -> Result<Compressed, Error> {
     let started = Instant::now();
     options.validate()?;
     let scratch = scratch_dir(options)?;
-    let probed = probe_in(input, scratch.path(), options)?;
+    let probed = probe_in(input, options)?;
     let format = match options.format {
         VideoFormat::Keep if probed.is_webm() => VideoFormat::WebM,
         VideoFormat::Keep => VideoFormat::Mp4,
@@ -237,8 +271,8 @@ pub fn compress(input: &Path, options: &Options) -> Result<Compressed, Error> {
         }
         None => (crf(format, options.quality), None),
     };
-    let (args, method) = ffmpeg_args(input, output.path(), format, crf, audio, probed.is_gif());
-    budget.ffmpeg(&args, scratch.path())?;
+    let (encode, method) = ffmpeg::Command::encode(input, output.path(), format, crf, audio, probed.is_gif());
+    budget.run(encode)?;
     let (input_size, output_size) = (std::fs::metadata(input)?.len(), output.as_file().metadata()?.len());
     let same_container = (format == VideoFormat::Mp4 && probed.is_mp4()) || (format == VideoFormat::WebM && probed.is_webm());
     let changed = !(same_container && output_size >= input_size);
@@ -274,13 +308,6 @@ fn scratch_dir(options: &Options) -> Result<tempfile::TempDir, Error> {
     Ok(tempfile::Builder::new().prefix(".compressor-video-").tempdir_in(parent)?)
 }
 
-/// GIF delays are in hundredths of a second. Without this the encoder's time base is ffmpeg's
-/// guess from the average rate, and `-fps_mode vfr` drops every frame that lands on the same tick
-/// of it (`rich__table_movie.gif`: 84 frames became 56).
-pub(crate) fn gif_time_base(gif: bool) -> &'static [&'static str] {
-    if gif { &["-enc_time_base:v", "1:100"] } else { &[] }
-}
-
 /// x264 and VP9 CRFs for a 0-100 quality: 100 → 0 (best), 0 → the codec's worst.
 fn crf(format: VideoFormat, quality: Option<u8>) -> u32 {
     match (format, quality) {
@@ -302,44 +329,6 @@ fn audio_codec_of(format: VideoFormat) -> &'static str {
 /// H.264 in 4:2:0 needs even sides: odd ones are rounded down (one pixel row or column).
 fn even_for(format: VideoFormat, (w, h): (u32, u32)) -> (u32, u32) {
     if format == VideoFormat::WebM { (w, h) } else { ((w & !1).max(2), (h & !1).max(2)) }
-}
-
-/// The ffmpeg command line and the method name for the report (target-quality samples are
-/// encoded with the same, without audio).
-fn ffmpeg_args(input: &Path, output: &Path, format: VideoFormat, crf: u32, audio: bool, gif: bool) -> (Vec<OsString>, String) {
-    let mut args: Vec<OsString> =
-        ["-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-i"].into_iter().map(OsString::from).collect();
-    args.push(input.as_os_str().to_owned());
-    let mut push = |list: &[&str]| args.extend(list.iter().map(OsString::from));
-    // The first video stream (rotation applied by ffmpeg), the first audio stream if kept; frames
-    // keep their own timestamps (variable frame rate and GIF delays survive).
-    push(&["-map", "0:v:0", "-fps_mode", "vfr", "-map_metadata", "-1", "-pix_fmt", "yuv420p"]);
-    push(gif_time_base(gif));
-    let crf_text = crf.to_string();
-    let method = match format {
-        VideoFormat::WebM => {
-            push(&["-c:v", "libvpx-vp9", "-crf", &crf_text, "-b:v", "0", "-row-mt", "1", "-deadline", "good", "-cpu-used", "2"]);
-            format!("vp9-crf{crf}")
-        }
-        _ => {
-            // As `even_for`: a 1-pixel side becomes 2 (rounding it down would leave none).
-            push(&["-vf", r"scale=max(2\,trunc(iw/2)*2):max(2\,trunc(ih/2)*2)", "-c:v", "libx264", "-preset", "medium", "-crf", &crf_text]);
-            push(&["-movflags", "+faststart"]);
-            format!("h264-crf{crf}")
-        }
-    };
-    if audio {
-        push(&["-map", "0:a:0"]);
-        match format {
-            VideoFormat::WebM => push(&["-c:a", "libopus", "-b:a", "96k"]),
-            _ => push(&["-c:a", "aac", "-b:a", "128k"]),
-        }
-    } else {
-        push(&["-an"]);
-    }
-    push(&["-f", if format == VideoFormat::WebM { "webm" } else { "mp4" }, "-y"]);
-    args.push(output.as_os_str().to_owned());
-    (args, method)
 }
 
 #[cfg(test)]
@@ -374,5 +363,16 @@ mod tests {
         assert_eq!(even_for(VideoFormat::Mp4, (1, 1)), (2, 2));
         assert_eq!(even_for(VideoFormat::WebM, (641, 361)), (641, 361));
         assert!("mkv".parse::<VideoFormat>().is_err());
+    }
+
+    #[test]
+    fn choices_left_out_mean_keep_with_audio_and_are_checked() {
+        let options = Choices::default().options().unwrap();
+        assert_eq!(options, Options { format: VideoFormat::Keep, cancel: options.cancel.clone(), ..Options::default() });
+        let format = Some("WebM".parse().unwrap());
+        let options = Choices { format, quality: Some(70), target_quality: None, audio: Some(false) }.options().unwrap();
+        assert_eq!((options.format, options.quality, options.audio), (VideoFormat::WebM, Some(70), false));
+        assert!(matches!(Choices { quality: Some(101), ..Choices::default() }.options(), Err(Error::InvalidOptions { .. })));
+        assert!(matches!(Choices { target_quality: Some(-1.0), ..Choices::default() }.options(), Err(Error::InvalidOptions { .. })));
     }
 }

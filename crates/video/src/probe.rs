@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::{Error, LimitKind};
-use crate::run::{Bounds, run};
+use crate::ffmpeg::{Bounds, Command, run};
 
 /// Limits checked on the probe, before ffmpeg decodes a single frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -16,9 +16,16 @@ pub struct Limits {
     pub max_frames: u64,
 }
 
+impl Limits {
+    /// The defaults, written here only: the command line, batch and the service (its
+    /// `--max-video-bytes`) read them.
+    pub const DEFAULT: Limits =
+        Limits { max_duration_seconds: 600.0, max_frame_pixels: 36_000_000, max_input_bytes: 500_000_000, max_frames: 100_000 };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_duration_seconds: 600.0, max_frame_pixels: 36_000_000, max_input_bytes: 500_000_000, max_frames: 100_000 }
+        Limits::DEFAULT
     }
 }
 
@@ -101,29 +108,12 @@ struct SideData {
 }
 
 /// Probes `path` with ffprobe under `bounds`.
-pub fn probe(path: &Path, scratch: &Path, bounds: &Bounds) -> Result<Probe, Error> {
-    let args: [&std::ffi::OsStr; 11] = [
-        "-v".as_ref(),
-        "error".as_ref(),
-        "-protocol_whitelist".as_ref(),
-        "file".as_ref(),
-        "-print_format".as_ref(),
-        "json".as_ref(),
-        "-show_format".as_ref(),
-        "-show_streams".as_ref(),
-        "-i".as_ref(),
-        path.as_os_str(),
-        "-hide_banner".as_ref(),
-    ];
-    let finished = run("ffprobe", &args, scratch, bounds)?;
-    if !finished.status.success() {
-        return Err(Error::Corrupt { detail: first_line(&finished.stderr, "ffprobe could not read the file") });
-    }
-    parse(&finished.stdout)
+pub fn probe(path: &Path, bounds: &Bounds) -> Result<Probe, Error> {
+    parse(&run(Command::probe(path), bounds)?.check()?.stdout)
 }
 
 fn parse(json: &[u8]) -> Result<Probe, Error> {
-    let json: Json = serde_json::from_slice(json).map_err(|e| Error::Corrupt { detail: format!("ffprobe output: {e}") })?;
+    let json: Json = serde_json::from_slice(json).map_err(|e| Error::corrupt(format!("ffprobe output: {e}")))?;
     let format = json.format.ok_or_else(|| Error::Unsupported { detail: "no container recognised".into() })?;
     let video = json
         .streams
@@ -164,10 +154,6 @@ fn rate(text: &str) -> Option<f64> {
     let (n, d) = text.split_once('/')?;
     let (n, d) = (n.parse::<f64>().ok()?, d.parse::<f64>().ok()?);
     (d > 0.0 && n > 0.0).then(|| n / d)
-}
-
-pub(crate) fn first_line(stderr: &str, otherwise: &str) -> String {
-    stderr.lines().rev().find(|l| !l.trim().is_empty()).map_or_else(|| otherwise.to_owned(), |l| l.trim().chars().take(300).collect())
 }
 
 #[cfg(test)]

@@ -16,11 +16,10 @@
 //! so far, within the bracket of the highest CRF that passed and the lowest that failed, for at most
 //! [`MAX_STEPS`] steps or until the two are neighbours.
 
-use std::ffi::OsString;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use crate::run::Budget;
+use crate::ffmpeg::{Budget, Command};
 use crate::{Error, Probe, VideoFormat};
 
 /// Segments sampled from a video longer than [`WHOLE_UP_TO_SECONDS`].
@@ -189,7 +188,7 @@ impl Searcher<'_> {
                 let centre = duration * (i as f64 + 0.5) / SAMPLES as f64;
                 let start = (centre - SAMPLE_SECONDS / 2.0).clamp(0.0, duration - SAMPLE_SECONDS);
                 let cut = self.scratch.join(format!("sample{i}.mkv"));
-                self.budget.ffmpeg(&cut_args(input, &cut, start, self.gif), self.scratch)?;
+                self.budget.run(Command::cut(input, &cut, start, SAMPLE_SECONDS, self.gif))?;
                 let sample = self.reference(cut, i, expected, per_step.div_ceil(SAMPLES as u64))?;
                 if sample.frames > 0 {
                     samples.push(sample);
@@ -206,7 +205,7 @@ impl Searcher<'_> {
         }
         let sample = self.reference(input.to_owned(), 0, probed.frames.max(1), per_step)?;
         if sample.frames == 0 {
-            return Err(Error::Corrupt { detail: "no frame could be decoded to score".into() });
+            return Err(Error::corrupt("no frame could be decoded to score"));
         }
         Ok((vec![sample], "the whole video".into()))
     }
@@ -219,7 +218,7 @@ impl Searcher<'_> {
         let every = (expected / limit).max(1);
         let every = if every.is_multiple_of(2) { every - 1 } else { every };
         let reference = self.scratch.join(format!("sample{index}.rgb"));
-        self.budget.ffmpeg(&self.decode_args(&input, &reference, every, limit), self.scratch)?;
+        self.budget.run(Command::decode_rgb(&input, &reference, self.size, every, limit))?;
         let frames = std::fs::metadata(&reference)?.len() / self.frame_bytes();
         Ok(Sample { input, reference, frames, every, limit })
     }
@@ -233,10 +232,10 @@ impl Searcher<'_> {
         let (mut sum, mut count) = (0.0, 0u64);
         for (i, sample) in samples.iter().enumerate() {
             let encoded = self.scratch.join(format!("candidate{i}.{}", self.format.extension()));
-            let (args, _) = crate::ffmpeg_args(&sample.input, &encoded, self.format, crf, false, self.gif);
-            self.budget.ffmpeg(&args, self.scratch)?;
+            let (encode, _) = Command::encode(&sample.input, &encoded, self.format, crf, false, self.gif);
+            self.budget.run(encode)?;
             let decoded = self.scratch.join(format!("candidate{i}.rgb"));
-            let result = self.budget.ffmpeg(&self.decode_args(&encoded, &decoded, sample.every, sample.limit), self.scratch);
+            let result = self.budget.run(Command::decode_rgb(&encoded, &decoded, self.size, sample.every, sample.limit));
             let _ = std::fs::remove_file(&encoded);
             result?;
             let scored = self.score_frames(&sample.reference, &decoded);
@@ -249,7 +248,7 @@ impl Searcher<'_> {
             count += n;
         }
         if count == 0 {
-            return Err(Error::Failed { detail: "no frame of the encoded samples could be decoded".into() });
+            return Err(Error::failed("no frame of the encoded samples could be decoded"));
         }
         Ok(sum / count as f64)
     }
@@ -271,62 +270,11 @@ impl Searcher<'_> {
             a.read_exact(&mut rgb_a)?;
             b.read_exact(&mut rgb_b)?;
             let score = compressor_engine::ssimulacra2_rgba8(&rgba(&rgb_a), &rgba(&rgb_b), w, h)
-                .ok_or_else(|| Error::Failed { detail: format!("a {w}x{h} frame could not be scored") })?;
+                .ok_or_else(|| Error::failed(format!("a {w}x{h} frame could not be scored")))?;
             sum += score;
         }
         Ok((sum, frames, distorted_frames))
     }
-
-    /// ffmpeg decoding every `every`-th frame (at most `limit`) of `input` to rgb24 at the output's
-    /// size: the same frames of a sample and of its encodes (frames keep their order and count:
-    /// the encode keeps every frame, and nothing is dropped or repeated here).
-    fn decode_args(&self, input: &Path, output: &Path, every: u64, limit: u64) -> Vec<OsString> {
-        let (w, h) = self.size;
-        // Full chroma interpolation (not swscale's fast nearest-neighbour 4:2:0 to RGB), as a
-        // player would show it.
-        let scale = format!("scale={w}:{h}:flags=bicubic+accurate_rnd+full_chroma_int");
-        let filter = if every > 1 { format!("select=eq(mod(n\\,{every})\\,{}),{scale}", every / 2) } else { scale };
-        let mut args: Vec<OsString> =
-            ["-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-i"].map(OsString::from).into();
-        args.push(input.as_os_str().to_owned());
-        let limit = limit.to_string();
-        let rest =
-            ["-map", "0:v:0", "-vf", &filter, "-fps_mode", "passthrough", "-frames:v", &limit, "-pix_fmt", "rgb24", "-f", "rawvideo", "-y"];
-        args.extend(rest.map(OsString::from));
-        args.push(output.as_os_str().to_owned());
-        args
-    }
-}
-
-/// ffmpeg cutting `SAMPLE_SECONDS` of the first video stream from `start` into lossless FFV1
-/// (frames as decoded, rotation applied, timestamps kept).
-fn cut_args(input: &Path, output: &Path, start: f64, gif: bool) -> Vec<OsString> {
-    let start = format!("{start:.3}");
-    let length = SAMPLE_SECONDS.to_string();
-    let mut args: Vec<OsString> =
-        ["-nostdin", "-hide_banner", "-loglevel", "error", "-protocol_whitelist", "file", "-ss", &start, "-i"].map(OsString::from).into();
-    args.push(input.as_os_str().to_owned());
-    let rest = [
-        "-t",
-        &length,
-        "-map",
-        "0:v:0",
-        "-fps_mode",
-        "vfr",
-        "-map_metadata",
-        "-1",
-        "-an",
-        "-sn",
-        "-dn",
-        "-c:v",
-        "ffv1",
-        "-f",
-        "matroska",
-        "-y",
-    ];
-    args.extend(crate::gif_time_base(gif).iter().chain(&rest).map(OsString::from));
-    args.push(output.as_os_str().to_owned());
-    args
 }
 
 /// rgb24 to RGBA8, opaque.

@@ -503,3 +503,35 @@ fn target_quality_is_checked_and_a_search_can_be_cancelled() {
     assert!(matches!(result, Err(Error::Timeout { .. })), "{:?}", result.map(|r| r.report));
     s.assert_clean();
 }
+
+#[test]
+fn an_encoder_that_refuses_the_input_is_a_transcode_failure_naming_the_command() {
+    let s = Scratch::new();
+    let clip = s.input("nine-channels.mkv");
+    compressor_test_support::untranscodable_video(&clip);
+    assert_eq!(probe(&clip, &s.options()).unwrap().audio_codec.as_deref(), Some("pcm_s16le"), "ffprobe reads it");
+    for format in [VideoFormat::Mp4, VideoFormat::WebM] {
+        let error = match compress(&clip, &Options { format, ..s.options() }) {
+            Err(e @ Error::Failed { .. }) => e,
+            other => panic!("{format:?}: {:?}", other.map(|r| r.report)),
+        };
+        assert_eq!(error.code(), "transcode_failed");
+        let log = error.log().expect("the child's log");
+        assert!(log.command.starts_with("ffmpeg -nostdin -hide_banner -loglevel error -protocol_whitelist file -i "), "{log}");
+        assert!(log.command.contains(&clip.display().to_string()), "{log}");
+        assert!(log.status.contains("exit status: 1"), "{log}");
+        let encoder = if format == VideoFormat::Mp4 { "[aac @ " } else { "[libopus @ " };
+        assert!(log.stderr.contains(encoder) && log.stderr.contains("9 channels"), "{log}");
+        // Without the audio there is nothing left to refuse.
+        let silent = compress(&clip, &Options { format, audio: false, ..s.options() }).unwrap();
+        assert_eq!(silent.report.audio_codec, None);
+    }
+    // ffprobe failing carries its command too.
+    let text = s.input("text.mp4");
+    std::fs::write(&text, b"\0\0\0\x18ftypisom not a video").unwrap();
+    match compress(&text, &s.options()) {
+        Err(e @ Error::Corrupt { .. }) => assert!(e.log().is_some_and(|l| l.command.starts_with("ffprobe -v error")), "{:?}", e.log()),
+        other => panic!("{:?}", other.map(|r| r.report)),
+    }
+    s.assert_clean();
+}

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use compressor_video::{Options, VideoFormat};
+use compressor_video::{Choices, Limits, Options};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -116,20 +116,19 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
         .0;
     let video = state.config.video.clone().ok_or_else(|| ApiError::Internal("video route without video config".into()))?;
     let pool = state.video_pool.clone().ok_or_else(|| ApiError::Internal("video route without video pool".into()))?;
-    let mut options = Options {
-        format: match &params.format {
-            Some(format) => format.parse().map_err(ApiError::from)?,
-            None => VideoFormat::Keep,
-        },
+    let choices = Choices {
+        format: params.format.as_deref().map(str::parse).transpose()?,
         quality: params.quality,
         target_quality: params.target_quality,
-        audio: params.audio.unwrap_or(true),
+        audio: params.audio,
+    };
+    // The request's choices, checked before the upload is taken; the limits are the service's.
+    let options = Options {
+        limits: Limits { max_input_bytes: video.max_body_bytes, ..Limits::DEFAULT },
         timeout: video.timeout,
         temp_dir: video.temp_dir.clone(),
-        ..Options::default()
+        ..choices.options()?
     };
-    options.limits.max_input_bytes = video.max_body_bytes;
-    options.validate().map_err(ApiError::from)?;
     let admission = pool.try_admit()?;
 
     let temp_dir = video.temp_dir.clone().unwrap_or_else(std::env::temp_dir);

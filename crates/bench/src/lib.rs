@@ -208,9 +208,9 @@ impl Category {
     pub fn engine_options(self) -> Options {
         let base = Options { score: false, ..Options::default() };
         match self {
-            Category::ServiceLossy => compressor_server::legacy_options(Mode::Lossy),
-            Category::ServiceLossyScored => Options { score: true, ..compressor_server::legacy_options(Mode::Lossy) },
-            Category::ServiceLossless => compressor_server::legacy_options(Mode::Lossless),
+            Category::ServiceLossy => compressor_engine::presets::legacy(Mode::Lossy),
+            Category::ServiceLossyScored => Options { score: true, ..compressor_engine::presets::legacy(Mode::Lossy) },
+            Category::ServiceLossless => compressor_engine::presets::legacy(Mode::Lossless),
             Category::LosslessPng | Category::JpegLossless => Options { mode: Mode::Lossless, ..base },
             Category::LossyPng => Options { mode: Mode::Lossy, ..base },
             Category::JpegLossy => Options { mode: Mode::Lossy, quality: Some(Quality::new(0, 80)), ..base },

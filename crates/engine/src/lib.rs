@@ -14,7 +14,8 @@
 //! Layers, each using only the ones below it: this file (the public surface and [`compress`]) →
 //! `pipeline` (what to produce: same format, conversion, `auto`, searches) → `codecs` (one module
 //! per format behind one dispatch) → `score`, `image` (decoded images, pixels, metadata), `result`,
-//! `options`, `format`, `error`, `parallel`; `resize` sits beside `codecs`, used by the pipeline.
+//! `options` (and `presets`, named options that several callers share), `format`, `error`,
+//! `parallel`; `resize` sits beside `codecs`, used by the pipeline.
 
 mod cancel;
 mod codecs;
@@ -25,6 +26,7 @@ mod memory;
 mod options;
 mod parallel;
 mod pipeline;
+pub mod presets;
 mod resize;
 mod result;
 mod score;

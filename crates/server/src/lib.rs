@@ -29,7 +29,6 @@ use tokio::net::TcpListener;
 
 pub use config::{Config, DEFAULT_LISTEN, RateLimit, ServeArgs, VideoConfig, parse_duration, parse_rate};
 pub use error::{ApiError, ErrorBody};
-pub use routes::legacy::options as legacy_options;
 
 /// What every handler and middleware shares.
 #[derive(Clone)]

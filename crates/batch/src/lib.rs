@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 use compressor_budget::{MemoryBudget, Refusal};
 use compressor_engine::Options;
 use compressor_video::{Cancel, VideoFormat};
@@ -43,69 +42,76 @@ pub use report::Report;
 
 use manifest::{History, Manifest};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Which keys are compressed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overwrite {
-    /// Skip keys recorded as done, and keys whose output already exists
+    /// Skip keys recorded as done, and keys whose output already exists.
+    #[default]
     Never,
-    /// Skip keys recorded as done from an unchanged source; replace other outputs
+    /// Skip keys recorded as done from an unchanged source; replace other outputs.
     Changed,
-    /// Compress and write everything again
+    /// Compress and write everything again.
     Always,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct BatchArgs {
-    /// Source: a folder, s3://bucket/prefix or gs://bucket/prefix
+/// What a run does (the command line's `compressor batch` flags fill it); [`Settings::default`]
+/// holds the defaults those flags show.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Source: a folder, s3://bucket/prefix or gs://bucket/prefix.
     pub src: String,
-    /// Destination: a folder, s3://bucket/prefix or gs://bucket/prefix
+    /// Destination: a folder, s3://bucket/prefix or gs://bucket/prefix.
     pub dst: String,
-    /// Keys to include (glob on the path relative to SRC; repeatable). Default: image and video
-    /// extensions
-    #[arg(long)]
+    /// Globs of keys to include, on the path relative to SRC (empty: image and video extensions).
     pub include: Vec<String>,
-    /// Keys to exclude (glob; repeatable)
-    #[arg(long)]
+    /// Globs of keys to exclude.
     pub exclude: Vec<String>,
-    /// Images compressed at once; default: CPUs
-    #[arg(long)]
+    /// Images compressed at once; `None`: the number of CPUs.
     pub jobs: Option<usize>,
-    /// Memory for images being compressed, shared by the jobs (`600M`, `2G` or bytes): an image
-    /// waits until its estimated peak fits; one that never could fails with over_memory_budget.
-    /// Default: 3/4 of the memory limit (the cgroup's, else physical memory) less 256 MiB
-    #[arg(long, env = "COMPRESSOR_MEMORY_BUDGET", value_parser = compressor_budget::parse_size)]
+    /// Bytes of the memory budget the jobs share; `None`: from the cgroup's limit or physical memory.
     pub memory_budget: Option<u64>,
-    /// Videos transcoded at once (ffmpeg runs several threads; each transcode also takes one of
-    /// the --jobs slots). At most --jobs videos are staged (downloaded or waiting) at once
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Videos transcoded at once (each also takes one of the `jobs` slots).
     pub video_jobs: u64,
-    /// Folder for the videos' temporary files: objects downloaded for ffmpeg and its outputs
-    /// (default: the system's temporary folder). Emptied on every exit but a kill -9, whose
-    /// leftovers the next run removes
-    #[arg(long)]
+    /// Folder for the videos' temporary files; `None`: the system's temporary folder.
     pub temp_dir: Option<PathBuf>,
-    /// Video outputs larger than this are uploaded in parts streamed from their file; smaller
-    /// ones in one PUT
-    #[arg(long, hide = true, default_value_t = 16 << 20)]
+    /// Video outputs larger than this are uploaded in parts streamed from their file.
     pub multipart_bytes: u64,
-    /// Process only keys whose stable hash mod N == I. Defaults from JOB_COMPLETION_INDEX/COMPLETIONS
-    /// (Kubernetes Indexed Job) or BATCH_TASK_INDEX/BATCH_TASK_COUNT (GCP Batch)
-    #[arg(long, value_parser = parse_shard)]
+    /// Only keys whose stable hash mod N == I, as (I, N); `None`: from the scheduler's environment
+    /// (JOB_COMPLETION_INDEX/COMPLETIONS or BATCH_TASK_INDEX/BATCH_TASK_COUNT), else all.
     pub shard: Option<(u64, u64)>,
-    /// Where progress is recorded: a local path or s3:// / gs:// folder.
-    /// Default: DST/.compressor/manifest-<I>-of-<N>.jsonl
-    #[arg(long)]
+    /// Where progress is recorded (a local path or s3:// / gs:// folder); `None`:
+    /// DST/.compressor/manifest-<I>-of-<N>.jsonl.
     pub manifest: Option<String>,
-    /// List what would be done, with total bytes, and change nothing
-    #[arg(long)]
+    /// List what would be done, with total bytes, and change nothing.
     pub dry_run: bool,
-    #[arg(long, value_enum, default_value = "never")]
     pub overwrite: Overwrite,
-    /// Final report as JSON on standard output
-    #[arg(long)]
+    /// The final report goes out as JSON (no per-key lines on standard error).
     pub json: bool,
 }
 
-fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            src: String::new(),
+            dst: String::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            jobs: None,
+            memory_budget: None,
+            video_jobs: 1,
+            temp_dir: None,
+            multipart_bytes: 16 << 20,
+            shard: None,
+            manifest: None,
+            dry_run: false,
+            overwrite: Overwrite::Never,
+            json: false,
+        }
+    }
+}
+
+/// `I/N` with 0 <= I < N: a shard, as `--shard` and the schedulers' variables give it.
+pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?} is not I/N"))?;
     let (i, n): (u64, u64) =
         (i.parse().map_err(|_| format!("{i:?} is not a number"))?, n.parse().map_err(|_| format!("{n:?} is not a number"))?);
@@ -116,7 +122,7 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 }
 
 /// The shard from the flag, else from the scheduler's environment, else the whole set.
-fn shard(args: &BatchArgs) -> anyhow::Result<(u64, u64)> {
+fn shard(args: &Settings) -> anyhow::Result<(u64, u64)> {
     if let Some(s) = args.shard {
         return Ok(s);
     }
@@ -169,7 +175,7 @@ struct Run {
     dst: Location,
     options: Options,
     video: VideoSettings,
-    args: BatchArgs,
+    args: Settings,
     history: History,
     /// Output key → the input written there (this run's, and the manifest's finished ones), so
     /// that two inputs naming one output (`a.png` and `a.PNG` with `--format webp`) never
@@ -205,7 +211,7 @@ struct Outcome {
 }
 
 /// Runs a batch; the returned report says what happened (the caller picks the exit status).
-pub async fn run(args: BatchArgs, mut options: Options, mut video: VideoSettings) -> anyhow::Result<Report> {
+pub async fn run(args: Settings, mut options: Options, mut video: VideoSettings) -> anyhow::Result<Report> {
     let started = Instant::now();
     let (index, count) = shard(&args)?;
     let src = Location::parse(&args.src, false)?;

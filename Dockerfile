@@ -30,7 +30,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p compressor \
+    cargo build --release --locked -p compressor --bin compressor \
  && VIDEO=$VIDEO scripts/image.sh rootfs / target/release/compressor
 
 # ---- the host's filesystem, from scripts/image.sh build ---------------------------------------

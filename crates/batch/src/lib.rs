@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 use compressor_budget::{MemoryBudget, Refusal};
 use compressor_engine::Options;
 use compressor_video::{Cancel, VideoFormat};
@@ -43,69 +42,76 @@ pub use report::Report;
 
 use manifest::{History, Manifest};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Which keys are compressed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Overwrite {
-    /// Skip keys recorded as done, and keys whose output already exists
+    /// Skip keys recorded as done, and keys whose output already exists.
+    #[default]
     Never,
-    /// Skip keys recorded as done from an unchanged source; replace other outputs
+    /// Skip keys recorded as done from an unchanged source; replace other outputs.
     Changed,
-    /// Compress and write everything again
+    /// Compress and write everything again.
     Always,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct BatchArgs {
-    /// Source: a folder, s3://bucket/prefix or gs://bucket/prefix
+/// What a run does (the command line's `compressor batch` flags fill it); [`Settings::default`]
+/// holds the defaults those flags show.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Source: a folder, s3://bucket/prefix or gs://bucket/prefix.
     pub src: String,
-    /// Destination: a folder, s3://bucket/prefix or gs://bucket/prefix
+    /// Destination: a folder, s3://bucket/prefix or gs://bucket/prefix.
     pub dst: String,
-    /// Keys to include (glob on the path relative to SRC; repeatable). Default: image and video
-    /// extensions
-    #[arg(long)]
+    /// Globs of keys to include, on the path relative to SRC (empty: image and video extensions).
     pub include: Vec<String>,
-    /// Keys to exclude (glob; repeatable)
-    #[arg(long)]
+    /// Globs of keys to exclude.
     pub exclude: Vec<String>,
-    /// Images compressed at once; default: CPUs
-    #[arg(long)]
+    /// Images compressed at once; `None`: the number of CPUs.
     pub jobs: Option<usize>,
-    /// Memory for images being compressed, shared by the jobs (`600M`, `2G` or bytes): an image
-    /// waits until its estimated peak fits; one that never could fails with over_memory_budget.
-    /// Default: 3/4 of the memory limit (the cgroup's, else physical memory) less 256 MiB
-    #[arg(long, env = "COMPRESSOR_MEMORY_BUDGET", value_parser = compressor_budget::parse_size)]
+    /// Bytes of the memory budget the jobs share; `None`: from the cgroup's limit or physical memory.
     pub memory_budget: Option<u64>,
-    /// Videos transcoded at once (ffmpeg runs several threads; each transcode also takes one of
-    /// the --jobs slots). At most --jobs videos are staged (downloaded or waiting) at once
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Videos transcoded at once (each also takes one of the `jobs` slots).
     pub video_jobs: u64,
-    /// Folder for the videos' temporary files: objects downloaded for ffmpeg and its outputs
-    /// (default: the system's temporary folder). Emptied on every exit but a kill -9, whose
-    /// leftovers the next run removes
-    #[arg(long)]
+    /// Folder for the videos' temporary files; `None`: the system's temporary folder.
     pub temp_dir: Option<PathBuf>,
-    /// Video outputs larger than this are uploaded in parts streamed from their file; smaller
-    /// ones in one PUT
-    #[arg(long, hide = true, default_value_t = 16 << 20)]
+    /// Video outputs larger than this are uploaded in parts streamed from their file.
     pub multipart_bytes: u64,
-    /// Process only keys whose stable hash mod N == I. Defaults from JOB_COMPLETION_INDEX/COMPLETIONS
-    /// (Kubernetes Indexed Job) or BATCH_TASK_INDEX/BATCH_TASK_COUNT (GCP Batch)
-    #[arg(long, value_parser = parse_shard)]
+    /// Only keys whose stable hash mod N == I, as (I, N); `None`: from the scheduler's environment
+    /// (JOB_COMPLETION_INDEX/COMPLETIONS or BATCH_TASK_INDEX/BATCH_TASK_COUNT), else all.
     pub shard: Option<(u64, u64)>,
-    /// Where progress is recorded: a local path or s3:// / gs:// folder.
-    /// Default: DST/.compressor/manifest-<I>-of-<N>.jsonl
-    #[arg(long)]
+    /// Where progress is recorded (a local path or s3:// / gs:// folder); `None`:
+    /// DST/.compressor/manifest-<I>-of-<N>.jsonl.
     pub manifest: Option<String>,
-    /// List what would be done, with total bytes, and change nothing
-    #[arg(long)]
+    /// List what would be done, with total bytes, and change nothing.
     pub dry_run: bool,
-    #[arg(long, value_enum, default_value = "never")]
     pub overwrite: Overwrite,
-    /// Final report as JSON on standard output
-    #[arg(long)]
+    /// The final report goes out as JSON (no per-key lines on standard error).
     pub json: bool,
 }
 
-fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            src: String::new(),
+            dst: String::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            jobs: None,
+            memory_budget: None,
+            video_jobs: 1,
+            temp_dir: None,
+            multipart_bytes: 16 << 20,
+            shard: None,
+            manifest: None,
+            dry_run: false,
+            overwrite: Overwrite::Never,
+            json: false,
+        }
+    }
+}
+
+/// `I/N` with 0 <= I < N: a shard, as `--shard` and the schedulers' variables give it.
+pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     let (i, n) = s.split_once('/').ok_or_else(|| format!("{s:?} is not I/N"))?;
     let (i, n): (u64, u64) =
         (i.parse().map_err(|_| format!("{i:?} is not a number"))?, n.parse().map_err(|_| format!("{n:?} is not a number"))?);
@@ -116,7 +122,7 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
 }
 
 /// The shard from the flag, else from the scheduler's environment, else the whole set.
-fn shard(args: &BatchArgs) -> anyhow::Result<(u64, u64)> {
+fn shard(args: &Settings) -> anyhow::Result<(u64, u64)> {
     if let Some(s) = args.shard {
         return Ok(s);
     }
@@ -175,13 +181,15 @@ struct Run {
     dst: Location,
     options: Options,
     video: VideoSettings,
-    args: BatchArgs,
+    args: Settings,
     history: History,
     /// Output key → the input written there (this run's, and the manifest's finished ones), so
     /// that two inputs naming one output (`a.png` and `a.PNG` with `--format webp`) never
     /// overwrite each other.
     claimed: std::sync::Mutex<HashMap<String, String>>,
     manifest: Mutex<Manifest>,
+    /// Images compressed at once (`jobs`, default the CPUs).
+    jobs: usize,
     /// Compressions at once: images, and video transcodes (one permit each).
     cpu: Semaphore,
     /// Images also wait here for their estimated peak memory.
@@ -211,123 +219,89 @@ struct Outcome {
 }
 
 /// Runs a batch; the returned report says what happened (the caller picks the exit status).
-pub async fn run(args: BatchArgs, mut options: Options, mut video: VideoSettings) -> anyhow::Result<Report> {
+pub async fn run(args: Settings, options: Options, video: VideoSettings) -> anyhow::Result<Report> {
     let started = Instant::now();
     let (index, count) = shard(&args)?;
+    let filter = KeyFilter { include: globs(&args.include, Some(&default_include()))?, exclude: globs(&args.exclude, None)?, index, count };
+    let (src, dst) = locations(&args)?;
+    let opened = open_manifest(&args, &dst, index, count).await?;
+    let scratch = match args.dry_run {
+        true => None,
+        false => Some(scratch_dir(&args.temp_dir.clone().unwrap_or_else(std::env::temp_dir))?),
+    };
+    let run = Arc::new(Run::new(args, src, dst.location, options, video, opened, scratch));
+    // Stops the work in flight when the run ends by an error or a panic.
+    let _cancel_on_drop = compressor_engine::CancelOnDrop(run.cancel.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = stop_on_ctrl_c(stop.clone(), run.cancel.clone());
+    let result = run.clone().compress_listing(&filter, &stop).await;
+    if result.is_err() {
+        run.cancel.cancel();
+    }
+    run.drain_videos().await;
+    watcher.abort();
+    run.finish(result, started, stop.load(Ordering::SeqCst)).await
+}
+
+/// The destination, and whether it is a dry run's folder that does not exist (then the run
+/// creates nothing, not even the folder, and has no manifest).
+struct Destination {
+    location: Location,
+    missing: bool,
+}
+
+/// SRC, and DST (created unless this is a dry run).
+fn locations(args: &Settings) -> anyhow::Result<(Location, Destination)> {
     let src = Location::parse(&args.src, false)?;
-    // A dry run creates nothing, not even the destination folder.
-    let dst_missing = args.dry_run && !args.dst.contains("://") && !std::path::Path::new(&args.dst).exists();
-    let dst = if dst_missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run)? };
-    let include = globs(&args.include, Some(&default_include()))?;
-    let exclude = globs(&args.exclude, None)?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let manifest_name = format!("manifest-{index}-of-{count}");
-    let (manifest, history) = match (&args.manifest, &dst.local_root) {
-        _ if dst_missing => (Manifest::Disabled, History::default()),
+    let missing = args.dry_run && !args.dst.contains("://") && !std::path::Path::new(&args.dst).exists();
+    let location = if missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run)? };
+    Ok((src, Destination { location, missing }))
+}
+
+/// Where progress is recorded and what earlier runs recorded there: `manifest` (a local path or
+/// an object-store folder), else DST/.compressor/manifest-<I>-of-<N>. A dry run only reads a
+/// local one.
+async fn open_manifest(args: &Settings, dst: &Destination, index: u64, count: u64) -> anyhow::Result<(Manifest, History)> {
+    let name = format!("manifest-{index}-of-{count}");
+    Ok(match (&args.manifest, &dst.location.local_root) {
+        _ if dst.missing => (Manifest::Disabled, History::default()),
         (None, Some(root)) if args.dry_run => {
-            (Manifest::Disabled, Manifest::read_only(&root.join(".compressor").join(format!("{manifest_name}.jsonl"))))
+            (Manifest::Disabled, Manifest::read_only(&root.join(".compressor").join(format!("{name}.jsonl"))))
         }
         (Some(m), _) if m.contains("://") => {
             let folder = Location::parse(m, false)?;
             Manifest::open_remote(folder.store, folder.prefix).await?
         }
         (Some(m), _) => Manifest::open_local(std::path::Path::new(m)).await?,
-        (None, Some(root)) => Manifest::open_local(&root.join(".compressor").join(format!("{manifest_name}.jsonl"))).await?,
-        (None, None) => Manifest::open_remote(dst.store.clone(), dst.child(&format!(".compressor/{manifest_name}"))).await?,
-    };
-    let scratch = match args.dry_run {
-        true => None,
-        false => Some(scratch_dir(&args.temp_dir.clone().unwrap_or_else(std::env::temp_dir))?),
-    };
-    // Ctrl-C stops the work in flight too: images at their next stage, videos at once.
-    let cancel = Cancel::default();
-    options.cancel = cancel.clone();
-    video.options.cancel = cancel.clone();
-    video.options.temp_dir = scratch.as_ref().map(|d| d.path().to_owned());
-    let claimed = history
-        .last
-        .values()
-        .filter(|r| matches!(r.status, Status::Done | Status::Unchanged | Status::Existing))
-        .filter_map(|r| Some((r.output_key.clone()?, r.key.clone())))
-        .collect();
-    let run = Arc::new(Run {
-        src,
-        dst,
-        options,
-        video,
-        history,
-        claimed: std::sync::Mutex::new(claimed),
-        manifest: Mutex::new(manifest),
-        cpu: Semaphore::new(jobs),
-        memory: MemoryBudget::new(args.memory_budget.unwrap_or_else(compressor_budget::default_budget)),
-        transcodes: Semaphore::new(args.video_jobs.clamp(1, jobs as u64) as usize),
-        staged: Arc::new(Semaphore::new(jobs)),
-        videos: std::sync::Mutex::new(JoinSet::new()),
-        cancel: cancel.clone(),
-        scratch,
-        report: std::sync::Mutex::new(Report::default()),
-        progress: progress::Progress::new(args.json),
-        args: args.clone(),
-    });
-    // Stops the work in flight when the run ends by an error or a panic.
-    let _cancel_on_drop = compressor_engine::CancelOnDrop(cancel.clone());
+        (None, Some(root)) => Manifest::open_local(&root.join(".compressor").join(format!("{name}.jsonl"))).await?,
+        (None, None) => Manifest::open_remote(dst.location.store.clone(), dst.location.child(&format!(".compressor/{name}"))).await?,
+    })
+}
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-                cancel.cancel();
-            }
-        })
-    };
+/// On Ctrl-C: `stop` is set (no more keys are taken) and the work in flight is cancelled.
+fn stop_on_ctrl_c(stop: Arc<AtomicBool>, cancel: Cancel) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.store(true, Ordering::SeqCst);
+            cancel.cancel();
+        }
+    })
+}
 
-    let listing = run.src.store.list(Some(&run.src.prefix)).map_err(anyhow::Error::from);
-    let work = listing
-        .try_filter_map(|meta| {
-            let run = run.clone();
-            let keep = (|| {
-                let relative = run.src.relative(&meta.location)?;
-                // Our own bookkeeping (a manifest stored inside SRC) is never an input.
-                if relative.starts_with(".compressor/") {
-                    return None;
-                }
-                let relative = match sanitise(&relative) {
-                    Some(r) => r,
-                    None => {
-                        run.report.lock().unwrap().fail(&relative, meta.size, "unsafe key (.., absolute or empty segment)".into());
-                        return None;
-                    }
-                };
-                let included =
-                    include.as_ref().is_none_or(|g| g.is_match(&relative)) && !exclude.as_ref().is_some_and(|g| g.is_match(&relative));
-                (included && stable_hash(&relative) % count == index).then_some((relative, meta))
-            })();
-            async move { Ok(keep) }
-        })
-        .take_while(|_| futures::future::ready(!stop.load(Ordering::SeqCst)));
+/// Which listed keys this run takes: included, not excluded, and in this shard.
+struct KeyFilter {
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    index: u64,
+    count: u64,
+}
 
-    let result = work
-        .try_for_each_concurrent(jobs * 2, |(relative, meta)| {
-            let run = run.clone();
-            async move {
-                run.process(relative, meta).await;
-                Ok(())
-            }
-        })
-        .await;
-    if result.is_err() {
-        run.cancel.cancel();
+impl KeyFilter {
+    fn takes(&self, relative: &str) -> bool {
+        let included =
+            self.include.as_ref().is_none_or(|g| g.is_match(relative)) && !self.exclude.as_ref().is_some_and(|g| g.is_match(relative));
+        included && stable_hash(relative) % self.count == self.index
     }
-    run.drain_videos().await;
-    watcher.abort();
-    run.manifest.lock().await.flush().await?;
-    run.progress.finish();
-    result.context("listing the source")?;
-    let mut report = std::mem::take(&mut *run.report.lock().unwrap());
-    report.finish(started.elapsed(), stop.load(Ordering::SeqCst), args.dry_run);
-    Ok(report)
 }
 
 /// This run's folder for video files, `.compressor-batch-<pid namespace>-<pid>-XXXXXX` in
@@ -411,6 +385,94 @@ fn is_cancelled(e: &anyhow::Error) -> bool {
 }
 
 impl Run {
+    /// The run's shared state. Ctrl-C (through `cancel`) stops the work in flight too: images at
+    /// their next stage, videos at once.
+    fn new(
+        args: Settings,
+        src: Location,
+        dst: Location,
+        mut options: Options,
+        mut video: VideoSettings,
+        (manifest, history): (Manifest, History),
+        scratch: Option<tempfile::TempDir>,
+    ) -> Run {
+        let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        let cancel = Cancel::default();
+        options.cancel = cancel.clone();
+        video.options.cancel = cancel.clone();
+        video.options.temp_dir = scratch.as_ref().map(|d| d.path().to_owned());
+        let claimed = history
+            .last
+            .values()
+            .filter(|r| matches!(r.status, Status::Done | Status::Unchanged | Status::Existing))
+            .filter_map(|r| Some((r.output_key.clone()?, r.key.clone())))
+            .collect();
+        Run {
+            src,
+            dst,
+            options,
+            video,
+            history,
+            claimed: std::sync::Mutex::new(claimed),
+            manifest: Mutex::new(manifest),
+            jobs,
+            cpu: Semaphore::new(jobs),
+            memory: MemoryBudget::new(args.memory_budget.unwrap_or_else(compressor_budget::default_budget)),
+            transcodes: Semaphore::new(args.video_jobs.clamp(1, jobs as u64) as usize),
+            staged: Arc::new(Semaphore::new(jobs)),
+            videos: std::sync::Mutex::new(JoinSet::new()),
+            cancel,
+            scratch,
+            report: std::sync::Mutex::new(Report::default()),
+            progress: progress::Progress::new(args.json),
+            args,
+        }
+    }
+
+    /// Streams SRC's listing through `filter` (keys that are not safe to write fail here) and
+    /// processes up to 2×jobs keys at once, until the listing ends or `stop` is set.
+    async fn compress_listing(self: Arc<Self>, filter: &KeyFilter, stop: &AtomicBool) -> anyhow::Result<()> {
+        let listing = self.src.store.list(Some(&self.src.prefix)).map_err(anyhow::Error::from);
+        let work = listing
+            .try_filter_map(|meta| {
+                let keep = self.take(filter, meta);
+                async move { Ok(keep) }
+            })
+            .take_while(|_| futures::future::ready(!stop.load(Ordering::SeqCst)));
+        work.try_for_each_concurrent(self.jobs * 2, |(relative, meta)| {
+            let run = self.clone();
+            async move {
+                run.process(relative, meta).await;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// The listed object's key relative to SRC, when this run takes it.
+    fn take(&self, filter: &KeyFilter, meta: ObjectMeta) -> Option<(String, ObjectMeta)> {
+        let relative = self.src.relative(&meta.location)?;
+        // Our own bookkeeping (a manifest stored inside SRC) is never an input.
+        if relative.starts_with(".compressor/") {
+            return None;
+        }
+        let Some(relative) = sanitise(&relative) else {
+            self.report.lock().unwrap().fail(&relative, meta.size, "unsafe key (.., absolute or empty segment)".into());
+            return None;
+        };
+        filter.takes(&relative).then_some((relative, meta))
+    }
+
+    /// Records the end of the run (the manifest flushed, progress closed) and returns its report.
+    async fn finish(&self, result: anyhow::Result<()>, started: Instant, interrupted: bool) -> anyhow::Result<Report> {
+        self.manifest.lock().await.flush().await?;
+        self.progress.finish();
+        result.context("listing the source")?;
+        let mut report = std::mem::take(&mut *self.report.lock().unwrap());
+        report.finish(started.elapsed(), interrupted, self.args.dry_run);
+        Ok(report)
+    }
+
     fn source_version(meta: &ObjectMeta) -> String {
         meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339())
     }

@@ -37,14 +37,6 @@ fn the_last_record_of_a_key_wins_and_records_read_back_as_written() {
 /// torn one, and lost with it).
 #[test]
 fn a_resumed_run_starts_its_records_on_a_new_line() {
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: compressor_batch::BatchArgs,
-    }
-
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
     std::fs::create_dir_all(&src).unwrap();
@@ -60,7 +52,7 @@ fn a_resumed_run_starts_its_records_on_a_new_line() {
     std::fs::create_dir_all(manifest.parent().unwrap()).unwrap();
     std::fs::write(&manifest, br#"{"key":"gone.png","sou"#).unwrap();
 
-    let args = Cli::parse_from(["batch", src.to_str().unwrap(), dst.to_str().unwrap()]).args;
+    let args = compressor_batch::Settings { src: src.to_str().unwrap().into(), dst: dst.to_str().unwrap().into(), ..Default::default() };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(compressor_batch::run(args, compressor_engine::Options::default(), Default::default())).unwrap();
 

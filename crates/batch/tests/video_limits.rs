@@ -6,14 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use clap::Parser;
-use compressor_batch::{BatchArgs, VideoSettings};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    batch: BatchArgs,
-}
+use compressor_batch::{Settings, VideoSettings};
 
 fn clip(path: &Path, seconds: u32) {
     let status = Command::new("ffmpeg")
@@ -44,18 +37,16 @@ fn videos_over_a_limit_are_refused_with_a_typed_error_and_the_run_goes_on() {
     clip(&src.join("long.mp4"), 3);
     let long_size = std::fs::metadata(src.join("long.mp4")).unwrap().len();
     let run = |dst: &Path, limits: compressor_video::Limits| {
-        let cli = Cli::parse_from([
-            "batch".as_ref(),
-            src.as_os_str(),
-            dst.as_os_str(),
-            "--temp-dir".as_ref(),
-            temp.as_os_str(),
-            "--jobs".as_ref(),
-            "2".as_ref(),
-        ]);
+        let settings = Settings {
+            src: src.to_str().unwrap().into(),
+            dst: dst.to_str().unwrap().into(),
+            temp_dir: Some(temp.clone()),
+            jobs: Some(2),
+            ..Settings::default()
+        };
         let video = VideoSettings { options: compressor_video::Options { limits, ..Default::default() }, gifs: false };
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(compressor_batch::run(cli.batch, compressor_engine::Options::default(), video)).unwrap()
+        runtime.block_on(compressor_batch::run(settings, compressor_engine::Options::default(), video)).unwrap()
     };
 
     // Found by the probe: the duration.

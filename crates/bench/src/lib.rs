@@ -23,7 +23,6 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::Args;
 use compressor_engine::{Fit, Format, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize};
 use serde::{Deserialize, Serialize};
 
@@ -208,9 +207,9 @@ impl Category {
     pub fn engine_options(self) -> Options {
         let base = Options { score: false, ..Options::default() };
         match self {
-            Category::ServiceLossy => compressor_server::legacy_options(Mode::Lossy),
-            Category::ServiceLossyScored => Options { score: true, ..compressor_server::legacy_options(Mode::Lossy) },
-            Category::ServiceLossless => compressor_server::legacy_options(Mode::Lossless),
+            Category::ServiceLossy => compressor_engine::presets::legacy(Mode::Lossy),
+            Category::ServiceLossyScored => Options { score: true, ..compressor_engine::presets::legacy(Mode::Lossy) },
+            Category::ServiceLossless => compressor_engine::presets::legacy(Mode::Lossless),
             Category::LosslessPng | Category::JpegLossless => Options { mode: Mode::Lossless, ..base },
             Category::LossyPng => Options { mode: Mode::Lossy, ..base },
             Category::JpegLossy => Options { mode: Mode::Lossy, quality: Some(Quality::new(0, 80)), ..base },
@@ -269,59 +268,68 @@ pub const OURS_MATCHED: &str = "ours-matched";
 /// The animated GIF as it is: what converting it is compared with (no work, no time).
 pub const INPUT_GIF: &str = "input-gif";
 
-#[derive(Debug, Clone, Args)]
-pub struct BenchArgs {
+/// What a run does (the command line's `compressor bench` flags fill it); [`Settings::default`]
+/// holds the defaults those flags show.
+#[derive(Debug, Clone)]
+pub struct Settings {
     /// Corpus folders, walked recursively; PNG and JPEG files are benchmarked, and animated GIFs
     /// and videos by the video categories (repeatable)
-    #[arg(long, default_values = ["../shared/corpus/png_real", "../shared/corpus/photos_jpeg"])]
     pub corpus: Vec<PathBuf>,
     /// Peers to run, comma-separated ids (default: all); ours always runs.
     /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc,
     /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1
-    #[arg(long, value_delimiter = ',')]
     pub tools: Vec<String>,
     /// Categories to run, comma-separated (default: all but the video ones): lossless-png, lossy-png, jpeg-lossless,
     /// jpeg-lossy, webp, avif, service-lossy, service-lossy-scored, service-lossless, resize-1280, resize-cover-300;
     /// and, only when named, gif-mp4, video-mp4, video-webm (the last two on clips generated with ffmpeg)
-    #[arg(long, value_delimiter = ',')]
     pub categories: Vec<String>,
     /// Timed runs per (image, method); the median is reported. Default 3 (1 with --quick)
-    #[arg(long)]
     pub runs: Option<usize>,
     /// Write the full results (every record, summaries, goals) as JSON here
-    #[arg(long)]
     pub json: Option<PathBuf>,
     /// Write the Markdown report here (default: standard output)
-    #[arg(long)]
     pub markdown: Option<PathBuf>,
     /// Write the SVG plot (bytes saved against time, per method and category) here
-    #[arg(long)]
     pub plot: Option<PathBuf>,
     /// A few small images per corpus folder and one run: a smoke test
-    #[arg(long)]
     pub quick: bool,
     /// Run nothing: render --markdown/--plot from the JSON of an earlier run
-    #[arg(long)]
     pub from_json: Option<PathBuf>,
     /// The Go-style re-encoder (default: bench/go-png/go-png if it exists, else go-png on PATH)
-    #[arg(long)]
     pub go_png: Option<PathBuf>,
     /// Look for peers here instead of $PATH (a PATH-style list)
-    #[arg(long, hide = true)]
     pub search_path: Option<OsString>,
     /// Program that runs our engine as `PROG --engine-worker CATEGORY IN OUT` (default: this program)
-    #[arg(long, hide = true)]
     pub engine_exe: Option<PathBuf>,
     /// Internal: compress IN to OUT with our settings for CATEGORY and exit
-    #[arg(long, hide = true, num_args = 3, value_names = ["CATEGORY", "IN", "OUT"])]
     pub engine_worker: Option<Vec<PathBuf>>,
     /// Internal: start measured children on request (see `peers::Spawner`)
-    #[arg(long, hide = true)]
     pub spawner: bool,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            corpus: vec![PathBuf::from("../shared/corpus/png_real"), PathBuf::from("../shared/corpus/photos_jpeg")],
+            tools: Vec::new(),
+            categories: Vec::new(),
+            runs: None,
+            json: None,
+            markdown: None,
+            plot: None,
+            quick: false,
+            from_json: None,
+            go_png: None,
+            search_path: None,
+            engine_exe: None,
+            engine_worker: None,
+            spawner: false,
+        }
+    }
+}
+
 /// Runs the benchmark (or, with the hidden `--engine-worker`, one engine call).
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(args: Settings) -> anyhow::Result<()> {
     if let Some(w) = &args.engine_worker {
         return engine_worker(&w[0], &w[1], &w[2]);
     }
@@ -382,7 +390,7 @@ struct EngineCommand {
 }
 
 impl EngineCommand {
-    fn new(args: &BenchArgs) -> anyhow::Result<Self> {
+    fn new(args: &Settings) -> anyhow::Result<Self> {
         if let Some(p) = &args.engine_exe {
             return Ok(EngineCommand { program: p.clone(), prefix: vec![] });
         }
@@ -423,7 +431,7 @@ impl Input {
 
 /// The PNG and JPEG files of the corpus folders, and with `ffprobe` (the video categories) its
 /// GIFs and videos.
-fn collect_inputs(args: &BenchArgs, ffprobe: Option<&Path>) -> anyhow::Result<Vec<Input>> {
+fn collect_inputs(args: &Settings, ffprobe: Option<&Path>) -> anyhow::Result<Vec<Input>> {
     let mut all = Vec::new();
     for root in &args.corpus {
         if !root.is_dir() {
@@ -505,7 +513,7 @@ pub struct Skipped {
 }
 
 /// Runs everything and gathers the records; used by [`run`] and the tests.
-pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
+pub fn bench(args: &Settings) -> anyhow::Result<Report> {
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let known: Vec<&str> = peers::all().iter().map(|p| p.id).collect();
     if let Some(bad) = args.tools.iter().find(|t| !known.contains(&t.as_str())) {
@@ -615,7 +623,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<Report> {
 
 /// The photo the generated clips pan over: the first JPEG (by path) of the corpus folders at
 /// least 3000 pixels wide and without an EXIF rotation.
-fn clip_photo(args: &BenchArgs) -> Option<PathBuf> {
+fn clip_photo(args: &Settings) -> Option<PathBuf> {
     let mut jpegs = Vec::new();
     for root in &args.corpus {
         walk(root, &mut |path| {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::measure::geomean;
 use crate::peers::Peer;
-use crate::{BenchArgs, Category, INPUT_GIF, OURS, OURS_MATCHED, Skipped};
+use crate::{Category, INPUT_GIF, OURS, OURS_MATCHED, Settings, Skipped};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -214,7 +214,7 @@ fn ours_method() -> String {
 
 pub fn build(
     runs: usize,
-    args: &BenchArgs,
+    args: &Settings,
     tools: Vec<(Peer, PathBuf)>,
     skipped: Vec<Skipped>,
     records: Vec<Record>,

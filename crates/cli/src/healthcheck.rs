@@ -14,7 +14,7 @@ pub struct HealthcheckArgs {
     #[arg(long)]
     pub url: Option<String>,
     /// Give up, unhealthy, after this long
-    #[arg(long, default_value = "5s", value_parser = compressor_server::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::duration::parse_duration)]
     pub timeout: Duration,
 }
 

@@ -1,10 +1,14 @@
 //! The `compressor` command: argument parsing only; the work is in the engine and server crates.
 
 mod batch;
+mod bench;
 mod compress;
+mod duration;
 mod engine_args;
 mod healthcheck;
 mod inspect;
+mod loadtest;
+mod serve;
 mod variants;
 mod video;
 
@@ -30,28 +34,20 @@ enum Command {
     /// Read image headers: format, size, and the memory compressing them would hold (nothing is decoded)
     Inspect(inspect::InspectArgs),
     /// Run the HTTP service
-    Serve(compressor_server::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Compress every image and video under a folder or s3:// / gs:// prefix into another (parallel, resumable, sharded)
     Batch {
         #[command(flatten)]
-        batch: compressor_batch::BatchArgs,
+        batch: batch::BatchArgs,
         #[command(flatten)]
         engine: engine_args::EngineArgs,
     },
     /// Send real uploads to a running service and report latency percentiles and status codes
-    Loadtest(compressor_loadtest::LoadArgs),
+    Loadtest(loadtest::LoadArgs),
     /// Benchmark the engine against peer tools on a corpus
-    Bench(compressor_bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Ask a running service whether it is ready (GET /readyz): exit 0 if so, 1 if not (for container health checks)
     Healthcheck(healthcheck::HealthcheckArgs),
-}
-
-/// Exit status 0 when every threshold passed, 1 when one was missed.
-fn loadtest(args: compressor_loadtest::LoadArgs) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let (summary, _) = runtime.block_on(compressor_loadtest::run(&args))?;
-    eprintln!("{}", summary.text());
-    Ok(if summary.passed { 0 } else { 1 })
 }
 
 fn main() -> ExitCode {
@@ -59,10 +55,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Compress(args) => compress::run(args),
         Command::Inspect(args) => inspect::run(args),
-        Command::Serve(args) => compressor_server::serve(args).map(|()| 0),
+        Command::Serve(args) => compressor_server::serve(args.into()).map(|()| 0),
         Command::Batch { batch, engine } => batch::run(batch, &engine),
-        Command::Loadtest(args) => loadtest(args),
-        Command::Bench(args) => compressor_bench::run(args).map(|()| 0),
+        Command::Loadtest(args) => loadtest::run(args),
+        Command::Bench(args) => compressor_bench::run(args.into()).map(|()| 0),
         Command::Healthcheck(args) => healthcheck::run(args),
     };
     match result {

@@ -14,7 +14,8 @@
 //! Layers, each using only the ones below it: this file (the public surface and [`compress`]) →
 //! `pipeline` (what to produce: same format, conversion, `auto`, searches) → `codecs` (one module
 //! per format behind one dispatch) → `score`, `image` (decoded images, pixels, metadata), `result`,
-//! `options`, `format`, `error`, `parallel`; `resize` sits beside `codecs`, used by the pipeline.
+//! `options` (and `presets`, named options that several callers share), `format`, `error`,
+//! `parallel`; `resize` sits beside `codecs`, used by the pipeline.
 
 mod cancel;
 mod codecs;
@@ -26,6 +27,7 @@ mod option_defs;
 mod options;
 mod parallel;
 mod pipeline;
+pub mod presets;
 mod resize;
 mod result;
 mod score;
@@ -159,14 +161,15 @@ pub fn srcset<'a>(files: impl IntoIterator<Item = (&'a str, u32)>) -> String {
     files.into_iter().map(|(name, width)| format!("{name} {width}w")).collect::<Vec<_>>().join(", ")
 }
 
-/// The input's format and size from its header, within the limits.
+/// The input's format and size from its header, within the limits: its length first (before
+/// its header is read), then what the header declares.
 fn check_input(input: &[u8], options: &Options) -> Result<ImageInfo, Error> {
     let limit = options.limits.max_input_bytes;
     if input.len() as u64 > limit {
         return Err(Error::LimitExceeded { what: LimitKind::InputBytes, value: input.len() as u64, limit });
     }
     let info = probe(input)?;
-    codecs::check_header(&info, input.len(), &options.limits)?;
+    codecs::check_header(&info, &options.limits)?;
     Ok(info)
 }
 

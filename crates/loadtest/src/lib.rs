@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Route {
     /// POST /v1/compress (raw body, or multipart field `file` with --multipart)
@@ -26,75 +25,68 @@ pub enum Route {
     Legacy,
 }
 
-#[derive(Debug, Clone, Args)]
-pub struct LoadArgs {
-    /// Base URL of the service under test (requests go nowhere else)
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+/// What a run does (the command line's `compressor loadtest` flags fill it); [`Settings::default`]
+/// holds the defaults those flags show.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base URL of the service under test (requests go nowhere else).
     pub url: String,
-    #[arg(long, value_enum, default_value = "v1")]
     pub route: Route,
-    /// Images to upload, used round-robin
-    #[arg(long = "image", required = true)]
+    /// Images to upload, used round-robin.
     pub images: Vec<PathBuf>,
-    /// Closed model: this many clients, each sending its next request when the last one ends
-    #[arg(long, conflicts_with = "rate")]
+    /// Closed model: this many clients, each sending its next request when the last one ends.
     pub concurrency: Option<usize>,
-    /// Open model: start this many requests per second, whatever the latency
-    #[arg(long)]
+    /// Open model: start this many requests per second, whatever the latency.
     pub rate: Option<f64>,
-    /// How long to send requests (e.g. 30s, 2m); at most 10 minutes
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// How long to send requests; at most 10 minutes.
     pub duration: Duration,
-    /// Stop after this many requests even if the duration has not passed
-    #[arg(long, default_value_t = 100_000)]
+    /// Stop after this many requests even if the duration has not passed.
     pub max_requests: u64,
-    /// v1: send multipart/form-data (field `file`) instead of the raw body
-    #[arg(long)]
+    /// v1: send multipart/form-data (field `file`) instead of the raw body.
     pub multipart: bool,
-    /// Query string added to every request, e.g. `mode=lossless` or `strategy=stdlib`
-    #[arg(long, default_value = "")]
+    /// Query string added to every request.
     pub query: String,
-    /// Bearer API key
-    #[arg(long, env = "COMPRESSOR_API_KEY")]
+    /// Bearer API key.
     pub api_key: Option<String>,
-    /// Per-request timeout
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// Per-request timeout.
     pub timeout: Duration,
-    /// Write the full results as JSON
-    #[arg(long)]
+    /// Write the full results here as JSON.
     pub json: Option<PathBuf>,
-    /// Draw latency over time and the latency histogram (SVG)
-    #[arg(long)]
+    /// Draw latency over time and the latency histogram here (SVG).
     pub plot: Option<PathBuf>,
-    /// Threshold: fail when the share of requests that were not 2xx exceeds this (0-1)
-    #[arg(long)]
+    /// Thresholds: the share of requests that were not 2xx (0-1), p95 and p99 latency in
+    /// milliseconds (at most), throughput in requests per second (at least).
     pub max_error_rate: Option<f64>,
-    /// Threshold: fail when p95 latency exceeds this many milliseconds
-    #[arg(long)]
     pub max_p95_ms: Option<f64>,
-    /// Threshold: fail when p99 latency exceeds this many milliseconds
-    #[arg(long)]
     pub max_p99_ms: Option<f64>,
-    /// Threshold: fail when throughput is below this many requests per second
-    #[arg(long)]
     pub min_rps: Option<f64>,
-    /// Statuses that count as expected besides 2xx (e.g. 503 for an overload test); a 503
-    /// counts only when it carries Retry-After
-    #[arg(long, value_delimiter = ',')]
+    /// Statuses that count as expected besides 2xx; a 503 counts only with Retry-After.
     pub allow_status: Vec<u16>,
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 500ms or 2m"))?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
-    };
-    Ok(Duration::from_secs_f64(seconds))
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            url: "http://127.0.0.1:8080".into(),
+            route: Route::V1,
+            images: Vec::new(),
+            concurrency: None,
+            rate: None,
+            duration: Duration::from_secs(10),
+            max_requests: 100_000,
+            multipart: false,
+            query: String::new(),
+            api_key: None,
+            timeout: Duration::from_secs(60),
+            json: None,
+            plot: None,
+            max_error_rate: None,
+            max_p95_ms: None,
+            max_p99_ms: None,
+            min_rps: None,
+            allow_status: Vec::new(),
+        }
+    }
 }
 
 /// One request as measured.
@@ -147,7 +139,7 @@ struct Upload {
 }
 
 /// Runs the load and returns the summary (the caller decides the exit status from `passed`).
-pub async fn run(args: &LoadArgs) -> anyhow::Result<(Summary, Vec<Sample>)> {
+pub async fn run(args: &Settings) -> anyhow::Result<(Summary, Vec<Sample>)> {
     if args.duration > Duration::from_secs(600) {
         bail!("--duration is limited to 10 minutes");
     }
@@ -238,7 +230,7 @@ pub async fn run(args: &LoadArgs) -> anyhow::Result<(Summary, Vec<Sample>)> {
     Ok((summary, samples))
 }
 
-async fn request(client: &reqwest::Client, url: &str, args: &LoadArgs, upload: &Upload, started: Instant) -> Sample {
+async fn request(client: &reqwest::Client, url: &str, args: &Settings, upload: &Upload, started: Instant) -> Sample {
     let at = started.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut builder = client.post(url);
@@ -296,7 +288,7 @@ fn compression_ratio(headers: &reqwest::header::HeaderMap) -> Option<f64> {
     (difference > 0.0).then(|| 1.0 / difference)
 }
 
-fn summarise(args: &LoadArgs, samples: &[Sample], elapsed: Duration) -> anyhow::Result<Summary> {
+fn summarise(args: &Settings, samples: &[Sample], elapsed: Duration) -> anyhow::Result<Summary> {
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?; // microseconds
     let mut status_counts = BTreeMap::new();
     let (mut errors, mut retry_after) = (0, 0);

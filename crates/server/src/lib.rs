@@ -27,9 +27,8 @@ use anyhow::Context;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use config::{Config, DEFAULT_LISTEN, RateLimit, ServeArgs, VideoConfig, parse_duration, parse_rate};
+pub use config::{Config, DEFAULT_LISTEN, LogFormat, RateLimit, ServeSettings, VideoConfig};
 pub use error::{ApiError, ErrorBody};
-pub use routes::legacy::options as legacy_options;
 
 /// What every handler and middleware shares.
 #[derive(Clone)]
@@ -198,12 +197,12 @@ async fn serve_connections(listener: TcpListener, router: Router, signal: impl F
 }
 
 /// `compressor serve`: logs, binds, serves until SIGTERM or Ctrl-C, drains, returns.
-pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(&args.log_format);
-    let config = Config::from_args(&args)?;
+pub fn serve(settings: ServeSettings) -> anyhow::Result<()> {
+    init_logging(settings.log_format);
+    let config = Config::from_settings(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let result = runtime.block_on(async {
-        let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+        let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
         tracing::info!(
             address = %listener.local_addr()?,
             workers = config.workers,
@@ -225,7 +224,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     result
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // A log sink that goes away (a closed pipe) must not take requests with it: by default the
@@ -237,7 +236,7 @@ fn init_logging(format: &str) {
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).log_internal_errors(false);
     // `try_init` fails only if a subscriber is already set (embedding); that one is kept.
-    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let _ = if format == LogFormat::Json { builder.json().try_init() } else { builder.try_init() };
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).

@@ -16,9 +16,7 @@ use crate::image::Image;
 use crate::image::color;
 use crate::image::pixels::{Pixels, Samples};
 use crate::options::Limits;
-
-/// Below this many pixels libheif decodes on one thread (the engine's rule for small images).
-const PARALLEL_MIN_PIXELS: u64 = 256 * 1024;
+use crate::parallel::PARALLEL_MIN_PIXELS;
 
 /// A parsed file: libheif reads the boxes (no pixels) when the context is filled.
 struct Context {
@@ -151,6 +149,7 @@ pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
             (true, false) => heif::heif_chroma_heif_chroma_interleaved_RRGGBB_LE,
             (true, true) => heif::heif_chroma_heif_chroma_interleaved_RRGGBBAA_LE,
         };
+        // libheif decodes small images on one thread: the engine's rule for small images.
         if pixels < PARALLEL_MIN_PIXELS {
             heif::heif_context_set_max_decoding_threads(context.ctx, 1);
         }

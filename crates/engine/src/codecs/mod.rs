@@ -20,10 +20,10 @@ use crate::options::{Limits, Mode, Options};
 use crate::result::{Candidate, Encoded};
 use crate::score;
 
-/// Refuses inputs whose size or declared dimensions exceed the limits, or that declare no pixels.
-pub(crate) fn check_header(info: &ImageInfo, input_len: usize, limits: &Limits) -> Result<(), Error> {
+/// Refuses inputs whose declared dimensions exceed the limits, or that declare no pixels. (The
+/// input's length is held to its limit once, before its header is read: the crate's `check_input`.)
+pub(crate) fn check_header(info: &ImageInfo, limits: &Limits) -> Result<(), Error> {
     let over = |what, value: u64, limit: u64| if value > limit { Err(Error::LimitExceeded { what, value, limit }) } else { Ok(()) };
-    over(LimitKind::InputBytes, input_len as u64, limits.max_input_bytes)?;
     over(LimitKind::Dimension, u64::from(info.width.max(info.height)), u64::from(limits.max_dimension))?;
     over(LimitKind::Pixels, u64::from(info.width) * u64::from(info.height), limits.max_pixels)?;
     if info.width == 0 || info.height == 0 {

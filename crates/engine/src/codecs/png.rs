@@ -322,7 +322,7 @@ fn apply_metadata_policy(input: &[u8], policy: MetadataPolicy, icc_carried: bool
 /// Decodes the default image to RGBA, 8- or 16-bit as stored.
 pub(crate) fn decode(data: &[u8], options: &Options) -> Result<Pixels, Error> {
     let info = super::probe(data)?;
-    super::check_header(&info, data.len(), &options.limits)?;
+    super::check_header(&info, &options.limits)?;
     let raw_estimate = u64::from(info.width) * u64::from(info.height);
     if raw_estimate / 8 > (data.len() as u64).saturating_mul(MAX_DEFLATE_RATIO) {
         return Err(Error::corrupt(format!(

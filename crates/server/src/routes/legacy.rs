@@ -4,7 +4,7 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use compressor_engine::{Limits, Mode, Options, Quality};
+use compressor_engine::{Limits, Mode, Options};
 use serde::Serialize;
 
 use super::upload::{self, Outcome};
@@ -87,7 +87,7 @@ pub async fn compress_image(State(state): State<AppState>, request: Request) -> 
     let admission = upload::admit(&state, charge)?;
 
     let limits = Limits { max_pixels: state.config.max_pixels, max_input_bytes: state.config.max_body_bytes as u64, ..Limits::default() };
-    let options = Options { limits, ..options(strategy) };
+    let options = Options { limits, ..compressor_engine::presets::legacy(strategy) };
     let Outcome { result, .. } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
 
     let filename = upload::image_output_filename(upload.filename.as_deref(), result.format);
@@ -108,22 +108,6 @@ pub async fn compress_image(State(state): State<AppState>, request: Request) -> 
     headers.insert(header::CONTENT_DISPOSITION, header_value(format!("attachment; filename={filename}"))?);
     headers.insert("x-compression-metadata", header_value(metadata)?);
     Ok((headers, result.data).into_response())
-}
-
-/// The engine options of a strategy (`Mode::Lossy` for `pngquant`, `Mode::Lossless` for `stdlib`),
-/// with the engine's default limits; the benchmark's service workload runs exactly these.
-pub fn options(strategy: Mode) -> Options {
-    Options {
-        mode: strategy,
-        // pngquant --quality=60-80, as the old server ran it.
-        quality: (strategy == Mode::Lossy).then_some(Quality::new(60, 80)),
-        // The old lossless route was a plain re-encode with Go's image/png; effort 1 is well below
-        // its size in a fraction of its time (see `compressor bench`, service workload).
-        effort: if strategy == Mode::Lossless { 1 } else { Options::default().effort },
-        // This route never reports a score, so none is computed.
-        score: false,
-        ..Options::default()
-    }
 }
 
 /// `strategy` from the query: `pngquant` (default) is lossy, `stdlib` lossless; other values are refused.

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use compressor_bench::BenchArgs;
+use compressor_bench::Settings;
 use serde_json::Value;
 
 const PEERS: [(&str, &str, &str); 15] = [
@@ -57,8 +57,8 @@ fn corpus(dir: &Path) {
     std::fs::write(dir.join("photo.jpg"), started.finish().unwrap()).unwrap();
 }
 
-fn args(corpus: PathBuf, json: PathBuf) -> BenchArgs {
-    BenchArgs {
+fn args(corpus: PathBuf, json: PathBuf) -> Settings {
+    Settings {
         corpus: vec![corpus],
         tools: vec![],
         categories: vec![],

@@ -2,15 +2,18 @@
 
 use clap::Parser;
 
+#[path = "../bench.rs"]
+mod bench;
+
 #[derive(Debug, Parser)]
 #[command(name = "compressor-bench", version, about = "Benchmark the compressor engine against peer tools")]
 struct Cli {
     #[command(flatten)]
-    args: compressor_bench::BenchArgs,
+    args: bench::BenchArgs,
 }
 
 fn main() -> std::process::ExitCode {
-    match compressor_bench::run(Cli::parse().args) {
+    match compressor_bench::run(Cli::parse().args.into()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("compressor-bench: {e:#}");

@@ -428,6 +428,10 @@ fn search_target_quality(image: &Image, format: Format, target: f64, options: &O
     let evaluate = |q: u8| -> Result<(Vec<u8>, Option<f64>), Error> {
         let data = codecs::encode(probe, format, q, false, options)?;
         let score = score_of(probe, &data, options);
+        if score.is_none() {
+            // A decode the caller stopped scores nothing: that is the cancel, not an unscorable format.
+            options.cancel.check()?;
+        }
         Ok((data, score))
     };
     let (mut low, mut high) = (0u8, 100u8); // low fails (assumed), high passes (to be shown)

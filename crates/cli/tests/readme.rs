@@ -143,7 +143,9 @@ fn every_command_the_readme_shows_names_real_flags_and_files() {
         let mut first = block[0].split_whitespace();
         if let (Some("compressor"), Some(subcommand)) = (first.next(), first.next()) {
             let flags = flags_by_subcommand.entry(subcommand.to_owned()).or_default();
-            for word in block.iter().flat_map(|l| l.split(|c: char| c.is_whitespace() || matches!(c, '/' | '(' | ')' | ',' | '`'))) {
+            for word in
+                block.iter().flat_map(|l| l.split(|c: char| c.is_whitespace() || matches!(c, '/' | '(' | ')' | ',' | '`' | ':' | ';')))
+            {
                 if word.len() > 2 && word.starts_with("--") {
                     flags.insert(word.to_owned());
                 }

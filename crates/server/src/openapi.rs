@@ -7,6 +7,8 @@
 //! The handlers declare only their own successful answers.
 
 use compressor_engine::Format;
+
+use crate::error::ERROR_CODES;
 use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -41,46 +43,25 @@ impl Modify for SecuritySchemes {
 }
 
 /// The error statuses of every route that takes an upload (an operation with a request body),
-/// with their shared response's name and description. `ApiError::status` is where they come from.
-const UPLOAD_ERRORS: [(&str, &str, &str); 9] = [
-    (
-        "400",
-        "BadRequest",
-        "A query parameter outside what this document allows, a combination the route refuses (stated in the parameters' \
-         descriptions), or a broken form or body (`invalid_options`, `invalid_strategy`, `missing_file`, \
-         `invalid_multipart`, `bad_body`)",
-    ),
-    ("401", "Unauthorized", "API keys are configured and none or a wrong one was given (`unauthorized`)"),
-    (
-        "413",
-        "TooLarge",
-        "The body is over the route's limit (`too_large`); the image's estimated peak, or the upload itself, is more than the \
-         whole memory budget (`over_memory_budget`); or what its header declares is over a limit: pixels, dimensions, a \
-         video's duration, frame size or frames (`limit_exceeded`)",
-    ),
-    (
-        "415",
-        "Unsupported",
-        "Not a format this route reads, judged by content, not by name or Content-Type; a video sent to an image route or an \
-         image to the video route names the right route (`unsupported_format`)",
-    ),
-    (
-        "422",
-        "Unprocessable",
-        "A known format that cannot be decoded or transcoded, or a target the image cannot meet: no output within \
-         `max_bytes`, no variant within the widths, an animation into a still-only format without `first_frame=true` \
-         (`corrupt_image`, `cannot_fit`, `no_variants`, `needs_option`, `corrupt_video`, `transcode_failed`)",
-    ),
-    ("429", "RateLimited", "The caller's token bucket is empty (`rate_limited`); retry after `Retry-After` seconds"),
-    ("500", "Internal", "A bug (`internal`); only this request fails"),
-    (
-        "503",
-        "Overloaded",
-        "Every worker busy and the queue full (checked before the body is read and again once it is in), or no room in the \
-         memory budget within 5 s (`overloaded`); retry after `Retry-After` seconds",
-    ),
-    ("504", "Timeout", "The request took longer than the route's timeout (`timeout`); its work stops"),
+/// with their shared response's name and what the status means; each response's description
+/// then lists the codes [`ERROR_CODES`] gives that status, so the document cannot miss one.
+const UPLOAD_ERRORS: [(u16, &str, &str); 9] = [
+    (400, "BadRequest", "A request the route refuses as written (the parameters' descriptions state the combinations)"),
+    (401, "Unauthorized", "Not authorised"),
+    (413, "TooLarge", "Over a limit"),
+    (415, "Unsupported", "Not a format this route reads"),
+    (422, "Unprocessable", "Readable, but the request cannot be met"),
+    (429, "RateLimited", "Too many requests"),
+    (500, "Internal", "A bug"),
+    (503, "Overloaded", "No room now"),
+    (504, "Timeout", "Too slow"),
 ];
+
+/// `summary`: each code of `status` with its meaning.
+fn error_description(status: u16, summary: &str) -> String {
+    let codes: Vec<String> = ERROR_CODES.iter().filter(|c| c.status == status).map(|c| format!("`{}`: {}", c.code, c.meaning)).collect();
+    format!("{summary}. {}", codes.join("; "))
+}
 
 /// The finished document as served: the generated one with the shared responses and headers.
 pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
@@ -106,15 +87,16 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
         "X-RateLimit-Reset": reference("X-RateLimit-Reset"),
     });
     let mut responses = serde_json::Map::new();
-    for (status, name, description) in UPLOAD_ERRORS {
+    for (status, name, summary) in UPLOAD_ERRORS {
+        let description = error_description(status, summary);
         let mut headers = json!({ "X-Request-Id": reference("X-Request-Id") });
         match status {
-            "401" => headers["WWW-Authenticate"] = reference("WWW-Authenticate"),
-            "429" => {
+            401 => headers["WWW-Authenticate"] = reference("WWW-Authenticate"),
+            429 => {
                 headers["Retry-After"] = reference("Retry-After");
                 headers.as_object_mut().unwrap().extend(rate_headers.as_object().unwrap().clone());
             }
-            "503" => headers["Retry-After"] = reference("Retry-After"),
+            503 => headers["Retry-After"] = reference("Retry-After"),
             _ => {}
         }
         let content = json!({ "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } });
@@ -152,7 +134,7 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
             }
             if uploads {
                 for (status, name, _) in UPLOAD_ERRORS {
-                    responses.insert(status.into(), json!({ "$ref": format!("#/components/responses/{name}") }));
+                    responses.insert(status.to_string(), json!({ "$ref": format!("#/components/responses/{name}") }));
                 }
             }
         }

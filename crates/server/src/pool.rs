@@ -127,7 +127,7 @@ impl Memory {
     async fn reserve(&self, bytes: u64, held: u64) -> Result<Reservation, ApiError> {
         let never_fits = || {
             let refusal = Refusal::NeverFits { needed: bytes, budget: self.budget.total() };
-            ApiError::TooLarge {
+            ApiError::Refused {
                 code: "over_memory_budget",
                 message: format!("compressing this image {refusal} (COMPRESSOR_MEMORY_BUDGET); send a smaller image"),
             }
@@ -244,7 +244,7 @@ mod tests {
         let memory = Memory { budget: MemoryBudget::new(100), wait: Duration::from_millis(50) };
         let pool = Pool::new(2, 2, metrics::Gauge::noop(), Some(memory.clone()));
         let never = pool.run(pool.try_admit().unwrap(), 101, || ()).await.unwrap_err();
-        assert!(matches!(never, ApiError::TooLarge { code: "over_memory_budget", ref message } if message.contains("budget")), "{never:?}");
+        assert!(matches!(never, ApiError::Refused { code: "over_memory_budget", ref message } if message.contains("budget")), "{never:?}");
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
         let holding = {

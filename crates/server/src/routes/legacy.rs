@@ -116,7 +116,7 @@ fn strategy(uri: &Uri) -> Result<Mode, ApiError> {
     match params.0.strategy.as_deref().unwrap_or("pngquant") {
         "pngquant" | "" => Ok(Mode::Lossy),
         "stdlib" => Ok(Mode::Lossless),
-        other => Err(ApiError::BadRequest {
+        other => Err(ApiError::Refused {
             code: "invalid_strategy",
             message: format!("strategy {other:?} is not pngquant (lossy) or stdlib (lossless)"),
         }),

@@ -174,7 +174,7 @@ async fn json_errors(State(state): State<AppState>, request: Request, next: Next
     let (mut parts, _) = response.into_parts();
     let replacement = match status {
         StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::TooLarge { code: "too_large", message: format!("the request body is larger than the {max_body_bytes} byte limit") }
+            ApiError::Refused { code: "too_large", message: format!("the request body is larger than the {max_body_bytes} byte limit") }
                 .into_response()
         }
         StatusCode::GATEWAY_TIMEOUT => ApiError::Timeout(timeout.as_millis()).into_response(),

@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::error::ApiError;
 
 fn invalid(message: String) -> ApiError {
-    ApiError::BadRequest { code: "invalid_options", message }
+    ApiError::Refused { code: "invalid_options", message }
 }
 
 /// The query's `name=value` pairs, percent-decoded; a name given twice is refused (which one

@@ -144,9 +144,8 @@ pub enum OtherFields {
 
 /// The field named `field` (which must be a file or at least hold bytes).
 pub async fn read_multipart(request: Request, field: &str, others: OtherFields, max_bytes: usize) -> Result<Upload, ApiError> {
-    let mut multipart = Multipart::from_request(request, &())
-        .await
-        .map_err(|e| ApiError::BadRequest { code: "invalid_multipart", message: e.body_text() })?;
+    let mut multipart =
+        Multipart::from_request(request, &()).await.map_err(|e| ApiError::Refused { code: "invalid_multipart", message: e.body_text() })?;
     let mut upload = None;
     while let Some(part) = multipart.next_field().await.map_err(|e| multipart_error(e, max_bytes))? {
         if !is_file_field(part.name(), field, upload.is_some(), others)? {
@@ -156,7 +155,7 @@ pub async fn read_multipart(request: Request, field: &str, others: OtherFields, 
         let data = part.bytes().await.map_err(|e| multipart_error(e, max_bytes))?;
         upload = Some(image_upload(data, filename)?);
     }
-    upload.ok_or_else(|| ApiError::BadRequest {
+    upload.ok_or_else(|| ApiError::Refused {
         code: "missing_file",
         message: format!("the multipart form has no field named {field:?} holding the image"),
     })
@@ -169,9 +168,9 @@ pub(super) fn is_file_field(name: Option<&str>, field: &str, seen: bool, others:
         Some(name) if name == field && !seen => Ok(true),
         _ if others == OtherFields::Ignored => Ok(false),
         Some(name) if name == field => {
-            Err(ApiError::BadRequest { code: "invalid_multipart", message: format!("the form holds more than one {field:?} field") })
+            Err(ApiError::Refused { code: "invalid_multipart", message: format!("the form holds more than one {field:?} field") })
         }
-        name => Err(ApiError::BadRequest {
+        name => Err(ApiError::Refused {
             code: "invalid_multipart",
             message: format!("the form has a field {:?}; it takes only {field:?}", name.unwrap_or("")),
         }),
@@ -181,27 +180,30 @@ pub(super) fn is_file_field(name: Option<&str>, field: &str, seen: bool, others:
 /// An image upload; a video sent to an image route is told where videos go.
 fn image_upload(data: Bytes, filename: Option<String>) -> Result<Upload, ApiError> {
     if compressor_video::looks_like_video(&data) {
-        return Err(ApiError::Unsupported(format!("this is a video, not an image: send videos to POST {}", super::video::ROUTE)));
+        return Err(ApiError::Refused {
+            code: "unsupported_format",
+            message: format!("this is a video, not an image: send videos to POST {}", super::video::ROUTE),
+        });
     }
     Ok(Upload { data, filename })
 }
 
 fn too_large(max_bytes: usize) -> ApiError {
-    ApiError::TooLarge { code: "too_large", message: format!("the request body is larger than the {max_bytes} byte limit") }
+    ApiError::Refused { code: "too_large", message: format!("the request body is larger than the {max_bytes} byte limit") }
 }
 
 /// What a failure while reading a body means for the client: too slow (408), too large (413),
 /// no room in the memory budget now (503) or ever (413), or a bad body (400).
 pub(super) fn body_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> ApiError {
     read_error(error, max_bytes)
-        .unwrap_or_else(|| ApiError::BadRequest { code: "bad_body", message: format!("reading the request body failed: {error}") })
+        .unwrap_or_else(|| ApiError::Refused { code: "bad_body", message: format!("reading the request body failed: {error}") })
 }
 
 pub(super) fn multipart_error(error: axum::extract::multipart::MultipartError, max_bytes: usize) -> ApiError {
     match read_error(&error, max_bytes) {
         Some(known) => known,
         None if error.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(max_bytes),
-        None => ApiError::BadRequest { code: "invalid_multipart", message: error.body_text() },
+        None => ApiError::Refused { code: "invalid_multipart", message: error.body_text() },
     }
 }
 
@@ -218,7 +220,7 @@ fn read_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> Op
         match e.downcast_ref::<UploadOverBudget>() {
             Some(UploadOverBudget::Busy) => return Some(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS }),
             Some(never @ UploadOverBudget::NeverFits { .. }) => {
-                return Some(ApiError::TooLarge { code: "over_memory_budget", message: never.to_string() });
+                return Some(ApiError::Refused { code: "over_memory_budget", message: never.to_string() });
             }
             None => {}
         }

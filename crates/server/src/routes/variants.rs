@@ -113,7 +113,7 @@ pub struct Variant {
     security((), ("bearer" = []), ("api_key" = [])),
 )]
 pub async fn variants(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let bad = |message: String| ApiError::BadRequest { code: "invalid_options", message };
+    let bad = |message: String| ApiError::Refused { code: "invalid_options", message };
     let mut pairs = query::pairs(request.uri().query())?;
     let mut take = |name: &str| pairs.iter().position(|(n, _)| n == name).map(|i| pairs.remove(i).1);
     let widths = parse_widths(&take("widths").ok_or_else(|| bad("widths is required, for example widths=320,640".into()))?).map_err(bad)?;
@@ -199,7 +199,7 @@ fn package(stem: &str, input_bytes: usize, results: Vec<(u32, Option<Compressed>
         });
     }
     if variants.is_empty() {
-        return Err(ApiError::Unprocessable {
+        return Err(ApiError::Refused {
             code: "no_variants",
             message: format!("every width in {skipped:?} is wider than the image; pass enlarge=true to upscale"),
         });

@@ -112,7 +112,7 @@ pub struct VideoForm {
 )]
 pub async fn compress_video(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let params = Query::<VideoParams>::try_from_uri(request.uri())
-        .map_err(|e| ApiError::BadRequest { code: "invalid_options", message: e.body_text() })?
+        .map_err(|e| ApiError::Refused { code: "invalid_options", message: e.body_text() })?
         .0;
     let video = state.config.video.clone().ok_or_else(|| ApiError::Internal("video route without video config".into()))?;
     let pool = state.video_pool.clone().ok_or_else(|| ApiError::Internal("video route without video pool".into()))?;
@@ -207,7 +207,7 @@ async fn read_video(request: Request, max_bytes: u64, dir: &Path) -> Result<Vide
     let filename = if upload::is_multipart(request.headers()) {
         let mut multipart = Multipart::from_request(request, &())
             .await
-            .map_err(|e| ApiError::BadRequest { code: "invalid_multipart", message: e.body_text() })?;
+            .map_err(|e| ApiError::Refused { code: "invalid_multipart", message: e.body_text() })?;
         let mut found = None;
         while let Some(mut part) = multipart.next_field().await.map_err(|e| upload::multipart_error(e, max))? {
             if !upload::is_file_field(part.name(), "file", found.is_some(), upload::OtherFields::Refused)? {
@@ -218,7 +218,7 @@ async fn read_video(request: Request, max_bytes: u64, dir: &Path) -> Result<Vide
                 sink.write(&chunk).await?;
             }
         }
-        found.ok_or_else(|| ApiError::BadRequest {
+        found.ok_or_else(|| ApiError::Refused {
             code: "missing_file",
             message: "the multipart form has no field named \"file\" holding the video".into(),
         })?
@@ -235,10 +235,13 @@ async fn read_video(request: Request, max_bytes: u64, dir: &Path) -> Result<Vide
     sink.out.flush().await.map_err(|e| ApiError::Internal(format!("writing the upload: {e}")))?;
     if sink.size == 0 {
         // As on the image routes, where an empty body is no format the engine reads.
-        return Err(ApiError::Unsupported("the request body is empty: it holds no video".into()));
+        return Err(ApiError::Refused { code: "unsupported_format", message: "the request body is empty: it holds no video".into() });
     }
     if let Some(format) = compressor_engine::detect(&sink.head).filter(|f| *f != compressor_engine::Format::Gif) {
-        return Err(ApiError::Unsupported(format!("this is a {format} image, not a video: send images to POST {}", super::v1::ROUTE)));
+        return Err(ApiError::Refused {
+            code: "unsupported_format",
+            message: format!("this is a {format} image, not a video: send images to POST {}", super::v1::ROUTE),
+        });
     }
     Ok(VideoUpload { file, size: sink.size, filename })
 }

@@ -4,19 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use compressor_batch::{Settings, VideoSettings};
 
 fn clip(path: &Path, seconds: u32) {
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size=96x64:rate=10:duration={seconds}"))
-        .args(["-c:v", "libx264", "-crf", "5", "-y"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg (Debian package ffmpeg)");
-    assert!(status.success());
+    compressor_test_support::ffmpeg_clip(path, "96x64", 10, seconds, false, &["-c:v", "libx264", "-crf", "5"]);
 }
 
 fn records(dst: &Path) -> BTreeMap<String, serde_json::Value> {

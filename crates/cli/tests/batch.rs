@@ -612,16 +612,7 @@ fn two_inputs_naming_one_output_never_overwrite_each_other() {
 /// A 1 s clip (testsrc2 at 15 fps and a sine tone unless `extra` maps only the video) made by
 /// ffmpeg, in the container `path`'s extension names.
 fn clip(path: &Path, extra: &[&str]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let status = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15:duration=1"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:duration=1"])
-        .args(extra)
-        .args(["-shortest", "-y"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg (Debian package ffmpeg)");
-    assert!(status.success(), "making {}", path.display());
+    compressor_test_support::ffmpeg_clip(path, "160x120", 15, 1, true, &[extra, &["-shortest"]].concat());
 }
 
 /// Starts with an MP4 header, then nothing a demuxer can read.
@@ -629,16 +620,8 @@ const BROKEN_MP4: &[u8] = b"\0\0\0\x18ftypisom\0\0\0\0 and then nothing";
 
 /// The first video stream's codec and decoded frame count, by ffprobe.
 fn video_stream(path: &Path) -> (String, u64) {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=codec_name,nb_read_frames"])
-        .args(["-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (Debian package ffmpeg)");
-    assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (codec, frames) = text.trim().split_once(',').unwrap_or_else(|| panic!("ffprobe said {text:?}"));
-    (codec.to_owned(), frames.parse().unwrap())
+    let probed = compressor_test_support::ffprobe(path);
+    (probed.video_codec, probed.frames)
 }
 
 /// A 10-frame animated GIF.

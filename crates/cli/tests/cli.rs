@@ -225,25 +225,12 @@ fn outputs_get_the_mode_a_new_file_gets_and_in_place_keeps_the_inputs() {
 
 /// ffprobe's frame count of a file, decoding every frame.
 fn frames_of(path: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (Debian package ffmpeg)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    compressor_test_support::ffprobe(path).frames
 }
 
 /// A 2 s, 25 fps, 320×240 `testsrc2` clip in near-lossless H.264 (a camera original).
 fn testsrc_clip(path: &Path, extra: &[&str]) {
-    let made = Command::new("ffmpeg")
-        .args(["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2"])
-        .args(["-c:v", "libx264", "-crf", "5"])
-        .args(extra)
-        .arg(path)
-        .status()
-        .expect("ffmpeg (Debian package ffmpeg)");
-    assert!(made.success());
+    compressor_test_support::ffmpeg_clip(path, "320x240", 25, 2, false, &[&["-c:v", "libx264", "-crf", "5"], extra].concat());
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use compressor_test_support::{corpus, free_port, repo_root};
+use compressor_test_support::{corpus, free_port, repo_root, wait_until};
 
 fn podman(args: &[&str]) -> Output {
     Command::new("podman").args(args).output().expect("podman is needed for this test (scripts/install-deps.sh installs it)")
@@ -38,14 +38,6 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = podman(&["rm", "--force", "--time", "0", &self.0]);
-    }
-}
-
-fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !ready() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

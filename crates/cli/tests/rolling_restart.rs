@@ -14,15 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use compressor_test_support::free_port;
-
-fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !ready() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use compressor_test_support::{free_port, wait_until};
 
 /// GET http://127.0.0.1:port/path answers 200.
 fn answers_200(port: u16, path: &str) -> bool {

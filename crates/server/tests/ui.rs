@@ -635,7 +635,7 @@ async fn videos_and_gifs_as_video_go_to_the_video_service_and_play_side_by_side(
         assert_eq!(row["bytes"].as_str().unwrap().parse::<usize>().unwrap(), downloaded.len());
         let saved = inputs.path().join(format!("out.{extension}"));
         std::fs::write(&saved, &downloaded).unwrap();
-        let (frames, found) = common::ffprobe(&saved);
+        let compressor_test_support::Probed { frames, codecs: found, .. } = compressor_test_support::ffprobe(&saved);
         assert!(frames > 10, "{row}: {frames} frames");
         assert_eq!(found, codecs, "{row}");
     }

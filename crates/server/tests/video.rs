@@ -6,8 +6,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Server, client, config, entries, ffprobe, parse_metrics, png, test_video, wait_until};
+use common::{Server, client, config, entries, parse_metrics, png, test_video, wait_until};
 use compressor_server::{Config, VideoConfig};
+use compressor_test_support::{Probed, ffprobe};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
 use serde_json::Value;
@@ -46,7 +47,7 @@ async fn raw_and_multipart_uploads_come_back_as_smaller_playable_video() {
     let (inputs, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let clip = inputs.path().join("clip.mp4");
     test_video(&clip, 321, 241, 2);
-    let (in_frames, _) = ffprobe(&clip);
+    let in_frames = ffprobe(&clip).frames;
     let data = std::fs::read(&clip).unwrap();
     let server = Server::start(video_config(temp.path(), 1, 2)).await;
     let client = client();
@@ -68,7 +69,7 @@ async fn raw_and_multipart_uploads_come_back_as_smaller_playable_video() {
     assert!(body.len() < data.len(), "{} >= {}", body.len(), data.len());
     let out = inputs.path().join("out.mp4");
     std::fs::write(&out, &body).unwrap();
-    let (frames, codecs) = ffprobe(&out);
+    let Probed { frames, codecs, .. } = ffprobe(&out);
     assert_eq!(frames, in_frames);
     assert_eq!(codecs, ["h264", "aac"]);
 
@@ -81,7 +82,7 @@ async fn raw_and_multipart_uploads_come_back_as_smaller_playable_video() {
     assert!(response.headers().get("x-audio-codec").is_none());
     let out = inputs.path().join("out.webm");
     std::fs::write(&out, response.bytes().await.unwrap()).unwrap();
-    let (frames, codecs) = ffprobe(&out);
+    let Probed { frames, codecs, .. } = ffprobe(&out);
     assert_eq!(frames, in_frames);
     assert_eq!(codecs, ["vp9"]);
 

@@ -236,25 +236,83 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// Polls `ready` every 50 ms until it is true; fails the test after `deadline`.
+pub fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !ready() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---- videos ----------------------------------------------------------------------------------
+
+/// A `testsrc2` clip made by ffmpeg: `size` (`WxH`) at `rate` fps for `seconds`, with a 440 Hz
+/// tone when `tone`, encoded as `output` says (codec and container arguments; without any,
+/// ffmpeg's defaults for `path`'s extension) into `path`, whose folder is made first.
+pub fn ffmpeg_clip(path: &Path, size: &str, rate: u32, seconds: u32, tone: bool, output: &[&str]) {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    let mut command = std::process::Command::new("ffmpeg");
+    command.args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"]);
+    command.arg(format!("testsrc2=size={size}:rate={rate}:duration={seconds}"));
+    if tone {
+        command.args(["-f", "lavfi", "-i"]).arg(format!("sine=frequency=440:duration={seconds}"));
+    }
+    let out = command.args(output).arg(path).output().expect("ffmpeg (Debian package ffmpeg)");
+    assert!(out.status.success(), "ffmpeg making {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+}
+
 /// Makes a test video with ffmpeg: `testsrc2` at `width`×`height`, 30 fps, with a sine tone,
 /// H.264 at near-lossless quality (a camera original, so re-encoding saves bytes).
-pub fn test_video(path: &std::path::Path, width: u32, height: u32, seconds: u32) {
-    let video = format!("testsrc2=size={width}x{height}:rate=30:duration={seconds}");
-    let audio = format!("sine=frequency=440:duration={seconds}");
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", &video, "-f", "lavfi", "-i", &audio])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv444p", "-c:a", "aac", "-shortest"])
+pub fn test_video(path: &Path, width: u32, height: u32, seconds: u32) {
+    let output = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv444p", "-c:a", "aac", "-shortest"];
+    ffmpeg_clip(path, &format!("{width}x{height}"), 30, seconds, true, &output);
+}
+
+/// What ffprobe finds in a video file, decoding every frame (so a broken file fails the test).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probed {
+    /// Frames decoded from the first video stream (0 without one).
+    pub frames: u64,
+    /// The container's duration in seconds.
+    pub duration: f64,
+    /// Every stream's codec, in stream order.
+    pub codecs: Vec<String>,
+    /// The first video stream's codec, width and height (empty and 0 without one).
+    pub video_codec: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// ffprobe's reading of `path`, every frame decoded.
+pub fn ffprobe(path: &Path) -> Probed {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-print_format", "json", "-show_streams", "-show_format"])
         .arg(path)
         .output()
-        .expect("ffmpeg (Debian package ffmpeg)");
-    assert!(out.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&out.stderr));
+        .expect("ffprobe (Debian package ffmpeg)");
+    assert!(out.status.success(), "ffprobe {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let streams = json["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams.iter().find(|s| s["codec_type"] == "video").cloned().unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    Probed {
+        frames: video["nb_read_frames"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
+        duration: json["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0),
+        codecs: streams.iter().map(|s| text(&s["codec_name"])).collect(),
+        video_codec: text(&video["codec_name"]),
+        width: video["width"].as_u64().unwrap_or(0) as u32,
+        height: video["height"].as_u64().unwrap_or(0) as u32,
+    }
 }
 
 /// Makes a video ffprobe reads and ffmpeg decodes but cannot transcode: a 1 s `testsrc2` clip
 /// with a 9-channel PCM track in Matroska. Neither ffmpeg's AAC encoder ("Unsupported channel
 /// layout") nor libopus ("mapping family undefined for 9 channels") opens for it, so the
 /// transcode fails on the output side (`transcode_failed`), in MP4 and in WebM alike.
-pub fn untranscodable_video(path: &std::path::Path) {
+pub fn untranscodable_video(path: &Path) {
     let out = std::process::Command::new("ffmpeg")
         .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1"])
         .args(["-f", "s16le", "-ar", "8000", "-ac", "9", "-t", "1", "-i", "/dev/zero"])

@@ -43,51 +43,19 @@ fn ffmpeg(args: &[&str]) {
     assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// Frames, duration and streams of a file, decoding every frame (so a broken file fails).
+/// Frames, duration, streams and size of a file, decoding every frame (so a broken file fails).
 fn decoded(path: &Path) -> (u64, f64, Vec<String>, (u32, u32)) {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-print_format", "json", "-show_streams", "-show_format"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let streams = json["streams"].as_array().unwrap();
-    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("a video stream");
-    let frames = video["nb_read_frames"].as_str().unwrap().parse().unwrap();
-    let duration = json["format"]["duration"].as_str().unwrap().parse().unwrap();
-    let codecs = streams.iter().map(|s| s["codec_name"].as_str().unwrap().to_owned()).collect();
-    (frames, duration, codecs, (video["width"].as_u64().unwrap() as u32, video["height"].as_u64().unwrap() as u32))
+    let p = compressor_test_support::ffprobe(path);
+    assert!(!p.video_codec.is_empty(), "{}: no video stream", path.display());
+    (p.frames, p.duration, p.codecs, (p.width, p.height))
 }
 
 /// A 4-second 30 fps test pattern with a sine tone, `w`×`h` (odd sides too: 4:4:4), as
 /// high-bitrate H.264 (so there is something to save).
 fn test_clip(path: &Path, w: u32, h: u32) {
     let scale = format!("scale={w}:{h}");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=640x360:rate=30:duration=4",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=4",
-        "-vf",
-        &scale,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-crf",
-        "8",
-        "-pix_fmt",
-        "yuv444p",
-        "-c:a",
-        "aac",
-        "-shortest",
-        path.to_str().unwrap(),
-    ]);
+    let output = ["-vf", &scale, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "8", "-pix_fmt", "yuv444p", "-c:a", "aac", "-shortest"];
+    compressor_test_support::ffmpeg_clip(path, "640x360", 30, 4, true, &output);
 }
 
 #[test]

@@ -98,25 +98,6 @@ pub async fn readiness(client: &reqwest::Client, server: &Server) -> String {
     body["status"].as_str().unwrap().to_owned()
 }
 
-/// Frames decoded and stream codecs of a video file, by ffprobe decoding every frame.
-pub fn ffprobe(path: &std::path::Path) -> (u64, Vec<String>) {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-print_format", "json", "-show_streams"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (Debian package ffmpeg)");
-    assert!(out.status.success(), "ffprobe: {}", String::from_utf8_lossy(&out.stderr));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let streams = json["streams"].as_array().unwrap();
-    let frames = streams
-        .iter()
-        .find(|s| s["codec_type"] == "video")
-        .and_then(|s| s["nb_read_frames"].as_str())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    (frames, streams.iter().map(|s| s["codec_name"].as_str().unwrap_or("").to_owned()).collect())
-}
-
 /// The names in a folder (a test's temporary folder must end up empty).
 pub fn entries(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()

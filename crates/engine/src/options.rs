@@ -324,10 +324,9 @@ impl Options {
         {
             return Err(Error::InvalidOptions { detail: format!("quality {q} is not a range within 0-100") });
         }
+        // A side beyond the surfaces' range is left to the output limits (`LimitExceeded`, from
+        // the plan, before any pixel exists).
         if let Some(resize) = &self.resize {
-            for side in [resize.width, resize.height].into_iter().flatten() {
-                Options::check_range("width", f64::from(side))?;
-            }
             resize.validate()?;
         }
         if self.allow_downscale && self.max_bytes.is_none() {

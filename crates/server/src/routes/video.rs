@@ -9,13 +9,14 @@ use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use compressor_video::{Choices, Limits, Options};
+use compressor_video::{Choices, Limits, Options, Report};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use super::upload;
 use crate::AppState;
+use crate::config::VideoConfig;
 use crate::error::ApiError;
 
 pub const ROUTE: &str = "/v1/video/compress";
@@ -116,19 +117,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
         .0;
     let video = state.config.video.clone().ok_or_else(|| ApiError::Internal("video route without video config".into()))?;
     let pool = state.video_pool.clone().ok_or_else(|| ApiError::Internal("video route without video pool".into()))?;
-    let choices = Choices {
-        format: params.format.as_deref().map(str::parse).transpose()?,
-        quality: params.quality,
-        target_quality: params.target_quality,
-        audio: params.audio,
-    };
-    // The request's choices, checked before the upload is taken; the limits are the service's.
-    let options = Options {
-        limits: Limits { max_input_bytes: video.max_body_bytes, ..Limits::DEFAULT },
-        timeout: video.timeout,
-        temp_dir: video.temp_dir.clone(),
-        ..choices.options()?
-    };
+    let options = options(&params, &video)?;
     let admission = pool.try_admit()?;
 
     let temp_dir = video.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -158,6 +147,29 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
     state.metrics.compression_ratio(report.format.extension(), report.output_size as f64 / report.input_size.max(1) as f64);
 
     let filename = upload::output_filename(upload.filename.as_deref(), report.format.extension());
+    let headers = answer_headers(&report, &filename)?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+    Ok((headers, Body::from_stream(stream)).into_response())
+}
+
+/// The request's choices, checked before the upload is taken; the limits are the service's.
+fn options(params: &VideoParams, video: &VideoConfig) -> Result<Options, ApiError> {
+    let choices = Choices {
+        format: params.format.as_deref().map(str::parse).transpose()?,
+        quality: params.quality,
+        target_quality: params.target_quality,
+        audio: params.audio,
+    };
+    Ok(Options {
+        limits: Limits { max_input_bytes: video.max_body_bytes, ..Limits::DEFAULT },
+        timeout: video.timeout,
+        temp_dir: video.temp_dir.clone(),
+        ..choices.options()?
+    })
+}
+
+/// The answer's headers: the video's type and name, and what the transcode did.
+fn answer_headers(report: &Report, filename: &str) -> Result<HeaderMap, ApiError> {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(report.format.mime_type()));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(report.output_size));
@@ -181,9 +193,7 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
     insert("x-quality-score", report.score.map(|score| super::v1::decimal(score, 2)));
     let notes: String = report.notes.join("; ").chars().map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' }).collect();
     insert("x-compression-notes", (!notes.is_empty()).then(|| text(&notes)).flatten());
-
-    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
-    Ok((headers, Body::from_stream(stream)).into_response())
+    Ok(headers)
 }
 
 /// An upload on disk.

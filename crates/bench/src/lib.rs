@@ -512,46 +512,14 @@ pub struct Skipped {
     pub reason: String,
 }
 
-/// Runs everything and gathers the records; used by [`run`] and the tests.
+/// Runs everything and gathers the records; used by [`run`] and the tests: the categories and
+/// tools asked for, the peers found, the inputs (with generated clips for the video categories),
+/// then every input through every category that applies to it.
 pub fn bench(args: &Settings) -> anyhow::Result<Report> {
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    let known: Vec<&str> = peers::all().iter().map(|p| p.id).collect();
-    if let Some(bad) = args.tools.iter().find(|t| !known.contains(&t.as_str())) {
-        bail!("unknown tool {bad:?}; known: {}", known.join(", "));
-    }
-    let categories: Vec<Category> = if args.categories.is_empty() {
-        Category::ALL.into_iter().filter(|c| !c.is_video()).collect()
-    } else {
-        args.categories.iter().map(|c| Category::from_id(c).with_context(|| format!("unknown category {c:?}"))).collect::<Result<_, _>>()?
-    };
+    let categories = categories(args)?;
     let search_path = args.search_path.clone().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
-    let go_png = args.go_png.clone().or_else(|| Some(PathBuf::from("bench/go-png/go-png")).filter(|p| p.is_file()));
-
-    let mut available = Vec::new();
-    let mut skipped = Vec::new();
-    for peer in peers::all() {
-        if !categories.contains(&peer.category) || (!args.tools.is_empty() && !args.tools.iter().any(|t| t == peer.id)) {
-            continue;
-        }
-        let found = match (peer.id, &go_png) {
-            ("go-png", Some(p)) => peers::find(&p.to_string_lossy(), &search_path),
-            _ => peers::find(peer.program, &search_path),
-        };
-        let djpeg_missing = peer.needs_ppm && peers::find("djpeg", &search_path).is_none();
-        match found {
-            Some(program) if !djpeg_missing => available.push(Available { peer, program }),
-            _ => {
-                let what = if djpeg_missing && found.is_some() { "djpeg" } else { peer.program };
-                let hint = if peer.id == "go-png" { " (build it with scripts/install-bench-tools.sh)" } else { "" };
-                skipped.push(Skipped {
-                    id: peer.id.into(),
-                    category: peer.category,
-                    command: peer.command_line(),
-                    reason: format!("{what} not found{hint}"),
-                });
-            }
-        }
-    }
+    let (available, skipped) = find_peers(args, &categories, &search_path);
     let vips = peers::find("vips", &search_path);
     let djpeg = peers::find("djpeg", &search_path);
     let video_tools = if categories.iter().any(|c| c.is_video()) { Some(video::Tools::find(&search_path)?) } else { None };
@@ -560,21 +528,12 @@ pub fn bench(args: &Settings) -> anyhow::Result<Report> {
     let mut spawner = peers::Spawner::start(&engine.program, &engine.prefix)?;
     let mut inputs = collect_inputs(args, video_tools.as_ref().map(|t| t.ffprobe.as_path()))?;
     let work = tempfile::tempdir()?;
-    let mut clips = Vec::new();
-    if let Some(tools) = &video_tools
-        && categories.iter().any(|c| matches!(c, Category::VideoMp4 | Category::VideoWebM))
-    {
-        // The corpus has no videos: the clips are made here, from its first large photo.
-        let photo = clip_photo(args);
-        for clip in video::make_clips(&tools.ffmpeg, &work.path().join("clips"), photo.as_deref(), args.quick)? {
-            let name = format!("generated/{}", clip.name);
-            let bytes = clip.path.metadata()?.len();
-            let timeline = video::timeline(&tools.ffprobe, &clip.path)?;
-            eprintln!("bench: made {name} ({bytes} bytes): {}", clip.description);
-            inputs.push(Input { path: clip.path, name: name.clone(), kind: Kind::Video, bytes, video: Some(timeline) });
-            clips.push(report::GeneratedClip { name, description: clip.description });
+    let clips = match &video_tools {
+        Some(tools) if categories.iter().any(|c| matches!(c, Category::VideoMp4 | Category::VideoWebM)) => {
+            generated_clips(args, tools, work.path(), &mut inputs)?
         }
-    }
+        _ => Vec::new(),
+    };
     if inputs.is_empty() {
         bail!("no PNG or JPEG files (nor, for the video categories, GIFs or videos) in {:?}", args.corpus);
     }
@@ -591,34 +550,112 @@ pub fn bench(args: &Settings) -> anyhow::Result<Report> {
             continue;
         }
         eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
-        let data = std::fs::read(&input.path)?;
-        let info = compressor_engine::probe(&data).ok();
-        let pixels = info.as_ref().map(|i| u64::from(i.width) * u64::from(i.height));
-        let upright_width = info.as_ref().map(|i| if (5..=8).contains(&measure::orientation(&data)) { i.height } else { i.width });
-        let mut reference: Option<Option<Rgba>> = None;
-        let mut resize_references = measure::ResizeReferences::new(vips.as_deref(), &input.path);
-        for &category in categories.iter().filter(|&&c| input.applies(c, upright_width)) {
-            let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
-            let outs = run_category(category, input, &peers, &mut runner)?;
-            for (mut record, output) in outs {
-                record.pixels = pixels;
-                if let (Some((width, height, cover)), Some(output)) = (category.resize_box(), &output) {
-                    // Each tool against a reference of its own geometry: vipsthumbnail scales both
-                    // axes by one factor, ours maps the image exactly onto the output's pixels.
-                    let uniform = cover || record.method != OURS;
-                    record.score = resize_references.score(output, (width, height), cover, uniform, &mut record.note);
-                } else if category.scored_by_harness()
-                    && let Some(output) = output
-                {
-                    let reference = reference.get_or_insert_with(|| measure::decode(&data).ok());
-                    record.score = reference.as_ref().and_then(|r| score(r, &output, &mut record.note));
-                }
-                records.push(record);
-            }
-        }
+        bench_image(input, &categories, &available, vips.as_deref(), &mut runner, &mut records)?;
     }
     let tools = available.iter().map(|a| (a.peer.clone(), a.program.clone())).collect();
     Ok(report::build(runs, args, tools, skipped, records, clips))
+}
+
+/// The categories asked for (every image category by default), and a check of the tool names.
+fn categories(args: &Settings) -> anyhow::Result<Vec<Category>> {
+    let known: Vec<&str> = peers::all().iter().map(|p| p.id).collect();
+    if let Some(bad) = args.tools.iter().find(|t| !known.contains(&t.as_str())) {
+        bail!("unknown tool {bad:?}; known: {}", known.join(", "));
+    }
+    if args.categories.is_empty() {
+        return Ok(Category::ALL.into_iter().filter(|c| !c.is_video()).collect());
+    }
+    args.categories.iter().map(|c| Category::from_id(c).with_context(|| format!("unknown category {c:?}"))).collect()
+}
+
+/// The peers of those categories (and tools, when named) found on `search_path`, and those that
+/// will not run, with why.
+fn find_peers(args: &Settings, categories: &[Category], search_path: &std::ffi::OsString) -> (Vec<Available>, Vec<Skipped>) {
+    let go_png = args.go_png.clone().or_else(|| Some(PathBuf::from("bench/go-png/go-png")).filter(|p| p.is_file()));
+    let mut available = Vec::new();
+    let mut skipped = Vec::new();
+    for peer in peers::all() {
+        if !categories.contains(&peer.category) || (!args.tools.is_empty() && !args.tools.iter().any(|t| t == peer.id)) {
+            continue;
+        }
+        let found = match (peer.id, &go_png) {
+            ("go-png", Some(p)) => peers::find(&p.to_string_lossy(), search_path),
+            _ => peers::find(peer.program, search_path),
+        };
+        let djpeg_missing = peer.needs_ppm && peers::find("djpeg", search_path).is_none();
+        match found {
+            Some(program) if !djpeg_missing => available.push(Available { peer, program }),
+            _ => {
+                let what = if djpeg_missing && found.is_some() { "djpeg" } else { peer.program };
+                let hint = if peer.id == "go-png" { " (build it with scripts/install-bench-tools.sh)" } else { "" };
+                skipped.push(Skipped {
+                    id: peer.id.into(),
+                    category: peer.category,
+                    command: peer.command_line(),
+                    reason: format!("{what} not found{hint}"),
+                });
+            }
+        }
+    }
+    (available, skipped)
+}
+
+/// The clips the video categories run on, made here from the corpus's first large photo (the
+/// corpus has no videos) and added to `inputs`.
+fn generated_clips(
+    args: &Settings,
+    tools: &video::Tools,
+    work: &Path,
+    inputs: &mut Vec<Input>,
+) -> anyhow::Result<Vec<report::GeneratedClip>> {
+    let photo = clip_photo(args);
+    let mut clips = Vec::new();
+    for clip in video::make_clips(&tools.ffmpeg, &work.join("clips"), photo.as_deref(), args.quick)? {
+        let name = format!("generated/{}", clip.name);
+        let bytes = clip.path.metadata()?.len();
+        let timeline = video::timeline(&tools.ffprobe, &clip.path)?;
+        eprintln!("bench: made {name} ({bytes} bytes): {}", clip.description);
+        inputs.push(Input { path: clip.path, name: name.clone(), kind: Kind::Video, bytes, video: Some(timeline) });
+        clips.push(report::GeneratedClip { name, description: clip.description });
+    }
+    Ok(clips)
+}
+
+/// One image through every category that applies to it: ours and each peer run, each output
+/// scored against the input (or, for resizes, against a reference of its own geometry).
+fn bench_image(
+    input: &Input,
+    categories: &[Category],
+    available: &[Available],
+    vips: Option<&Path>,
+    runner: &mut Runner,
+    records: &mut Vec<Record>,
+) -> anyhow::Result<()> {
+    let data = std::fs::read(&input.path)?;
+    let info = compressor_engine::probe(&data).ok();
+    let pixels = info.as_ref().map(|i| u64::from(i.width) * u64::from(i.height));
+    let upright_width = info.as_ref().map(|i| if (5..=8).contains(&measure::orientation(&data)) { i.height } else { i.width });
+    let mut reference: Option<Option<Rgba>> = None;
+    let mut resize_references = measure::ResizeReferences::new(vips, &input.path);
+    for &category in categories.iter().filter(|&&c| input.applies(c, upright_width)) {
+        let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
+        for (mut record, output) in run_category(category, input, &peers, runner)? {
+            record.pixels = pixels;
+            if let (Some((width, height, cover)), Some(output)) = (category.resize_box(), &output) {
+                // Each tool against a reference of its own geometry: vipsthumbnail scales both
+                // axes by one factor, ours maps the image exactly onto the output's pixels.
+                let uniform = cover || record.method != OURS;
+                record.score = resize_references.score(output, (width, height), cover, uniform, &mut record.note);
+            } else if category.scored_by_harness()
+                && let Some(output) = output
+            {
+                let reference = reference.get_or_insert_with(|| measure::decode(&data).ok());
+                record.score = reference.as_ref().and_then(|r| score(r, &output, &mut record.note));
+            }
+            records.push(record);
+        }
+    }
+    Ok(())
 }
 
 /// The photo the generated clips pan over: the first JPEG (by path) of the corpus folders at

@@ -33,12 +33,9 @@ fn cli_help(def: &OptionDef) -> String {
     format!("{}{extra}{default}", def.help())
 }
 
+/// A container `--format` names for videos, read by the video crate (`keep` is the image option's).
 fn video_format(text: &str) -> Option<VideoFormat> {
-    match text.to_ascii_lowercase().as_str() {
-        "mp4" => Some(VideoFormat::Mp4),
-        "webm" => Some(VideoFormat::WebM),
-        _ => None,
-    }
+    text.parse().ok().filter(|&f| f != VideoFormat::Keep)
 }
 
 fn arg(def: &'static OptionDef) -> Arg {

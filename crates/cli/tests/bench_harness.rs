@@ -60,19 +60,10 @@ fn corpus(dir: &Path) {
 fn args(corpus: PathBuf, json: PathBuf) -> Settings {
     Settings {
         corpus: vec![corpus],
-        tools: vec![],
-        categories: vec![],
         runs: Some(1),
         json: Some(json),
-        markdown: None,
-        plot: None,
-        quick: false,
-        from_json: None,
-        go_png: None,
-        search_path: None,
         engine_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_compressor-bench"))),
-        engine_worker: None,
-        spawner: false,
+        ..Settings::default()
     }
 }
 

@@ -3,42 +3,20 @@
 //! of `compressor serve` and of its OpenAPI document; each takes the same spellings on both, and
 //! refuses a value outside its range with the same message.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use compressor_engine::{Http, OPTIONS, OptionDef, ValueKind};
+use compressor_test_support::Served;
 
 fn compressor() -> Command {
     Command::new(env!("CARGO_BIN_EXE_compressor"))
 }
 
 /// `compressor serve` on a free port, stopped on drop.
-struct Serve {
-    child: Child,
-    address: String,
-}
-
-impl Serve {
-    fn start() -> Serve {
-        let mut child = compressor()
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--workers", "2"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let first = BufReader::new(child.stderr.take().unwrap()).lines().next().expect("a log line").unwrap();
-        let event: serde_json::Value = serde_json::from_str(&first).unwrap();
-        let address = event["fields"]["address"].as_str().unwrap().to_owned();
-        Serve { child, address }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn serve() -> Served {
+    let mut command = compressor();
+    command.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--workers", "2"]).env("RUST_LOG", "info");
+    Served::start(command)
 }
 
 /// Values of `def` that must be accepted, each with the options it needs beside it.
@@ -94,7 +72,7 @@ fn cli(image: &std::path::Path, options: &[(&str, &str)]) -> Output {
     command.output().unwrap()
 }
 
-fn http(client: &reqwest::blocking::Client, serve: &Serve, image: &[u8], options: &[(&str, &str)]) -> (u16, serde_json::Value) {
+fn http(client: &reqwest::blocking::Client, serve: &Served, image: &[u8], options: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let response = client.post(format!("http://{}/v1/compress", serve.address)).query(options).body(image.to_vec()).send().unwrap();
     let status = response.status().as_u16();
     let body = if status == 200 { serde_json::Value::Null } else { response.json().unwrap_or(serde_json::Value::Null) };
@@ -107,7 +85,7 @@ fn every_option_is_set_and_refused_alike_on_the_command_line_and_over_http() {
     let image = dir.path().join("small.png");
     let png = compressor_test_support::noisy_png(16, 16, 3);
     std::fs::write(&image, &png).unwrap();
-    let serve = Serve::start();
+    let serve = serve();
     let client = reqwest::blocking::Client::new();
 
     for def in OPTIONS {
@@ -154,7 +132,7 @@ fn every_option_is_set_and_refused_alike_on_the_command_line_and_over_http() {
 
 #[test]
 fn the_openapi_document_and_the_help_list_every_option_with_its_values() {
-    let serve = Serve::start();
+    let serve = serve();
     let doc: serde_json::Value = reqwest::blocking::get(format!("http://{}/openapi.json", serve.address)).unwrap().json().unwrap();
     let params = doc["paths"]["/v1/compress"]["post"]["parameters"].as_array().unwrap();
     let help = String::from_utf8(compressor().args(["compress", "--help"]).output().unwrap().stdout).unwrap();

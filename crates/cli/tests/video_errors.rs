@@ -2,10 +2,10 @@
 //! manifest, and the service's error body (`compressor serve` on a loopback port), all run as the
 //! real program on a file real ffmpeg fails on.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 fn compressor() -> Command {
@@ -37,19 +37,10 @@ fn batch_code(src: &Path, dst: &Path, key: &str) -> (Option<i32>, String) {
 /// The status and error code `POST /v1/video/compress` answers for `body`, from a `compressor
 /// serve` started for it.
 fn http_code(body: &[u8], temp: &Path) -> (u16, String) {
-    let mut child = compressor()
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--services", "video", "--temp-dir"])
-        .arg(temp)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().expect("a log line").unwrap();
-    std::thread::spawn(move || lines.for_each(drop));
-    let event: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
-    let address = event["fields"]["address"].as_str().unwrap().to_owned();
-
+    let mut command = compressor();
+    command.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--services", "video", "--temp-dir"]).arg(temp);
+    let served = compressor_test_support::Served::start(command);
+    let address = served.address.clone();
     let mut stream = TcpStream::connect(&address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     write!(
@@ -61,8 +52,7 @@ fn http_code(body: &[u8], temp: &Path) -> (u16, String) {
     stream.write_all(body).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(served);
 
     let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{response}"));
     let json = response.split_once("\r\n\r\n").map(|(_, body)| body).unwrap_or_default();

@@ -245,6 +245,34 @@ pub fn wait_until(what: &str, deadline: Duration, mut ready: impl FnMut() -> boo
     }
 }
 
+/// A `compressor serve` process started from `command` (which must log JSON to standard error),
+/// its address read from its first log line; killed when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub address: String,
+}
+
+impl Served {
+    pub fn start(mut command: std::process::Command) -> Served {
+        use std::io::BufRead as _;
+        let mut child = command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().expect("compressor serve");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let first = lines.next().expect("a log line").unwrap();
+        // The rest is read and dropped, so the service never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let event: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+        let address = event["fields"]["address"].as_str().expect("the listening address").to_owned();
+        Served { child, address }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // ---- videos ----------------------------------------------------------------------------------
 
 /// A `testsrc2` clip made by ffmpeg: `size` (`WxH`) at `rate` fps for `seconds`, with a 440 Hz

@@ -69,6 +69,20 @@ impl Format {
         }
     }
 
+    /// The name people know the format by, for messages and pages.
+    pub fn title(self) -> &'static str {
+        match self {
+            Format::Png => "PNG",
+            Format::Jpeg => "JPEG",
+            Format::Gif => "GIF",
+            Format::WebP => "WebP",
+            Format::Avif => "AVIF",
+            Format::Tiff => "TIFF",
+            Format::Bmp => "BMP",
+            Format::Heic => "HEIC",
+        }
+    }
+
     /// The media type of an output in this format.
     pub fn mime_type(self) -> &'static str {
         self.media_types()[0]

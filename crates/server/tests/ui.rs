@@ -238,9 +238,30 @@ fn three_corpus_files() -> Option<[PathBuf; 3]> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_real_files_compress_and_download_as_the_api_answers() {
-    let Some([png, jpeg, gif]) = three_corpus_files() else { return };
+    let Some([png, camera_jpeg, gif]) = three_corpus_files() else { return };
+    // A name with a space and another spelling of the JPEG extension: the download keeps both
+    // (the service's naming rule keeps an extension that says the output's format).
+    let renamed = tempfile::tempdir().unwrap();
+    let jpeg = renamed.path().join("Landscape 2.JPEG");
+    std::fs::copy(&camera_jpeg, &jpeg).unwrap();
     let server = Server::start(config()).await;
     let browser = open(&server).await;
+
+    // The picker offers what the format tables read, and the page says which.
+    let accept = browser.js("return document.getElementById('files').accept").await;
+    let offered: HashSet<&str> = accept.as_str().unwrap().split(',').collect();
+    let mut readable: HashSet<String> = compressor_engine::Format::ALL
+        .iter()
+        .flat_map(|f| f.media_types().iter().map(|t| t.to_string()).chain(f.extensions().iter().map(|e| format!(".{e}"))))
+        .collect();
+    readable.extend(compressor_video::EXTENSIONS.iter().map(|e| format!(".{e}")));
+    readable.extend(compressor_video::MEDIA_TYPES.iter().map(|t| t.to_string()));
+    assert_eq!(offered, readable.iter().map(String::as_str).collect());
+    let said = browser.js("return document.getElementById('formats').textContent").await;
+    for format in compressor_engine::Format::ALL {
+        assert!(said.as_str().unwrap().contains(format.title()), "{said} does not name {format}");
+    }
+
     browser.add_files(&[png.clone(), jpeg.clone(), gif.clone()]).await;
     let rows = browser.finished(3, Duration::from_secs(120)).await;
     let http = client();
@@ -260,10 +281,11 @@ async fn three_real_files_compress_and_download_as_the_api_answers() {
             let i = compressor_engine::probe(&input).unwrap();
             (i.width, i.height)
         });
-        // Named after the upload, with the output's extension.
-        let extension = if format == "jpeg" { "jpg" } else { format };
-        let stem = path.file_stem().unwrap().to_str().unwrap();
-        assert_eq!(row["download"], format!("{stem}.{extension}"), "{row}");
+        // Named after the upload by the service's rule (here every extension already says the
+        // output's format, so each name is the upload's own).
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(row["download"], compressor_engine::Format::ALL.iter().find(|f| f.to_string() == format).unwrap().output_name(name));
+        assert_eq!(row["download"], name, "{row}");
         assert_eq!(row["method"], answer_method(&http, &server, &input).await, "{row}");
         assert_eq!(row["score"], "", "no score unless asked for: {row}");
     }

@@ -4,16 +4,11 @@
 // contacted (the server's Content-Security-Policy would refuse it anyway).
 "use strict";
 
-// The image types the service reads, with the extension each is saved under.
-const EXTENSIONS = {
-  "image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp", "image/avif": "avif",
-  // Read only (the service converts them): phones' HEIC, scans' TIFF, BMP.
-  "image/heic": "heic", "image/heif": "heif", "image/tiff": "tif", "image/bmp": "bmp",
-};
-const IMAGE_NAME = /\.(png|jpe?g|gif|webp|avif|heic|heif|tiff?|bmp)$/i;
-// The video types the video service reads, and the outputs' extensions.
-const VIDEO_EXTENSIONS = { "video/mp4": "mp4", "video/webm": "webm", "video/quicktime": "mov", "video/x-matroska": "mkv", "video/x-m4v": "m4v" };
-const VIDEO_NAME = /\.(mp4|m4v|mov|webm|mkv)$/i;
+// What the service reads, from the server's format tables (/ui/formats.js is written by the
+// server): image media types with the extension a pasted file is named with, file name
+// extensions, and the video containers.
+const { imageTypes, imageExtensions, videoTypes, videoExtensions, readable } = FORMATS;
+const extensionOf = (name) => (name.lastIndexOf(".") > 0 ? name.slice(name.lastIndexOf(".") + 1).toLowerCase() : "");
 const AT_ONCE = 3;
 const OPTIONS_KEY = "compressor.options";
 // Version 2: "Measure quality" became opt-in. Options saved by an earlier page carry its old
@@ -170,13 +165,13 @@ function notice(text, bad = false) {
 // ---- adding files ----------------------------------------------------------------------------------
 
 function looksLikeImage(file) {
-  if (file.type) return file.type in EXTENSIONS;
-  return IMAGE_NAME.test(file.name);
+  if (file.type) return file.type in imageTypes;
+  return imageExtensions.includes(extensionOf(file.name));
 }
 
 function looksLikeVideo(file) {
-  if (file.type && file.type in VIDEO_EXTENSIONS) return true;
-  return !(file.type in EXTENSIONS) && VIDEO_NAME.test(file.name);
+  if (file.type && videoTypes.includes(file.type)) return true;
+  return !(file.type in imageTypes) && videoExtensions.includes(extensionOf(file.name));
 }
 
 function isGif(file) {
@@ -196,7 +191,7 @@ function addFiles(files) {
   if (!list.length) return;
   for (const file of list) {
     const id = nextId++;
-    const name = file.name || `pasted-${id}.${EXTENSIONS[file.type] || "png"}`;
+    const name = file.name || `pasted-${id}.${imageTypes[file.type] || "png"}`;
     const item = { id, file, name, state: "queued", progress: 0, message: "", result: null, options: readOptions() };
     item.originalUrl = URL.createObjectURL(file);
     item.row = row(item);
@@ -207,7 +202,7 @@ function addFiles(files) {
     } else {
       // The server recognises formats by content, but a file that says it is something else
       // entirely is refused here, without uploading it.
-      fail(item, `Not a file this service reads (${file.type}): use PNG, JPEG, GIF, WebP, AVIF, MP4, MOV or WebM.`);
+      fail(item, `Not a file this service reads (${file.type}): use ${readable}.`);
     }
   }
   notice(`${list.length} file${list.length === 1 ? "" : "s"} added.`);
@@ -264,12 +259,15 @@ async function errorMessage(xhr) {
   }
 }
 
-// The upload's own name with the output's extension (the format may have changed).
-function outputName(name, type) {
-  const dot = name.lastIndexOf(".");
-  const stem = dot > 0 ? name.slice(0, dot) : name;
-  const media = type.split(";")[0].trim();
-  return `${stem}.${EXTENSIONS[media] || VIDEO_EXTENSIONS[media] || "bin"}`;
+// The upload's own name (not the server's safe ASCII copy of it) with the extension of the name
+// the server gave the output: the service's one naming rule, which keeps an extension that
+// already says the output's format (photo.jpeg stays photo.jpeg) and replaces any other.
+function outputName(name, disposition) {
+  const given = /filename="([^"]*)"/.exec(disposition || "");
+  const extension = (given && extensionOf(given[1])) || "bin";
+  const stem = name.lastIndexOf(".") > 0 ? name.slice(0, name.lastIndexOf(".")) : name;
+  const own = name.slice(stem.length + 1);
+  return `${stem}.${own.toLowerCase() === extension ? own : extension}`;
 }
 
 function send(item) {
@@ -277,7 +275,6 @@ function send(item) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", endpoint(item));
     xhr.responseType = "blob";
-    xhr.setRequestHeader("Content-Type", item.file.type || "application/octet-stream");
     const key = storedKey();
     if (key) xhr.setRequestHeader("Authorization", `Bearer ${key}`);
     item.state = "uploading";
@@ -320,7 +317,10 @@ function send(item) {
       }
       resolve();
     };
-    xhr.send(item.file);
+    // A form, so that the server sees the file's name and names the output by its rule.
+    const form = new FormData();
+    form.append("file", item.file, item.name);
+    xhr.send(form);
   });
 }
 
@@ -340,7 +340,7 @@ function finish(item, xhr) {
     duration: Number.parseFloat(header("X-Duration-Seconds") || ""),
     video: type.startsWith("video/"),
     resizedFrom: header("X-Resized-From") || "",
-    filename: outputName(item.name, type),
+    filename: outputName(item.name, header("Content-Disposition")),
   };
   item.state = "done";
   item.message = "";
@@ -830,6 +830,13 @@ function setUp() {
     const files = e.clipboardData ? Array.from(e.clipboardData.files) : [];
     if (files.length) addFiles(files);
   });
+  $("formats").textContent = readable;
+  $("files").accept = [
+    ...Object.keys(imageTypes),
+    ...imageExtensions.map((e) => `.${e}`),
+    ...videoTypes,
+    ...videoExtensions.map((e) => `.${e}`),
+  ].join(",");
   setUpCompare();
   totals();
 }

@@ -208,6 +208,10 @@ pub struct Compressed {
 /// files by name (batch's default `--include`); files themselves are judged by content.
 pub const EXTENSIONS: &[&str] = &["mp4", "m4v", "mov", "webm", "mkv"];
 
+/// The media types those containers are labelled with (MP4, M4V, MOV, WebM, Matroska), for
+/// pickers that filter files by type (the web page's).
+pub const MEDIA_TYPES: &[&str] = &["video/mp4", "video/x-m4v", "video/quicktime", "video/webm", "video/x-matroska"];
+
 /// True when the first bytes of a file look like a video container this crate reads: ISO BMFF
 /// (MP4, MOV, 3GP) with a video brand, or EBML (WebM, Matroska). AVIF and HEIF also start with
 /// `ftyp`; their brands are images and are left to the image engine.

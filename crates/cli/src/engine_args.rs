@@ -4,7 +4,7 @@
 //! without a change to this file.
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use compressor_engine::{OPTIONS, OptionDef, Options, OutputFormat, ValueKind};
+use compressor_engine::{OPTIONS, OptionDef, Options, OutputFormat, Surface, ValueKind};
 use compressor_video::VideoFormat;
 
 /// What the engine flags asked for: the options as given (checked together by [`EngineArgs::options`]),
@@ -30,7 +30,7 @@ fn cli_help(def: &OptionDef) -> String {
         _ => "",
     };
     let default = def.default.map(|d| format!(" [default: {d}]")).unwrap_or_default();
-    format!("{}{extra}{default}", def.help())
+    format!("{}{extra}{default}", def.help(Surface::Cli))
 }
 
 /// A container `--format` names for videos, read by the video crate (`keep` is the image option's).

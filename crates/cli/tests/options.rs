@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use compressor_engine::{Http, OPTIONS, OptionDef, ValueKind};
+use compressor_engine::{Http, OPTIONS, OptionDef, Surface, ValueKind};
 use compressor_test_support::Served;
 
 fn compressor() -> Command {
@@ -145,7 +145,7 @@ fn the_openapi_document_and_the_help_list_every_option_with_its_values() {
         };
         let param = param.unwrap_or_else(|| panic!("{} is not in the document", def.name));
         let schema = &param["schema"];
-        assert!(param["description"].as_str().unwrap().starts_with(&*def.help()), "{param}");
+        assert!(param["description"].as_str().unwrap().starts_with(&def.help(Surface::Http)), "{param}");
         match def.value {
             ValueKind::Choice(names) => assert_eq!(schema["enum"], serde_json::json!(names()), "{param}"),
             ValueKind::Integer { min, max } => {

@@ -79,28 +79,39 @@ impl OptionDef {
         self.name.replace('_', "-")
     }
 
-    /// The help text every surface shows; quality's names the formats' defaults from their constants.
-    pub fn help(&self) -> std::borrow::Cow<'static, str> {
-        if self.name != "quality" {
-            return self.help.into();
+    /// The help text, with the other options it names spelled as `surface` spells them
+    /// (`--max-bytes` or `max_bytes`); quality's names the formats' defaults from their constants.
+    pub fn help(&self, surface: Surface) -> String {
+        let mut help = self.help.to_owned();
+        if self.name == "quality" {
+            help += &format!(
+                " (defaults: PNG {}, JPEG {}, WebP {}, AVIF {})",
+                crate::DEFAULT_PNG_QUALITY,
+                crate::DEFAULT_JPEG_QUALITY,
+                crate::DEFAULT_WEBP_QUALITY,
+                crate::DEFAULT_AVIF_QUALITY
+            );
         }
-        format!(
-            "{} (defaults: PNG {}, JPEG {}, WebP {}, AVIF {})",
-            self.help,
-            crate::DEFAULT_PNG_QUALITY,
-            crate::DEFAULT_JPEG_QUALITY,
-            crate::DEFAULT_WEBP_QUALITY,
-            crate::DEFAULT_AVIF_QUALITY
-        )
-        .into()
+        for other in OPTIONS {
+            help = help.replace(&format!("{{{}}}", other.name), &other.named(surface));
+        }
+        help
+    }
+
+    /// The option's name as `surface` spells it: `--first-frame` or `first_frame`.
+    pub fn named(&self, surface: Surface) -> String {
+        match surface {
+            Surface::Cli => format!("--{}", self.flag()),
+            Surface::Http => self.name.to_owned(),
+        }
     }
 
     /// How a user of `surface` sets this option to `value`: `--first-frame` or `first_frame=true`,
     /// `--quality 80` or `quality=80`.
     pub fn spelled(&self, surface: Surface, value: &str) -> String {
         match (surface, self.value) {
-            (Surface::Cli, ValueKind::Switch) => format!("--{}", self.flag()),
-            (Surface::Cli, _) => format!("--{} {value}", self.flag()),
+            (Surface::Cli, ValueKind::Switch) => self.named(surface),
+            (Surface::Cli, _) => format!("{} {value}", self.named(surface)),
             (Surface::Http, _) => format!("{}={value}", self.name),
         }
     }
@@ -281,7 +292,7 @@ pub const OPTIONS: &[OptionDef] = &[
         short: None,
         value: ValueKind::Switch,
         default: None,
-        help: "With max_bytes: when even the lowest quality does not fit, shrink the image by steps until it does",
+        help: "With {max_bytes}: when even the lowest quality does not fit, shrink the image by steps until it does",
         http: Http::Offered,
         set: |o, v| o.allow_downscale = switch(v),
     },
@@ -290,7 +301,7 @@ pub const OPTIONS: &[OptionDef] = &[
         short: None,
         value: ValueKind::Integer { min: 1, max: MAX_SIDE },
         default: None,
-        help: "Resize to this width in pixels (as displayed, after the EXIF orientation); fit says how it combines with height",
+        help: "Resize to this width in pixels (as displayed, after the EXIF orientation); {fit} says how it combines with {height}",
         http: Http::Offered,
         set: |o, v| resize(o).width = Some(integer(v) as u32),
     },
@@ -309,7 +320,7 @@ pub const OPTIONS: &[OptionDef] = &[
         value: ValueKind::Choice(names::<Fit>),
         default: Some("fit"),
         help: "How width and height apply: scale (one side given, the other follows), fit (inside the box, aspect kept; also \
-               spelled inside or contain), cover (fill the box, centred crop) or fill (stretch). Needs width or height; scale takes \
+               spelled inside or contain), cover (fill the box, centred crop) or fill (stretch). Needs {width} or {height}; scale takes \
                one side, cover and fill both",
         http: Http::Offered,
         set: |o, v| resize(o).fit = word(v),
@@ -319,7 +330,7 @@ pub const OPTIONS: &[OptionDef] = &[
         short: None,
         value: ValueKind::Switch,
         default: None,
-        help: "Allow resizing beyond the image's own size (by default no side is enlarged); needs width or height (or, for \
+        help: "Allow resizing beyond the image's own size (by default no side is enlarged); needs {width} or {height} (or, for \
                responsive variants, applies to their widths)",
         http: Http::Offered,
         set: |o, v| resize(o).enlarge = switch(v),
@@ -351,7 +362,7 @@ pub const OPTIONS: &[OptionDef] = &[
         short: None,
         value: ValueKind::Switch,
         default: None,
-        help: "Compute the SSIMULACRA2 score of lossy results (costs more CPU than the compression itself; target_quality \
+        help: "Compute the SSIMULACRA2 score of lossy results (costs more CPU than the compression itself; {target_quality} \
                always reports the score it reached)",
         http: Http::Offered,
         set: |o, v| o.score = switch(v),
@@ -488,5 +499,22 @@ mod tests {
         assert_eq!(known("first_frame").spelled(Surface::Cli, "true"), "--first-frame");
         assert_eq!(known("first_frame").spelled(Surface::Http, "true"), "first_frame=true");
         assert_eq!(known("quality").spelled(Surface::Cli, "80"), "--quality 80");
+    }
+
+    /// A help text that names another option names it as the reader's surface spells it.
+    #[test]
+    fn help_texts_name_other_options_as_each_surface_spells_them() {
+        assert!(known("allow_downscale").help(Surface::Cli).starts_with("With --max-bytes: "));
+        assert!(known("allow_downscale").help(Surface::Http).starts_with("With max_bytes: "));
+        assert!(known("width").help(Surface::Cli).ends_with("--fit says how it combines with --height"));
+        for def in OPTIONS {
+            for surface in [Surface::Cli, Surface::Http] {
+                let help = def.help(surface);
+                assert!(!help.contains(['{', '}']), "{}: a name in braces that is no option: {help}", def.name);
+                // Another option's snake-case name left bare would be the wrong spelling on the CLI.
+                let bare = OPTIONS.iter().find(|o| o.name.contains('_') && help.contains(o.name) && surface == Surface::Cli);
+                assert!(bare.is_none(), "{}: {help}", def.name);
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! engine option reaches `/v1/compress`, `/v1/variants` and the OpenAPI document from its entry.
 
 use compressor_engine::{
-    COLOUR_PATTERN, Format, Http, Limits, OPTIONS, OptionDef, Options, OutputFormat, QUALITY_PATTERN, ValueKind, option,
+    COLOUR_PATTERN, Format, Http, Limits, OPTIONS, OptionDef, Options, OutputFormat, QUALITY_PATTERN, Surface, ValueKind, option,
 };
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -97,7 +97,7 @@ pub(super) fn parameters(except: &[&str]) -> Vec<Parameter> {
         .iter()
         .filter(|def| offered(def) && !except.contains(&def.name))
         .map(|def| {
-            let mut description = def.help().into_owned();
+            let mut description = def.help(Surface::Http);
             if let Some(default) = def.default {
                 description.push_str(&format!(". Default `{default}`"));
             }

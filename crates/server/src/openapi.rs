@@ -112,19 +112,21 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
     }
 
     // `image/*` in an annotation stands for the engine's formats: the ones it reads in a request
-    // body, the ones it writes in a response.
+    // body, the ones it writes in a response; `video/*` in a request body for the video crate's
+    // containers.
     let read: Vec<&str> = Format::ALL.iter().flat_map(|f| f.media_types()).copied().collect();
     let written: Vec<&str> = Format::ALL.iter().filter(|f| f.writable()).map(|f| f.mime_type()).collect();
     for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
         for operation in item.as_object_mut().expect("path item").values_mut() {
             let uploads = operation.get("requestBody").is_some();
             if let Some(content) = operation.pointer_mut("/requestBody/content") {
-                expand_image_types(content, &read);
+                expand_media_types(content, "image/*", &read);
+                expand_media_types(content, "video/*", compressor_video::MEDIA_TYPES);
             }
             let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { continue };
             for response in responses.values_mut() {
                 if let Some(content) = response.get_mut("content") {
-                    expand_image_types(content, &written);
+                    expand_media_types(content, "image/*", &written);
                 }
                 let headers = response.as_object_mut().expect("response").entry("headers").or_insert_with(|| json!({}));
                 headers["X-Request-Id"] = reference("X-Request-Id");
@@ -143,9 +145,9 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
 }
 
 /// Replaces an `image/*` entry of a `content` map by one entry for each of `types`.
-fn expand_image_types(content: &mut Value, types: &[&str]) {
+fn expand_media_types(content: &mut Value, wildcard: &str, types: &[&str]) {
     let Some(content) = content.as_object_mut() else { return };
-    if let Some(media) = content.remove("image/*") {
+    if let Some(media) = content.remove(wildcard) {
         for media_type in types {
             content.insert((*media_type).into(), media.clone());
         }

@@ -851,6 +851,13 @@ async fn openapi_document_matches_the_routes() {
     }
     let expected: BTreeSet<String> = written.iter().chain(&["application/json"]).map(|t| t.to_string()).collect();
     assert_eq!(types(&compress["responses"]["200"]["content"]), expected);
+    // The video route's bodies: the video crate's containers, GIF (as video), raw bytes and a form.
+    let expected: BTreeSet<String> = ["video/mp4", "video/x-m4v", "video/quicktime", "video/webm", "video/x-matroska"]
+        .iter()
+        .chain(&["image/gif", "application/octet-stream", "multipart/form-data"])
+        .map(|t| t.to_string())
+        .collect();
+    assert_eq!(types(&doc["paths"]["/v1/video/compress"]["post"]["requestBody"]["content"]), expected);
     let expected: BTreeSet<String> = written.iter().map(|t| t.to_string()).collect();
     assert_eq!(types(&doc["paths"]["/compress-image"]["post"]["responses"]["200"]["content"]), expected);
     for status in ["400", "401", "413", "415", "422", "429", "503", "504"] {

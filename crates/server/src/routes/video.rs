@@ -80,10 +80,7 @@ pub struct VideoForm {
         description = "The video, raw or as the `file` field of a multipart form",
         content(
             (VideoBytes = "application/octet-stream"),
-            (VideoBytes = "video/mp4"),
-            (VideoBytes = "video/quicktime"),
-            (VideoBytes = "video/webm"),
-            (VideoBytes = "video/x-matroska"),
+            (VideoBytes = "video/*"),
             (VideoBytes = "image/gif"),
             (VideoForm = "multipart/form-data"),
         ),

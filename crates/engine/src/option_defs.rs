@@ -255,7 +255,7 @@ pub const OPTIONS: &[OptionDef] = &[
         short: None,
         value: ValueKind::Choice(names::<MetadataPolicy>),
         default: Some("safe"),
-        help: "What to do with metadata: strip, safe (keep the ICC profile and orientation; drop EXIF/GPS, XMP, text) or keep. \
+        help: "What to do with metadata: strip, safe (keep the ICC profile, unless it only says sRGB, and orientation; drop EXIF/GPS, XMP, text) or keep. \
                No policy changes what a viewer sees: a profile that is dropped is converted into the pixels first",
         http: Http::Offered,
         set: |o, v| o.metadata = word(v),

@@ -45,7 +45,8 @@ pub enum Mode {
 pub enum MetadataPolicy {
     /// Drop everything that does not change the pixels' meaning.
     Strip,
-    /// Keep the ICC profile, colour chunks and the orientation; drop EXIF (GPS!), XMP and text.
+    /// Keep the ICC profile (unless it only says sRGB, which every viewer assumes), colour chunks and the
+    /// orientation; drop EXIF (GPS!), XMP and text.
     #[default]
     Safe,
     /// Keep everything the format can carry.

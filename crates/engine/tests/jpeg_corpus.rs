@@ -3,14 +3,14 @@
 mod common;
 
 use common::{corpus, files, jpeg_icc, jpeg_orientation, jpeg_samples};
-use compressor_engine::{Error, Format, MetadataPolicy, Mode, Options, compress};
+use compressor_engine::{Error, Format, MetadataPolicy, Mode, Options, compress, decode_displayed};
 
 #[test]
 fn lossless_jpeg_keeps_pixels_orientation_and_icc() {
     let Some(corpus) = corpus() else { return };
     let photos = files(&corpus.join("photos_jpeg"), &["jpg", "jpeg"]);
     assert!(photos.len() > 50, "expected the JPEG photos, found {}", photos.len());
-    let (mut changed, mut with_orientation, mut with_icc) = (0, 0, 0);
+    let (mut changed, mut with_orientation, mut with_icc, mut dropped) = (0, 0, 0, 0);
     for path in &photos {
         let input = std::fs::read(path).unwrap();
         let result = match compress(&input, &Options { mode: Mode::Lossless, ..Options::default() }) {
@@ -31,11 +31,28 @@ fn lossless_jpeg_keeps_pixels_orientation_and_icc() {
         }
         if !jpeg_icc(&input).is_empty() {
             with_icc += 1;
-            assert_eq!(jpeg_icc(&result.data), jpeg_icc(&input), "{}: ICC profile changed", path.display());
+            if jpeg_icc(&result.data).is_empty() {
+                dropped += 1;
+                assert_shown_alike(&input, &result.data, &path.display().to_string());
+            } else {
+                assert_eq!(jpeg_icc(&result.data), jpeg_icc(&input), "{}: ICC profile changed", path.display());
+            }
         }
     }
     assert!(changed * 2 > photos.len(), "only {changed} of {} photos got smaller", photos.len());
     assert!(with_orientation >= 10 && with_icc >= 3, "corpus lacks orientation ({with_orientation}) or ICC ({with_icc}) cases");
+    // Both kinds are there: sRGB profiles dropped, the others (Adobe RGB, P3, …) carried.
+    assert!(dropped > 0 && dropped < with_icc, "{dropped} of {with_icc} profiles dropped");
+}
+
+/// `safe` drops a profile only when it describes sRGB: a viewer then shows the output as it shows
+/// the input (each as displayed: oriented, through its own profile), within 8-bit rounding.
+fn assert_shown_alike(input: &[u8], output: &[u8], what: &str) {
+    let limits = compressor_engine::Limits::default();
+    let (shown_in, shown_out) = (decode_displayed(input, &limits).unwrap(), decode_displayed(output, &limits).unwrap());
+    assert_eq!((shown_in.0, shown_in.1), (shown_out.0, shown_out.1), "{what}");
+    let worst = shown_in.2.iter().zip(&shown_out.2).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    assert!(worst <= 1, "{what}: a profile was dropped that changes the colours (by up to {worst})");
 }
 
 #[test]
@@ -49,7 +66,9 @@ fn safe_metadata_drops_exif_and_xmp_but_strip_drops_everything() {
     assert!(!has(&safe.data, b"http://ns.adobe.com/xap/1.0/\0"), "XMP survived safe");
     let exif = common::jpeg_segments(&safe.data).into_iter().find(|(_, p)| p.starts_with(b"Exif\0\0"));
     assert!(exif.is_none_or(|(_, p)| p.len() < 64), "full EXIF survived safe");
-    assert!(!jpeg_icc(&safe.data).is_empty());
+    if jpeg_icc(&safe.data).is_empty() {
+        assert_shown_alike(&input, &safe.data, "safe");
+    }
 
     // `strip` keeps only what the picture needs to look the same: an orientation-only EXIF block
     // (26 bytes after its prefix) and, in lossless mode, a profile it cannot convert the pixels out of.
@@ -66,6 +85,7 @@ fn safe_metadata_drops_exif_and_xmp_but_strip_drops_everything() {
 
     let keep = compress(&input, &Options { mode: Mode::Lossless, metadata: MetadataPolicy::Keep, ..Options::default() }).unwrap();
     assert!(has(&keep.data, b"http://ns.adobe.com/xap/1.0/\0") && has(&keep.data, b"Exif\0\0"));
+    assert_eq!(jpeg_icc(&keep.data), jpeg_icc(&input), "keep carries every profile, sRGB ones too");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{corpus, files, png_rgba16};
-use compressor_engine::{Error, Format, LimitKind, Limits, Mode, Options, OutputFormat, compress, probe};
+use compressor_engine::{Error, Format, LimitKind, Limits, MetadataPolicy, Mode, Options, OutputFormat, compress, probe};
 
 /// 16-bit samples to 8 bits, rounding as the engine does.
 fn to8(samples: &[u16]) -> Vec<u8> {
@@ -230,12 +230,14 @@ fn multi_page_tiff_gives_the_first_page_with_a_note() {
     assert!(out.notes.iter().any(|n| n.contains("first page")), "{:?}", out.notes);
 }
 
-/// The TIFF ICC profile reaches the PNG (iCCP) byte for byte.
+/// The TIFF ICC profile reaches the PNG (iCCP) byte for byte under `keep`; it says sRGB, so
+/// `safe` drops it.
 #[test]
 fn tiff_icc_profile_is_carried() {
     let Some(corpus) = corpus() else { return };
     let input = std::fs::read(corpus.join("other/tiff/pillow__hopper.iccprofile.tif")).unwrap();
-    let out = compress(&input, &lossless_png()).unwrap();
+    assert_eq!(png_icc(&compress(&input, &lossless_png()).unwrap().data), None, "an sRGB profile under safe");
+    let out = compress(&input, &Options { metadata: MetadataPolicy::Keep, ..lossless_png() }).unwrap();
     let icc = png_icc(&out.data).expect("iCCP in the PNG");
     assert!(icc.len() > 100);
     assert!(find(&input, &icc), "the PNG's profile is not the TIFF's");
@@ -390,17 +392,19 @@ fn heic_rotation_is_applied_once() {
     assert_ne!(common::jpeg_orientation(&out.data).unwrap_or(1), 6);
 }
 
-/// ICC profiles (here on a 512x512 image with alpha) reach the PNG and the JPEG.
+/// ICC profiles (here an sRGB one, on a 512x512 image with alpha) reach the PNG and the JPEG
+/// under `keep`.
 #[test]
 fn heic_icc_and_alpha_are_carried() {
     let Some(corpus) = corpus() else { return };
     let input = std::fs::read(corpus.join("heic/libheif__with-alpha-512x512.heic")).unwrap();
-    let out = compress(&input, &lossless_png()).unwrap();
+    let keep = Options { metadata: MetadataPolicy::Keep, ..Options::default() };
+    let out = compress(&input, &Options { metadata: MetadataPolicy::Keep, ..lossless_png() }).unwrap();
     let icc = png_icc(&out.data).expect("iCCP");
     assert!(find(&input, &icc), "profile differs from the file's");
     let (_, _, rgba) = png_rgba8(&out.data);
     assert!(rgba.chunks_exact(4).any(|p| p[3] == 0) && rgba.chunks_exact(4).any(|p| p[3] == 255));
-    let jpeg = compress(&input, &Options { format: OutputFormat::To(Format::Jpeg), ..Options::default() }).unwrap();
+    let jpeg = compress(&input, &Options { format: OutputFormat::To(Format::Jpeg), ..keep }).unwrap();
     let app2: Vec<u8> =
         common::jpeg_segments(&jpeg.data).into_iter().filter(|(m, _)| *m == 0xE2).flat_map(|(_, p)| p[14..].to_vec()).collect();
     assert_eq!(app2, icc);

@@ -47,8 +47,11 @@ pub(crate) enum Output {
 ///
 /// - `keep` and `safe` carry the profile where the format's writer stores one (PNG `iCCP`, JPEG
 ///   APP2, WebP `ICCP`); AVIF (ravif writes an sRGB `nclx` colour box) and GIF outputs are converted.
-/// - `strip` converts to sRGB, then drops; an sRGB profile is dropped as it is. In lossless mode a
-///   profile that is not sRGB is carried even under `strip`: converting would change the pixels.
+/// - A profile that describes sRGB is carried only under `keep`: every viewer shows an untagged
+///   image as sRGB, so under `safe` and `strip` it is dropped as it is (often 3 KB or more, the
+///   bulk of a small photo's savings).
+/// - `strip` converts to sRGB, then drops. In lossless mode a profile that is not sRGB is carried
+///   even under `strip`: converting would change the pixels.
 /// - A grey or CMYK profile cannot describe RGB pixels, so outputs made from pixels convert it.
 pub(crate) fn decide(icc: Option<&[u8]>, to: Format, output: Output, options: &Options) -> ProfileAction {
     let Some(icc) = icc else { return ProfileAction::None };
@@ -57,7 +60,7 @@ pub(crate) fn decide(icc: Option<&[u8]>, to: Format, output: Output, options: &O
     match kind(icc) {
         Kind::Unreadable if carries && !strip => ProfileAction::Carry,
         Kind::Unreadable => ProfileAction::Drop,
-        Kind::Srgb if carries && !strip => ProfileAction::Carry,
+        Kind::Srgb if carries && options.metadata == MetadataPolicy::Keep => ProfileAction::Carry,
         Kind::Srgb => ProfileAction::Drop,
         Kind::Rgb | Kind::Other if !carries => ProfileAction::Convert,
         Kind::Other if output == Output::FromPixels => ProfileAction::Convert,

@@ -12,7 +12,8 @@ use std::sync::Once;
 use compressor_engine::{Error, Format, Limits, MetadataPolicy, Mode, Options, OutputFormat, Quality, Resize, decode_rgba16, probe};
 
 /// Limits small enough that one input stays fast (and its memory bounded).
-pub const LIMITS: Limits = Limits { max_pixels: 4_000_000, max_dimension: 16_384, max_input_bytes: 1 << 20, max_frames: 16 };
+pub const LIMITS: Limits =
+    Limits { max_pixels: 4_000_000, max_dimension: 16_384, max_input_bytes: 1 << 20, max_frames: 16, max_output_pixels: 4_000_000 };
 
 /// libFuzzer's hook aborts on every panic, even one that is caught. mozjpeg reports corrupt input
 /// by unwinding (the engine catches it: that is its documented way), so those are let through;

@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Largest image in pixels, checked from the header before decoding
     #[arg(long, env = "COMPRESSOR_MAX_PIXELS", default_value_t = DEFAULTS.max_pixels)]
     pub max_pixels: u64,
+    /// Largest output of a resize in pixels (an enlargement over it is refused before any work)
+    #[arg(long, env = "COMPRESSOR_MAX_OUTPUT_PIXELS", default_value_t = DEFAULTS.max_output_pixels)]
+    pub max_output_pixels: u64,
     /// Images compressed at once (default: number of CPUs)
     #[arg(long, env = "COMPRESSOR_WORKERS")]
     pub workers: Option<usize>,
@@ -138,6 +141,7 @@ impl From<ServeArgs> for ServeSettings {
             api_keys_file: args.api_keys_file,
             max_body_bytes: args.max_body_bytes,
             max_pixels: args.max_pixels,
+            max_output_pixels: args.max_output_pixels,
             workers: args.workers,
             memory_budget: args.memory_budget,
             queue: args.queue,

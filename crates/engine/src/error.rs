@@ -16,6 +16,8 @@ pub enum LimitKind {
     InputBytes,
     /// Number of animation frames.
     Frames,
+    /// Width × height of a resize's output.
+    OutputPixels,
 }
 
 impl fmt::Display for LimitKind {
@@ -25,6 +27,7 @@ impl fmt::Display for LimitKind {
             LimitKind::Dimension => "max_dimension",
             LimitKind::InputBytes => "max_input_bytes",
             LimitKind::Frames => "max_frames",
+            LimitKind::OutputPixels => "max_output_pixels",
         })
     }
 }

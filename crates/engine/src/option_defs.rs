@@ -376,6 +376,15 @@ pub const OPTIONS: &[OptionDef] = &[
         http: Http::NotOffered("a limit of the server's operator (compressor serve --max-pixels), not of a request"),
         set: |o, v| o.limits.max_pixels = integer(v),
     },
+    OptionDef {
+        name: "max_output_pixels",
+        short: None,
+        value: ValueKind::Integer { min: 1, max: u64::MAX },
+        default: Some("50000000"),
+        help: "Refuse a resize whose output would have more pixels than this (checked from the header, before any work)",
+        http: Http::NotOffered("a limit of the server's operator (compressor serve --max-output-pixels), not of a request"),
+        set: |o, v| o.limits.max_output_pixels = integer(v),
+    },
 ];
 
 /// The option called `name` (snake case, as HTTP spells it).
@@ -435,6 +444,7 @@ mod tests {
             ("first_frame", "true"),
             ("score", "true"),
             ("max_pixels", "5000"),
+            ("max_output_pixels", "6000"),
         ] {
             options.set(name, text).unwrap_or_else(|e| panic!("{name}={text}: {e}"));
         }
@@ -446,8 +456,8 @@ mod tests {
         assert_eq!(options.resize, Some(Resize { width: Some(300), height: Some(200), fit: Fit::Cover, enlarge: true }));
         assert_eq!(options.background, [0x10, 0x20, 0x30]);
         assert!(options.allow_downscale && options.first_frame && options.score);
-        assert_eq!(options.limits.max_pixels, 5000);
-        assert_eq!(OPTIONS.len(), 16, "each option is set above");
+        assert_eq!((options.limits.max_pixels, options.limits.max_output_pixels), (5000, 6000));
+        assert_eq!(OPTIONS.len(), 17, "each option is set above");
 
         for (name, text) in [
             ("mode", "fast"),

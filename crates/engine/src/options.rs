@@ -245,11 +245,27 @@ pub struct Limits {
     pub max_dimension: u32,
     pub max_input_bytes: u64,
     pub max_frames: u32,
+    /// The most pixels a resize may make (the output of one without a resize is the input's,
+    /// held by `max_pixels`). Checked from the header before any work, so an enlargement that
+    /// would take minutes to encode and score is refused at once.
+    pub max_output_pixels: u64,
+}
+
+impl Limits {
+    /// 50 megapixels: more than an 8K screen (33 MP) or most cameras give; a 9000×9000
+    /// enlargement (81 MP) is refused.
+    pub const DEFAULT_MAX_OUTPUT_PIXELS: u64 = 50_000_000;
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_pixels: 100_000_000, max_dimension: 65_535, max_input_bytes: 256 * 1024 * 1024, max_frames: 10_000 }
+        Limits {
+            max_pixels: 100_000_000,
+            max_dimension: 65_535,
+            max_input_bytes: 256 * 1024 * 1024,
+            max_frames: 10_000,
+            max_output_pixels: Limits::DEFAULT_MAX_OUTPUT_PIXELS,
+        }
     }
 }
 

@@ -117,6 +117,9 @@ pub(crate) fn check_limits(plan: &Plan, limits: &Limits) -> Result<(), Error> {
     if pixels > limits.max_pixels {
         return Err(Error::LimitExceeded { what: LimitKind::Pixels, value: pixels, limit: limits.max_pixels });
     }
+    if pixels > limits.max_output_pixels {
+        return Err(Error::LimitExceeded { what: LimitKind::OutputPixels, value: pixels, limit: limits.max_output_pixels });
+    }
     Ok(())
 }
 

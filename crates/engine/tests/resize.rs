@@ -123,6 +123,21 @@ fn nothing_is_enlarged_unless_asked_and_enlarging_respects_the_pixel_limit() {
         ..to_png(Resize { enlarge: true, ..resize(Some(400), None, Fit::Scale) })
     };
     assert!(matches!(compress(&input, &small_limit), Err(Error::LimitExceeded { what: LimitKind::Pixels, .. })));
+
+    // A 9000×9000 enlargement (81 MP) is over the default output limit (50 MP): refused by the
+    // estimate callers check before any work, and by compress, as that limit.
+    let fill = Options {
+        mode: Mode::Lossy,
+        target_quality: Some(80.0),
+        ..to_png(Resize { enlarge: true, ..resize(Some(9000), Some(9000), Fit::Fill) })
+    };
+    let over_output = |r: Result<_, Error>| {
+        matches!(r, Err(Error::LimitExceeded { what: LimitKind::OutputPixels, value: 81_000_000, limit: 50_000_000 }))
+    };
+    assert!(over_output(compressor_engine::estimate_peak_bytes(&input, &fill).map(|_| ())));
+    assert!(over_output(compress(&input, &fill).map(|_| ())));
+    let raised = Options { limits: compressor_engine::Limits { max_output_pixels: 81_000_000, ..Default::default() }, ..fill };
+    assert!(compressor_engine::estimate_peak_bytes(&input, &raised).is_ok());
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub struct ServeSettings {
     pub api_keys_file: Option<PathBuf>,
     pub max_body_bytes: usize,
     pub max_pixels: u64,
+    /// The most pixels a resize may make (a request over it is refused before any work).
+    pub max_output_pixels: u64,
     /// Images compressed at once; `None`: the number of CPUs.
     pub workers: Option<usize>,
     /// Bytes of the memory budget; `None`: from the cgroup's limit or physical memory.
@@ -58,6 +60,7 @@ impl Default for ServeSettings {
             api_keys_file: None,
             max_body_bytes: 50 * 1024 * 1024,
             max_pixels: compressor_engine::Limits::default().max_pixels,
+            max_output_pixels: compressor_engine::Limits::DEFAULT_MAX_OUTPUT_PIXELS,
             workers: None,
             memory_budget: None,
             queue: 32,
@@ -101,6 +104,7 @@ pub struct Config {
     pub api_keys: HashSet<String>,
     pub max_body_bytes: usize,
     pub max_pixels: u64,
+    pub max_output_pixels: u64,
     pub workers: usize,
     pub queue: usize,
     /// Bytes of the memory budget (see [`ServeSettings::memory_budget`]).
@@ -155,6 +159,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The engine's limits for a request: the operator's, with the body limit as the input's.
+    pub fn limits(&self) -> compressor_engine::Limits {
+        compressor_engine::Limits {
+            max_pixels: self.max_pixels,
+            max_input_bytes: self.max_body_bytes as u64,
+            max_output_pixels: self.max_output_pixels,
+            ..compressor_engine::Limits::default()
+        }
+    }
+
     /// Checks the settings and reads the keys file.
     pub fn from_settings(settings: &ServeSettings) -> anyhow::Result<Config> {
         let mut api_keys: HashSet<String> =
@@ -197,6 +211,7 @@ impl Config {
             api_keys,
             max_body_bytes: settings.max_body_bytes,
             max_pixels: settings.max_pixels,
+            max_output_pixels: settings.max_output_pixels,
             workers,
             queue: settings.queue,
             memory_budget: settings.memory_budget.unwrap_or_else(compressor_budget::default_budget),

@@ -944,9 +944,28 @@ async fn v1_resizes_with_width_height_and_fit() {
     let response = client.post(server.url("/v1/compress?width=600&mode=lossless")).body(input.clone()).send().await.unwrap();
     assert_eq!(header(response.headers(), "x-image-size"), "300x200");
     assert!(response.headers().get("x-resized-from").is_none());
-    let response = client.post(server.url("/v1/compress?width=60000&enlarge=true")).body(input).send().await.unwrap();
+    let response = client.post(server.url("/v1/compress?width=60000&enlarge=true")).body(input.clone()).send().await.unwrap();
     let (status, _, code) = error_of(response).await;
     assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "limit_exceeded"));
+
+    // An enlargement within the input limit but over the output limit (81 MP against the default
+    // 50 MP) is refused from the header and the query, before any work.
+    let over_output_limit = |body: &Value| {
+        body["error"]["code"] == "limit_exceeded" && body["error"]["message"].as_str().unwrap().contains("max_output_pixels")
+    };
+    let huge = "/v1/compress?width=9000&height=9000&fit=fill&enlarge=true&target_quality=80";
+    let response = client.post(server.url(huge)).body(input.clone()).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert!(over_output_limit(&body), "{body}");
+    // The operator's limit is the one applied: 100,000 pixels lets 300×300 through, not 400×400.
+    let strict = Server::start(Config { max_output_pixels: 100_000, ..config() }).await;
+    let enlarge_to = |side: u32| format!("/v1/compress?width={side}&height={side}&fit=fill&enlarge=true");
+    let response = client.post(strict.url(&enlarge_to(300))).body(input.clone()).send().await.unwrap();
+    assert_eq!(header(response.headers(), "x-image-size"), "300x300");
+    let response = client.post(strict.url(&enlarge_to(400))).body(input).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(over_output_limit(&response.json().await.unwrap()));
 }
 
 /// The files of a ZIP (read with the `zip` crate), by name.

@@ -4,7 +4,7 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use compressor_engine::{Limits, Mode, Options};
+use compressor_engine::{Mode, Options};
 use serde::Serialize;
 
 use super::upload::{self, Outcome};
@@ -86,7 +86,7 @@ pub async fn compress_image(State(state): State<AppState>, request: Request) -> 
     let upload = upload::read_multipart(request, "image_files", upload::OtherFields::Ignored, state.config.max_body_bytes).await?;
     let admission = upload::admit(&state, charge)?;
 
-    let limits = Limits { max_pixels: state.config.max_pixels, max_input_bytes: state.config.max_body_bytes as u64, ..Limits::default() };
+    let limits = state.config.limits();
     let options = Options { limits, ..compressor_engine::presets::legacy(strategy) };
     let Outcome { result, .. } = upload::compress(&state, ROUTE, admission, upload.data, options).await?;
 

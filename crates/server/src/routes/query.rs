@@ -4,7 +4,7 @@
 //! engine option reaches `/v1/compress`, `/v1/variants` and the OpenAPI document from its entry.
 
 use compressor_engine::{
-    COLOUR_PATTERN, Format, Http, Limits, OPTIONS, OptionDef, Options, OutputFormat, QUALITY_PATTERN, Surface, ValueKind, option,
+    COLOUR_PATTERN, Format, Http, OPTIONS, OptionDef, Options, OutputFormat, QUALITY_PATTERN, Surface, ValueKind, option,
 };
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -39,10 +39,7 @@ fn offered(def: &OptionDef) -> bool {
 /// `Accept` header (the candidates of `format=auto`), checked together; the server's limits
 /// always apply.
 pub(super) fn options(pairs: &[(String, String)], accept: &str, state: &AppState) -> Result<Options, ApiError> {
-    let mut options = Options {
-        limits: Limits { max_pixels: state.config.max_pixels, max_input_bytes: state.config.max_body_bytes as u64, ..Limits::default() },
-        ..Options::default()
-    };
+    let mut options = Options { limits: state.config.limits(), ..Options::default() };
     for (name, value) in pairs {
         if !option(name).is_some_and(offered) {
             let names: Vec<&str> = OPTIONS.iter().filter(|d| offered(d)).map(|d| d.name).collect();

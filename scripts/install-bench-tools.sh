@@ -14,6 +14,10 @@ packages=(
   libvips-tools         # vipsthumbnail (resize peer) and vips (the reference downscales the resize scores use)
   gifsicle              # animated GIF peer (gifsicle -O3) of the gif-mp4 video category
 )
+# node runs sharp (bench/sharp); a machine that already has node (with its npm) keeps it.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 export DEBIAN_FRONTEND=noninteractive
 missing=()
@@ -44,3 +48,14 @@ if command -v go >/dev/null 2>&1; then
   (cd "$root/bench/go-png" && GOFLAGS=-mod=mod GO111MODULE=on CGO_ENABLED=0 go build -o go-png .)
   echo "install-bench-tools: built $root/bench/go-png/go-png"
 fi
+
+# sharp (libvips, with its own prebuilt libvips from the npm registry) at the version
+# bench/sharp/package-lock.json pins; `npm ci` only when what is installed differs from the lock.
+sharp_dir="$root/bench/sharp"
+if command -v npm >/dev/null 2>&1; then
+  if ! (cd "$sharp_dir" && node -e "require('sharp')" >/dev/null 2>&1 && npm ls --depth=0 >/dev/null 2>&1); then
+    (cd "$sharp_dir" && npm ci --no-audit --no-fund --loglevel=error) ||
+      echo "install-bench-tools: npm ci in $sharp_dir failed; the benchmark will skip sharp" >&2
+  fi
+fi
+

@@ -16,6 +16,7 @@
 pub mod measure;
 pub mod peers;
 pub mod plot;
+pub mod rd;
 pub mod report;
 pub mod video;
 
@@ -60,10 +61,17 @@ pub enum Category {
     /// Videos to WebM (VP9) at our default quality.
     #[serde(rename = "video-webm")]
     VideoWebM,
+    /// Rate–distortion sweeps ([`peers::LADDER`]) to lossy PNG, JPEG, WebP and AVIF, against sharp
+    /// and the command-line encoders of each format, with BD-rates ([`rd`]).
+    RdPng,
+    RdJpeg,
+    #[serde(rename = "rd-webp")]
+    RdWebP,
+    RdAvif,
 }
 
 impl Category {
-    pub const ALL: [Category; 14] = [
+    pub const ALL: [Category; 18] = [
         Category::LosslessPng,
         Category::LossyPng,
         Category::JpegLossless,
@@ -78,6 +86,10 @@ impl Category {
         Category::GifMp4,
         Category::VideoMp4,
         Category::VideoWebM,
+        Category::RdPng,
+        Category::RdJpeg,
+        Category::RdWebP,
+        Category::RdAvif,
     ];
 
     pub fn label(self) -> &'static str {
@@ -96,6 +108,10 @@ impl Category {
             Category::GifMp4 => "Video: animated GIF to MP4 (H.264, our default quality)",
             Category::VideoMp4 => "Video: MP4 re-encode (H.264, our default quality)",
             Category::VideoWebM => "Video: WebM (VP9, our default quality) against SVT-AV1",
+            Category::RdPng => "Rate–distortion: lossy PNG (from PNG)",
+            Category::RdJpeg => "Rate–distortion: JPEG (from PNG and JPEG, images without transparency)",
+            Category::RdWebP => "Rate–distortion: WebP (from PNG and JPEG)",
+            Category::RdAvif => "Rate–distortion: AVIF (from PNG and JPEG)",
         }
     }
 
@@ -115,7 +131,58 @@ impl Category {
             Category::GifMp4 => "gif-mp4",
             Category::VideoMp4 => "video-mp4",
             Category::VideoWebM => "video-webm",
+            Category::RdPng => "rd-png",
+            Category::RdJpeg => "rd-jpeg",
+            Category::RdWebP => "rd-webp",
+            Category::RdAvif => "rd-avif",
         }
+    }
+
+    /// The rate–distortion categories: a quality sweep per tool; run only when named.
+    pub fn is_rd(self) -> bool {
+        matches!(self, Category::RdPng | Category::RdJpeg | Category::RdWebP | Category::RdAvif)
+    }
+
+    /// The format a rate–distortion category writes.
+    pub fn rd_format(self) -> Option<Format> {
+        match self {
+            Category::RdPng => Some(Format::Png),
+            Category::RdJpeg => Some(Format::Jpeg),
+            Category::RdWebP => Some(Format::WebP),
+            Category::RdAvif => Some(Format::Avif),
+            _ => None,
+        }
+    }
+
+    /// What `bench/sharp/encode.js` calls the category's format.
+    pub fn sharp_format(self) -> Option<&'static str> {
+        match self {
+            Category::RdPng => Some("png-palette"),
+            Category::RdJpeg => Some("jpeg"),
+            Category::RdWebP => Some("webp"),
+            Category::RdAvif => Some("avif"),
+            _ => None,
+        }
+    }
+
+    /// Our settings at one point of a rate–distortion category: `quality=0-N` (PNG never gives
+    /// up), our defaults (no quality), or a target SSIMULACRA2. Metadata is stripped (a profile
+    /// converted into the pixels first), as every peer of these categories writes none: the
+    /// curves compare encoders, not what metadata each keeps.
+    pub fn rd_options(self, point: RdSetting) -> Option<Options> {
+        let format = self.rd_format()?;
+        let base = Options {
+            score: false,
+            mode: Mode::Lossy,
+            metadata: MetadataPolicy::Strip,
+            format: OutputFormat::To(format),
+            ..Options::default()
+        };
+        Some(match point {
+            RdSetting::Quality(q) => Options { quality: Some(Quality::new(0, q)), ..base },
+            RdSetting::Default => base,
+            RdSetting::Target(t) => Options { target_quality: Some(t), ..base },
+        })
     }
 
     /// The categories that time exactly what the HTTP service runs.
@@ -198,6 +265,8 @@ impl Category {
             Category::Resize1280 | Category::ResizeCover300 => matches!(input, Kind::Png | Kind::Jpeg),
             Category::GifMp4 => input == Kind::Gif,
             Category::VideoMp4 | Category::VideoWebM => input == Kind::Video,
+            Category::RdPng => input == Kind::Png,
+            Category::RdJpeg | Category::RdWebP | Category::RdAvif => matches!(input, Kind::Png | Kind::Jpeg),
         }
     }
 
@@ -227,6 +296,9 @@ impl Category {
                 }
             }
             Category::GifMp4 | Category::VideoMp4 | Category::VideoWebM => base,
+            Category::RdPng | Category::RdJpeg | Category::RdWebP | Category::RdAvif => {
+                self.rd_options(RdSetting::Default).expect("a rate-distortion category")
+            }
         }
     }
 
@@ -255,12 +327,52 @@ impl Category {
                 "ours (--format mp4, default quality: libx264 CRF 23 preset medium, yuv420p, even sides, vfr, +faststart)"
             }
             Category::VideoWebM => "ours (--format webm, default quality: libvpx-vp9 CRF 32 -b:v 0, good, cpu-used 2, row-mt)",
+            Category::RdPng => "ours (--format png --quality 0-N --metadata strip)",
+            Category::RdJpeg => "ours (--format jpeg --quality N --metadata strip)",
+            Category::RdWebP => "ours (--format webp --quality N --metadata strip)",
+            Category::RdAvif => "ours (--format avif --quality N --metadata strip)",
         }
+    }
+}
+
+/// One setting of ours in a rate–distortion category.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RdSetting {
+    /// A step of the ladder: `quality=N` (`0-N` for PNG).
+    Quality(u8),
+    /// Our defaults for the format.
+    Default,
+    /// `target_quality`: the smallest output whose SSIMULACRA2 reaches it.
+    Target(f64),
+}
+
+impl RdSetting {
+    /// How the worker is told (`rd-png@80`, `rd-png@default`, `rd-png@t84.25`).
+    fn spec(self) -> String {
+        match self {
+            RdSetting::Quality(q) => q.to_string(),
+            RdSetting::Default => "default".into(),
+            RdSetting::Target(t) => format!("t{t}"),
+        }
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        Ok(match text {
+            "default" => RdSetting::Default,
+            _ => match text.strip_prefix('t') {
+                Some(t) => RdSetting::Target(t.parse().context("target after @t")?),
+                None => RdSetting::Quality(text.parse().context("quality after @")?),
+            },
+        })
     }
 }
 
 /// The method name of our engine in records.
 pub const OURS: &str = "ours";
+
+/// The suffix of a tool's method name at its default setting in the rate–distortion categories
+/// (`ours-default`, `sharp-default`); its ladder points are named by the tool alone.
+pub const DEFAULT_SUFFIX: &str = "-default";
 
 /// Ours again, at the quality whose score matches the category's first peer (video categories).
 pub const OURS_MATCHED: &str = "ours-matched";
@@ -277,11 +389,13 @@ pub struct Settings {
     pub corpus: Vec<PathBuf>,
     /// Peers to run, comma-separated ids (default: all); ours always runs.
     /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc,
-    /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1
+    /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1;
+    /// in the rd-* categories: sharp, pngquant, cjpeg, cwebp, avifenc
     pub tools: Vec<String>,
     /// Categories to run, comma-separated (default: all but the video ones): lossless-png, lossy-png, jpeg-lossless,
     /// jpeg-lossy, webp, avif, service-lossy, service-lossy-scored, service-lossless, resize-1280, resize-cover-300;
-    /// and, only when named, gif-mp4, video-mp4, video-webm (the last two on clips generated with ffmpeg)
+    /// and, only when named, gif-mp4, video-mp4, video-webm (the last two on clips generated with ffmpeg),
+    /// and the rate–distortion sweeps rd-png, rd-jpeg, rd-webp, rd-avif (BD-rates against sharp and the other peers)
     pub categories: Vec<String>,
     /// Timed runs per (image, method); the median is reported. Default 3 (1 with --quick)
     pub runs: Option<usize>,
@@ -305,6 +419,12 @@ pub struct Settings {
     pub engine_worker: Option<Vec<PathBuf>>,
     /// Internal: start measured children on request (see `peers::Spawner`)
     pub spawner: bool,
+    /// sharp's job script, run by node once for the whole run (default: bench/sharp/encode.js,
+    /// installed by scripts/install-bench-tools.sh)
+    pub sharp: Option<PathBuf>,
+    /// Write one SVG per rate–distortion category (bytes relative to the input against
+    /// SSIMULACRA2, one line per tool) into this folder, as rd-png.svg, rd-jpeg.svg, …
+    pub rd_plots: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -324,6 +444,8 @@ impl Default for Settings {
             engine_exe: None,
             engine_worker: None,
             spawner: false,
+            sharp: None,
+            rd_plots: None,
         }
     }
 }
@@ -352,6 +474,9 @@ pub fn run(args: Settings) -> anyhow::Result<()> {
     if let Some(path) = &args.plot {
         plot::svg(&report, path)?;
     }
+    if let Some(dir) = &args.rd_plots {
+        plot::rd_svgs(&report, dir)?;
+    }
     Ok(())
 }
 
@@ -360,10 +485,19 @@ pub fn run(args: Settings) -> anyhow::Result<()> {
 fn engine_worker(category: &Path, input: &Path, out: &Path) -> anyhow::Result<()> {
     let spec = category.to_str().context("unknown category")?;
     let (id, quality) = match spec.split_once('@') {
-        Some((id, q)) => (id, Some(q.parse::<u8>().context("quality after @")?)),
+        Some((id, q)) => (id, Some(q)),
         None => (spec, None),
     };
     let category = Category::from_id(id).context("unknown category")?;
+    if category.is_rd() {
+        let setting = spec.split_once('@').map_or(Ok(RdSetting::Default), |(_, s)| RdSetting::parse(s))?;
+        let options = category.rd_options(setting).context("a rate-distortion category")?;
+        let data = std::fs::read(input).with_context(|| format!("read {}", input.display()))?;
+        let result = compressor_engine::compress(&data, &options)?;
+        std::fs::write(out, &result.data).with_context(|| format!("write {}", out.display()))?;
+        return Ok(());
+    }
+    let quality = quality.map(|q| q.parse::<u8>().context("quality after @")).transpose()?;
     if let Some(options) = category.video_options(quality, out.parent().map(Path::to_path_buf)) {
         let done = compressor_video::compress(input, &options)?;
         match done.output {
@@ -538,8 +672,10 @@ pub fn bench(args: &Settings) -> anyhow::Result<Report> {
         bail!("no PNG or JPEG files (nor, for the video categories, GIFs or videos) in {:?}", args.corpus);
     }
 
+    let mut skipped = skipped;
+    let sharp = start_sharp(args, &categories, &search_path, &mut skipped);
     let mut records = Vec::new();
-    let mut runner = Runner { engine: &engine, spawner: &mut spawner, djpeg: djpeg.as_deref(), runs, work: work.path() };
+    let mut runner = Runner { engine: &engine, spawner: &mut spawner, djpeg: djpeg.as_deref(), runs, work: work.path(), sharp };
     for (n, input) in inputs.iter().enumerate() {
         if matches!(input.kind, Kind::Gif | Kind::Video) {
             let applicable: Vec<Category> = categories.iter().copied().filter(|&c| input.applies(c, None)).collect();
@@ -552,18 +688,53 @@ pub fn bench(args: &Settings) -> anyhow::Result<Report> {
         eprintln!("bench: [{}/{}] {} ({} bytes)", n + 1, inputs.len(), input.name, input.bytes);
         bench_image(input, &categories, &available, vips.as_deref(), &mut runner, &mut records)?;
     }
+    let sharp_versions = runner.sharp.as_ref().map(|s| s.versions.clone());
     let tools = available.iter().map(|a| (a.peer.clone(), a.program.clone())).collect();
-    Ok(report::build(runs, args, tools, skipped, records, clips))
+    let mut report = report::build(runs, args, tools, skipped, records, clips);
+    if let Some(versions) = sharp_versions {
+        report.sharp = Some(versions);
+    }
+    Ok(report)
+}
+
+/// sharp's node process, when a rate–distortion category runs and sharp is not left out by
+/// `--tools`; when it cannot start, sharp is listed as skipped in each of those categories.
+fn start_sharp(args: &Settings, categories: &[Category], search_path: &OsString, skipped: &mut Vec<Skipped>) -> Option<peers::Sharp> {
+    let rd: Vec<Category> = categories.iter().copied().filter(|c| c.is_rd()).collect();
+    if rd.is_empty() || (!args.tools.is_empty() && !args.tools.iter().any(|t| t == peers::SHARP)) {
+        return None;
+    }
+    let script = args.sharp.clone().unwrap_or_else(|| PathBuf::from("bench/sharp/encode.js"));
+    let started = match peers::find("node", search_path) {
+        None => Err("node not found".to_string()),
+        Some(_) if !script.is_file() => Err(format!("{} not found", script.display())),
+        Some(node) => peers::Sharp::start(&node, &script).map_err(|e| format!("{e:#} (install it with scripts/install-bench-tools.sh)")),
+    };
+    match started {
+        Ok(sharp) => Some(sharp),
+        Err(reason) => {
+            for category in rd {
+                skipped.push(Skipped {
+                    id: peers::SHARP.into(),
+                    category,
+                    command: format!("node {} (one process for the whole run)", script.display()),
+                    reason: reason.clone(),
+                });
+            }
+            None
+        }
+    }
 }
 
 /// The categories asked for (every image category by default), and a check of the tool names.
 fn categories(args: &Settings) -> anyhow::Result<Vec<Category>> {
-    let known: Vec<&str> = peers::all().iter().map(|p| p.id).collect();
+    let mut known: Vec<&str> = peers::all().iter().chain(peers::rd_peers().iter()).map(|p| p.id).collect();
+    known.push(peers::SHARP);
     if let Some(bad) = args.tools.iter().find(|t| !known.contains(&t.as_str())) {
         bail!("unknown tool {bad:?}; known: {}", known.join(", "));
     }
     if args.categories.is_empty() {
-        return Ok(Category::ALL.into_iter().filter(|c| !c.is_video()).collect());
+        return Ok(Category::ALL.into_iter().filter(|c| !c.is_video() && !c.is_rd()).collect());
     }
     args.categories.iter().map(|c| Category::from_id(c).with_context(|| format!("unknown category {c:?}"))).collect()
 }
@@ -574,7 +745,7 @@ fn find_peers(args: &Settings, categories: &[Category], search_path: &std::ffi::
     let go_png = args.go_png.clone().or_else(|| Some(PathBuf::from("bench/go-png/go-png")).filter(|p| p.is_file()));
     let mut available = Vec::new();
     let mut skipped = Vec::new();
-    for peer in peers::all() {
+    for peer in peers::all().into_iter().chain(peers::rd_peers()) {
         if !categories.contains(&peer.category) || (!args.tools.is_empty() && !args.tools.iter().any(|t| t == peer.id)) {
             continue;
         }
@@ -639,6 +810,25 @@ fn bench_image(
     let mut resize_references = measure::ResizeReferences::new(vips, &input.path);
     for &category in categories.iter().filter(|&&c| input.applies(c, upright_width)) {
         let peers: Vec<&Available> = available.iter().filter(|a| a.peer.category == category).collect();
+        if category.is_rd() {
+            let reference = reference.get_or_insert_with(|| measure::decode(&data).ok());
+            let Some(reference) = reference.as_ref() else {
+                eprintln!("bench: {}: cannot decode, left out of {}", input.name, category.id());
+                continue;
+            };
+            if category == Category::RdJpeg && reference.data.chunks_exact(4).any(|p| p[3] < 255) {
+                // JPEG holds no transparency: every tool flattens it its own way and the score
+                // (against the transparent input) measures the flattening, not the encoder.
+                eprintln!("bench: {}: has transparency, left out of {}", input.name, category.id());
+                continue;
+            }
+            let start = records.len();
+            bench_rd(category, input, reference, &peers, runner, records)?;
+            for record in &mut records[start..] {
+                record.pixels = pixels;
+            }
+            continue;
+        }
         for (mut record, output) in run_category(category, input, &peers, runner)? {
             record.pixels = pixels;
             if let (Some((width, height, cover)), Some(output)) = (category.resize_box(), &output) {
@@ -730,6 +920,7 @@ fn bench_video(
                 duration_s: Some(timeline.duration),
                 score_min: Some(100.0),
                 setting: None,
+                quality: None,
             });
         }
         if category.matches_score()
@@ -857,6 +1048,7 @@ fn match_score(
             duration_s: input.video.as_ref().map(|t| t.duration),
             score_min: None,
             setting: None,
+            quality: None,
         },
     })
 }
@@ -897,6 +1089,8 @@ struct Runner<'a> {
     runs: usize,
     /// Scratch folder for outputs.
     work: &'a Path,
+    /// sharp's process, for the rate–distortion categories.
+    sharp: Option<peers::Sharp>,
 }
 
 /// Runs ours and each peer `runs` times, interleaved: ours, peer 1, ours, peer 2, … per run.
@@ -940,13 +1134,18 @@ fn run_ours(category: Category, input: &Input, r: &mut Runner) -> anyhow::Result
 
 /// Our worker, at `quality` for a video category.
 fn run_ours_at(category: Category, quality: Option<u8>, input: &Input, r: &mut Runner) -> anyhow::Result<Outcome> {
-    let out = r.work.join("ours.out");
-    std::fs::remove_file(&out).ok();
-    let mut args = r.engine.prefix.clone();
     let spec = match quality {
         Some(q) => format!("{}@{q}", category.id()),
         None => category.id().into(),
     };
+    run_ours_spec(spec, input, r)
+}
+
+/// Our worker on `spec` (`CATEGORY` or `CATEGORY@SETTING`).
+fn run_ours_spec(spec: String, input: &Input, r: &mut Runner) -> anyhow::Result<Outcome> {
+    let out = r.work.join("ours.out");
+    std::fs::remove_file(&out).ok();
+    let mut args = r.engine.prefix.clone();
     args.extend(["--engine-worker".into(), spec.into(), input.path.clone().into(), out.clone().into_os_string()]);
     let finished = r.spawner.run(&r.engine.program, &args, None, None)?;
     let output = std::fs::read(&out).ok().filter(|d| finished.status.success() && !d.is_empty());
@@ -957,6 +1156,11 @@ fn run_ours_at(category: Category, quality: Option<u8>, input: &Input, r: &mut R
 }
 
 fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
+    run_peer_at(available, None, input, r, ppm)
+}
+
+/// A peer, at `quality` for a rate–distortion peer (`{q}` and `{avif-q}` in its arguments).
+fn run_peer_at(available: &Available, quality: Option<u8>, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
     let peer = &available.peer;
     let out = r.work.join(format!("{}.{}", peer.id, peer.category.output_extension()));
     std::fs::remove_file(&out).ok();
@@ -971,6 +1175,10 @@ fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) ->
         .map(|a| match *a {
             "{in}" => source.clone().into_os_string(),
             "{out}" => out.clone().into_os_string(),
+            other if other.contains("{q}") || other.contains("{avif-q}") => {
+                let q = quality.unwrap_or(100);
+                other.replace("{q}", &q.to_string()).replace("{avif-q}", &peers::avif_quantizer(q).to_string()).into()
+            }
             // vipsthumbnail takes save options after the path: `{out}[Q=80,strip]`.
             other if other.starts_with("{out}") => {
                 let mut path = out.clone().into_os_string();
@@ -1034,6 +1242,163 @@ fn summarise(category: Category, input: &Input, method: &str, outcomes: Vec<Outc
         duration_s: None,
         score_min: None,
         setting: outcomes.iter().find_map(|o| o.info.clone()),
+        quality: None,
     };
     (record, output)
+}
+
+/// One tool at one setting of a rate–distortion category.
+#[derive(Clone, Copy)]
+enum RdTool<'a> {
+    Ours(RdSetting),
+    Peer(&'a Available, u8),
+    Sharp(u8),
+}
+
+impl RdTool<'_> {
+    fn method(&self) -> &str {
+        match self {
+            RdTool::Ours(_) => OURS,
+            RdTool::Peer(a, _) => a.peer.id,
+            RdTool::Sharp(_) => peers::SHARP,
+        }
+    }
+}
+
+/// One rate–distortion category on one image: every tool at every step of [`peers::LADDER`]
+/// (the runs of a step interleaved across tools, as elsewhere), each tool at its default
+/// setting (`…-default`, taken from the ladder when it is a step of it), and ours with
+/// `target_quality` at the score of sharp's default (else the first peer's): `ours-matched`.
+/// Every output is scored against the input as displayed, by the one scorer.
+fn bench_rd(
+    category: Category,
+    input: &Input,
+    reference: &Rgba,
+    peers: &[&Available],
+    r: &mut Runner,
+    records: &mut Vec<Record>,
+) -> anyhow::Result<()> {
+    let ppm = r.work.join("input.ppm");
+    if peers.iter().any(|p| p.peer.needs_ppm) {
+        // cjpeg reads neither PNG nor every JPEG: it gets the displayed pixels (over black where
+        // transparent, as a JPEG encoder flattens), written untimed.
+        write_ppm(reference, &ppm)?;
+    }
+    let sharp = r.sharp.is_some() && category.sharp_format().is_some();
+    let measure = |tools: &[RdTool], r: &mut Runner| -> anyhow::Result<Vec<Record>> {
+        let mut outcomes: Vec<Vec<Outcome>> = tools.iter().map(|_| Vec::new()).collect();
+        for _ in 0..r.runs {
+            for (i, tool) in tools.iter().enumerate() {
+                outcomes[i].push(run_rd_tool(category, *tool, input, r, &ppm)?);
+            }
+        }
+        let mut out = Vec::new();
+        for (tool, outcomes) in tools.iter().zip(outcomes) {
+            let (mut record, output) = summarise(category, input, tool.method(), outcomes);
+            if let Some(output) = output {
+                record.score = score(reference, &output, &mut record.note);
+            }
+            out.push(record);
+        }
+        Ok(out)
+    };
+    let mut ladder: Vec<Record> = Vec::new();
+    for q in peers::LADDER {
+        let mut tools = vec![RdTool::Ours(RdSetting::Quality(q))];
+        tools.extend(peers.iter().map(|p| RdTool::Peer(p, q)));
+        if sharp {
+            tools.push(RdTool::Sharp(q));
+        }
+        for mut record in measure(&tools, r)? {
+            record.quality = Some(q);
+            ladder.push(record);
+        }
+    }
+    // Default points: ours always runs (our default is no quality at all); a peer's is its
+    // ladder point when its default is a step.
+    let mut defaults: Vec<Record> = Vec::new();
+    let mut to_run: Vec<(RdTool, Option<u8>)> = vec![(RdTool::Ours(RdSetting::Default), None)];
+    let mut peer_tools: Vec<RdTool> = peers.iter().map(|p| RdTool::Peer(p, 0)).collect();
+    if sharp {
+        peer_tools.push(RdTool::Sharp(0));
+    }
+    for tool in peer_tools {
+        let Some(q) = peers::default_quality(tool.method(), category) else { continue };
+        match ladder.iter().find(|l| l.method == tool.method() && l.quality == Some(q)) {
+            Some(l) => defaults.push(Record { quality: None, ..l.clone() }),
+            None => to_run.push((
+                match tool {
+                    RdTool::Peer(p, _) => RdTool::Peer(p, q),
+                    _ => RdTool::Sharp(q),
+                },
+                Some(q),
+            )),
+        }
+    }
+    let tools: Vec<RdTool> = to_run.iter().map(|(t, _)| *t).collect();
+    defaults.extend(measure(&tools, r)?);
+    for d in &mut defaults {
+        d.setting = Some(match d.method.as_str() {
+            OURS => "our defaults for the format".into(),
+            m => format!("quality {}", peers::default_quality(m, category).unwrap_or(0)),
+        });
+        d.method = format!("{}{DEFAULT_SUFFIX}", d.method);
+    }
+    // The score ours is pointed at: sharp's default's, else the first peer's.
+    let target = defaults
+        .iter()
+        .filter(|d| d.method != format!("{OURS}{DEFAULT_SUFFIX}"))
+        .min_by_key(|d| d.method != format!("{}{DEFAULT_SUFFIX}", peers::SHARP))
+        .and_then(|d| Some((d.method.trim_end_matches(DEFAULT_SUFFIX).to_string(), d.score?)));
+    // A target outside 0-100 (a score far below zero) is not one `target_quality` takes.
+    if let Some((peer, t)) = target.filter(|(_, t)| (0.0..=100.0).contains(t)) {
+        // Rounded down to 0.01 so the worker's text round-trips to at most the peer's score.
+        let t = (t * 100.0).floor() / 100.0;
+        let mut matched = measure(&[RdTool::Ours(RdSetting::Target(t))], r)?.remove(0);
+        matched.method = OURS_MATCHED.into();
+        matched.setting = Some(format!("target_quality {t:.2} ({peer}'s default score)"));
+        records.push(matched);
+    }
+    records.extend(ladder);
+    records.extend(defaults);
+    std::fs::remove_file(&ppm).ok();
+    Ok(())
+}
+
+fn run_rd_tool(category: Category, tool: RdTool, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
+    match tool {
+        RdTool::Ours(setting) => run_ours_spec(format!("{}@{}", category.id(), setting.spec()), input, r),
+        RdTool::Peer(p, q) => run_peer_at(p, Some(q), input, r, ppm),
+        RdTool::Sharp(q) => {
+            let out = r.work.join("sharp.out");
+            std::fs::remove_file(&out).ok();
+            let sharp = r.sharp.as_mut().context("sharp is not running")?;
+            let job = peers::SharpJob {
+                input: &input.path,
+                output: &out,
+                format: category.sharp_format().context("not a sharp format")?,
+                quality: q,
+                orient: true,
+            };
+            let (usage, output, error) = match sharp.encode(&job)? {
+                Ok(usage) => match std::fs::read(&out).ok().filter(|d| !d.is_empty()) {
+                    Some(d) => (usage, Some(d), None),
+                    None => (usage, None, Some("sharp wrote no output".to_string())),
+                },
+                Err(e) => (peers::Usage::default(), None, Some(format!("sharp: {e}"))),
+            };
+            std::fs::remove_file(&out).ok();
+            Ok(Outcome { usage, output, kept_input: false, error, info: None })
+        }
+    }
+}
+
+/// Binary PPM of `image`, composited over black where transparent.
+fn write_ppm(image: &Rgba, path: &Path) -> anyhow::Result<()> {
+    let mut data = format!("P6\n{} {}\n255\n", image.width, image.height).into_bytes();
+    data.extend(image.data.chunks_exact(4).flat_map(|p| {
+        let a = u32::from(p[3]);
+        [0, 1, 2].map(|c| ((u32::from(p[c]) * a + 127) / 255) as u8)
+    }));
+    std::fs::write(path, data).with_context(|| format!("write {}", path.display()))
 }

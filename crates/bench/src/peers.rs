@@ -226,6 +226,178 @@ pub fn all() -> Vec<Peer> {
     peers
 }
 
+/// The quality ladder of the rate–distortion categories: 8 points from 30 to 95, which hold the
+/// documented default of every tool swept (sharp 80 and AVIF 50, cwebp and cjpeg 75 lie between
+/// their neighbours and are run as their own default points).
+pub const LADDER: [u8; 8] = [30, 50, 60, 70, 80, 85, 90, 95];
+
+/// The peers of the rate–distortion categories: each run at every step of [`LADDER`]. In the
+/// arguments `{q}` is the step's quality and `{avif-q}` the AV1 quantizer avifenc 0.11 takes
+/// for it (libavif 1.x's own mapping of quality to quantizer, so the ladder means the same).
+/// sharp is not here: it runs in one long-lived node process ([`Sharp`]).
+pub fn rd_peers() -> Vec<Peer> {
+    use Category::*;
+    vec![
+        // pngquant never gives up (minimum 0), as our sweep runs with `quality=0-N`.
+        Peer {
+            id: "pngquant",
+            category: RdPng,
+            program: "pngquant",
+            args: &["--quality=0-{q}", "-"],
+            io: Io::Pipes,
+            needs_ppm: false,
+            keeps_input_on: &[99],
+        },
+        Peer {
+            id: "cjpeg",
+            category: RdJpeg,
+            program: "cjpeg",
+            args: &["-quality", "{q}", "-outfile", "{out}", "{in}"],
+            io: Io::Files,
+            needs_ppm: true,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "cwebp",
+            category: RdWebP,
+            program: "cwebp",
+            args: &["-quiet", "-q", "{q}", "{in}", "-o", "{out}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: "avifenc",
+            category: RdAvif,
+            program: "avifenc",
+            args: &["--min", "{avif-q}", "--max", "{avif-q}", "{in}", "{out}"],
+            io: Io::Files,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+    ]
+}
+
+/// The setting a tool runs at when told nothing (its "default point" in the rate–distortion
+/// categories); sharp's are the defaults of its `png({palette: true})`, `jpeg`, `webp`, `avif`
+/// calls but for PNG, where 80 is what the issue measured (sharp's own 100 keeps 256 colours).
+pub fn default_quality(id: &str, category: Category) -> Option<u8> {
+    use Category::*;
+    match (id, category) {
+        (SHARP, RdPng | RdJpeg | RdWebP) => Some(80),
+        (SHARP, RdAvif) => Some(50),
+        // pngquant without --quality aims at 100; avifenc 0.11's default quantizers 0-10 are
+        // about quality 90 on libavif 1.x's scale.
+        ("pngquant", _) => Some(100),
+        ("cjpeg" | "cwebp", _) => Some(75),
+        ("avifenc", _) => Some(90),
+        _ => None,
+    }
+}
+
+/// The AV1 quantizer (0-63) libavif 1.x maps `quality` (0-100) to.
+pub fn avif_quantizer(quality: u8) -> u8 {
+    ((u32::from(100 - quality.min(100)) * 63 + 50) / 100) as u8
+}
+
+/// The method name of sharp in the rate–distortion categories.
+pub const SHARP: &str = "sharp";
+
+/// sharp as one long-running node process (`bench/sharp/encode.js`) that encodes every job sent
+/// to it and reports each job's CPU time (`process.cpuUsage()` deltas, every thread of the
+/// process) and wall time: node's start-up is paid once, not per image.
+pub struct Sharp {
+    child: Child,
+    input: Option<ChildStdin>,
+    output: BufReader<ChildStdout>,
+    /// sharp's and libvips' versions, as the script reported them.
+    pub versions: String,
+}
+
+/// One job for [`Sharp`].
+#[derive(Debug, Serialize)]
+pub struct SharpJob<'a> {
+    pub input: &'a Path,
+    pub output: &'a Path,
+    /// `png-palette`, `jpeg` (mozjpeg), `webp` or `avif`.
+    pub format: &'a str,
+    pub quality: u8,
+    /// Apply the EXIF orientation (`.rotate()`), as image services calling sharp do; sharp
+    /// does not unless asked.
+    pub orient: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct SharpAnswer {
+    bytes: Option<u64>,
+    cpu_s: Option<f64>,
+    wall_s: Option<f64>,
+    error: Option<String>,
+    ready: Option<bool>,
+    sharp: Option<String>,
+    libvips: Option<String>,
+}
+
+impl Sharp {
+    /// Starts `node script`; fails (with why) when node or the installed sharp module is missing.
+    pub fn start(node: &Path, script: &Path) -> anyhow::Result<Self> {
+        let mut child = Command::new(node)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start {} {}", node.display(), script.display()))?;
+        let input = child.stdin.take().context("sharp stdin")?;
+        let mut output = BufReader::new(child.stdout.take().context("sharp stdout")?);
+        let mut line = String::new();
+        output.read_line(&mut line)?;
+        let ready: Option<SharpAnswer> = serde_json::from_str(&line).ok();
+        match ready {
+            Some(SharpAnswer { ready: Some(true), sharp, libvips, .. }) => Ok(Sharp {
+                child,
+                input: Some(input),
+                output,
+                versions: format!("sharp {}, libvips {}", sharp.unwrap_or_default(), libvips.unwrap_or_default()),
+            }),
+            _ => {
+                drop(input);
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    e.read_to_string(&mut err).ok();
+                }
+                child.wait().ok();
+                let first = err.lines().find(|l| l.contains("Error")).unwrap_or(err.lines().next().unwrap_or("no answer"));
+                bail!("{} did not start: {first}", script.display())
+            }
+        }
+    }
+
+    /// Encodes one job; `Ok(Err(why))` when sharp refused it.
+    pub fn encode(&mut self, job: &SharpJob) -> anyhow::Result<Result<Usage, String>> {
+        let input = self.input.as_mut().context("sharp closed")?;
+        writeln!(input, "{}", serde_json::to_string(job)?)?;
+        input.flush()?;
+        let mut line = String::new();
+        if self.output.read_line(&mut line)? == 0 {
+            bail!("the sharp process exited");
+        }
+        let answer: SharpAnswer = serde_json::from_str(&line).context("sharp answer")?;
+        Ok(match (answer.error, answer.bytes, answer.cpu_s, answer.wall_s) {
+            (None, Some(_), Some(cpu_s), Some(wall_s)) => Ok(Usage { wall_s, cpu_s, maxrss_kib: 0 }),
+            (e, ..) => Err(e.unwrap_or_else(|| "no answer".into())),
+        })
+    }
+}
+
+impl Drop for Sharp {
+    fn drop(&mut self) {
+        drop(self.input.take());
+        self.child.wait().ok();
+    }
+}
+
 /// Finds `program` in `search_path` (a PATH-style list), like `which`.
 pub fn find(program: &str, search_path: &OsString) -> Option<PathBuf> {
     if program.contains('/') {

@@ -75,3 +75,59 @@ pub fn svg(report: &Report, path: &Path) -> anyhow::Result<()> {
     root.present().map_err(|e| anyhow!("plot: {e}"))?;
     Ok(())
 }
+
+/// One SVG per rate–distortion category in `dir` (`rd-png.svg`, …): output bytes as % of the
+/// input (totals over all images) against mean SSIMULACRA2, one line per tool through its
+/// ladder steps. Ours is drawn in red.
+pub fn rd_svgs(report: &Report, dir: &Path) -> anyhow::Result<()> {
+    let Some(rd) = &report.rd else { return Ok(()) };
+    std::fs::create_dir_all(dir)?;
+    let mut categories: Vec<crate::Category> = rd.curves.iter().map(|c| c.category).collect();
+    categories.dedup();
+    let palette = [BLUE, GREEN, MAGENTA, CYAN, BLACK, RGBColor(230, 140, 0)];
+    for category in categories {
+        let curves: Vec<&crate::rd::RdCurve> = rd.curves.iter().filter(|c| c.category == category && c.kind == "all").collect();
+        let path = dir.join(format!("{}.svg", category.id()));
+        let root = SVGBackend::new(&path, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("plot: {e}"))?;
+        let points = curves.iter().flat_map(|c| c.points.iter());
+        let (xmin, xmax, ymax) = points
+            .fold((f64::MAX, f64::MIN, 0.0f64), |(a, b, c), p| (a.min(p.mean_score), b.max(p.mean_score), c.max(p.bytes_ratio * 100.0)));
+        if xmin > xmax {
+            continue;
+        }
+        let images = curves.iter().find(|c| c.method == OURS).and_then(|c| c.points.first()).map_or(0, |p| p.images);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("{} ({images} images)", category.label()), ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d((xmin - 2.0).floor()..(xmax + 2.0).ceil().min(100.0), 0.0..ymax * 1.1)
+            .map_err(|e| anyhow!("plot: {e}"))?;
+        chart
+            .configure_mesh()
+            .x_desc("mean SSIMULACRA2 (as displayed)")
+            .y_desc("output bytes, % of input (totals)")
+            .draw()
+            .map_err(|e| anyhow!("plot: {e}"))?;
+        for (i, c) in curves.iter().enumerate() {
+            let colour = if c.method == OURS { RED } else { palette[i % palette.len()] };
+            let line: Vec<(f64, f64)> = c.points.iter().map(|p| (p.mean_score, p.bytes_ratio * 100.0)).collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))
+                .map_err(|e| anyhow!("plot: {e}"))?
+                .label(c.method.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(|e| anyhow!("plot: {e}"))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow!("plot: {e}"))?;
+        root.present().map_err(|e| anyhow!("plot: {e}"))?;
+    }
+    Ok(())
+}

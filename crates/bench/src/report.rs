@@ -57,6 +57,9 @@ pub struct Record {
     /// What our video worker ran (`h264-crf23`), and at which quality for `ours-matched`.
     #[serde(default)]
     pub setting: Option<String>,
+    /// The ladder step of a rate–distortion record (`None` for default and matched points).
+    #[serde(default)]
+    pub quality: Option<u8>,
 }
 
 impl Record {
@@ -212,6 +215,12 @@ pub struct Report {
     /// The clips the video categories made and ran on.
     #[serde(default)]
     pub clips: Vec<GeneratedClip>,
+    /// The rate–distortion categories: curves, BD-rates, default and matched points.
+    #[serde(default)]
+    pub rd: Option<crate::rd::Summary>,
+    /// The versions of sharp and its libvips, when it ran.
+    #[serde(default)]
+    pub sharp: Option<String>,
 }
 
 fn ours_method() -> String {
@@ -230,14 +239,23 @@ pub fn build(
         tools.into_iter().map(|(p, program)| Tool { id: p.id.into(), category: p.category, command: p.command_line(), program }).collect();
     let categories: Vec<CategorySummary> = Category::ALL
         .into_iter()
-        .filter(|c| records.iter().any(|r| r.category == *c))
+        .filter(|c| !c.is_rd() && records.iter().any(|r| r.category == *c))
         .map(|c| summarise_category(c, &records, &tools))
         .collect();
     let breakdowns = breakdowns(&records);
-    let mut goals = goals::goals(&categories, &skipped);
-    goals.extend(goals::service_goals(&breakdowns, &records, &skipped));
-    goals.extend(goals::resize_goals(&categories, &skipped));
-    goals.extend(goals::video_goals(&categories, &skipped));
+    let mut goals = Vec::new();
+    // A run of the rate–distortion categories alone judges only their goals (the others would
+    // all read "not run").
+    if records.iter().any(|r| !r.category.is_rd()) || records.is_empty() {
+        goals.extend(goals::goals(&categories, &skipped));
+        goals.extend(goals::service_goals(&breakdowns, &records, &skipped));
+        goals.extend(goals::resize_goals(&categories, &skipped));
+        goals.extend(goals::video_goals(&categories, &skipped));
+    }
+    let rd = records.iter().any(|r| r.category.is_rd()).then(|| crate::rd::summarise(&records));
+    if let Some(rd) = &rd {
+        goals.extend(goals::rd_goals(rd, &skipped));
+    }
     Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         runs,
@@ -250,6 +268,8 @@ pub fn build(
         goals,
         records,
         clips,
+        rd,
+        sharp: None,
     }
 }
 
@@ -260,7 +280,7 @@ fn pairs<'a>(records: &'a [Record], category: Category, peer: &str, keep: &dyn F
 }
 
 /// [`pairs`] of another of our methods (`ours-matched`) with `peer`.
-fn pairs_of<'a>(
+pub(crate) fn pairs_of<'a>(
     records: &'a [Record],
     category: Category,
     ours: &str,
@@ -282,7 +302,7 @@ fn ratio(peer: &str, pairs: &[(&Record, &Record)]) -> Ratio {
     ratio_of_method(OURS, peer, pairs)
 }
 
-fn ratio_of_method(ours: &str, peer: &str, pairs: &[(&Record, &Record)]) -> Ratio {
+pub(crate) fn ratio_of_method(ours: &str, peer: &str, pairs: &[(&Record, &Record)]) -> Ratio {
     let ratio_of = |f: &dyn Fn(&Record) -> Option<f64>| -> (Option<f64>, Option<f64>) {
         let per_image: Vec<f64> = pairs.iter().filter_map(|(o, p)| Some(f(o)? / f(p)?)).collect();
         let (so, sp): (f64, f64) = pairs.iter().filter_map(|(o, p)| Some((f(o)?, f(p)?))).fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));

@@ -18,12 +18,14 @@ pub struct BenchArgs {
     pub corpus: Vec<PathBuf>,
     /// Peers to run, comma-separated ids (default: all); ours always runs.
     /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc,
-    /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1
+    /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1;
+    /// in the rd-* categories: sharp, pngquant, cjpeg, cwebp, avifenc
     #[arg(long, value_delimiter = ',')]
     pub tools: Vec<String>,
     /// Categories to run, comma-separated (default: all but the video ones): lossless-png, lossy-png, jpeg-lossless,
     /// jpeg-lossy, webp, avif, service-lossy, service-lossy-scored, service-lossless, resize-1280, resize-cover-300;
-    /// and, only when named, gif-mp4, video-mp4, video-webm (the last two on clips generated with ffmpeg)
+    /// and, only when named, gif-mp4, video-mp4, video-webm (the last two on clips generated with ffmpeg),
+    /// and the rate–distortion sweeps rd-png, rd-jpeg, rd-webp, rd-avif (BD-rates against sharp and the other peers)
     #[arg(long, value_delimiter = ',')]
     pub categories: Vec<String>,
     /// Timed runs per (image, method); the median is reported. Default 3 (1 with --quick)
@@ -59,6 +61,14 @@ pub struct BenchArgs {
     /// Internal: start measured children on request (see `peers::Spawner`)
     #[arg(long, hide = true)]
     pub spawner: bool,
+    /// sharp's job script, run by node once for the whole run (default: bench/sharp/encode.js,
+    /// installed by scripts/install-bench-tools.sh)
+    #[arg(long)]
+    pub sharp: Option<PathBuf>,
+    /// Write one SVG per rate–distortion category (bytes relative to the input against
+    /// SSIMULACRA2, one line per tool) into this folder, as rd-png.svg, rd-jpeg.svg, …
+    #[arg(long)]
+    pub rd_plots: Option<PathBuf>,
 }
 
 impl From<BenchArgs> for Settings {
@@ -78,6 +88,8 @@ impl From<BenchArgs> for Settings {
             engine_exe: args.engine_exe,
             engine_worker: args.engine_worker,
             spawner: args.spawner,
+            sharp: args.sharp,
+            rd_plots: args.rd_plots,
         }
     }
 }

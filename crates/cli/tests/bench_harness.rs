@@ -377,3 +377,76 @@ fn video_categories_score_every_method_on_sampled_frames() {
         assert!(md.contains(heading), "{heading} missing: {md}");
     }
 }
+
+/// The rate–distortion sweep on three small corpus images (a photo, a graphic, an icon with
+/// alpha), ours against sharp only: every format has curves for both, scores that rise with the
+/// quality, a BD-rate for sharp, the matched points, the goals and the plots.
+#[test]
+fn rd_sweep_gives_curves_and_bd_rates_against_sharp() {
+    let Some(corpus) = compressor_test_support::corpus() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("png_real");
+    for file in ["photo/wuffs__bricks-color.png", "graphic/pillow__hopper.png", "icon_alpha/small-n-flat__96_user-male.png"] {
+        let to = root.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(corpus.join("png_real").join(file), &to).unwrap();
+    }
+    let json = tmp.path().join("bench.json");
+    let mut a = args(root, json.clone());
+    a.categories = ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"].map(String::from).to_vec();
+    a.tools = vec!["sharp".into()];
+    let sharp_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/sharp");
+    a.sharp = Some(sharp_dir.join("encode.js"));
+    a.markdown = Some(tmp.path().join("bench.md"));
+    a.rd_plots = Some(tmp.path().join("plots"));
+    compressor_bench::run(a).unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let skipped: Vec<&Value> = report["skipped"].as_array().unwrap().iter().filter(|s| s["id"] == "sharp").collect();
+    if !sharp_dir.join("node_modules/sharp").is_dir() {
+        // Not installed here (scripts/install-bench-tools.sh installs it, as CI does).
+        assert_eq!(skipped.len(), 4, "sharp is missing but not skipped in each rd category");
+        return;
+    }
+    assert!(skipped.is_empty(), "sharp is installed but skipped: {skipped:?}");
+    let rd = &report["rd"];
+    let ladder = 8;
+    for category in ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"] {
+        for method in ["ours", "sharp"] {
+            let curve = rd["curves"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["category"] == category && c["kind"] == "all" && c["method"] == method)
+                .unwrap_or_else(|| panic!("{category}: no curve for {method}"));
+            let scores: Vec<f64> = curve["points"].as_array().unwrap().iter().map(|p| p["mean_score"].as_f64().unwrap()).collect();
+            assert_eq!(scores.len(), ladder, "{category}/{method}: {curve}");
+            // Scores rise with quality (a small dip between neighbouring steps is noise of palette choices).
+            assert!(scores[ladder - 1] > scores[0] + 5.0, "{category}/{method}: {scores:?}");
+            assert!(scores.windows(2).all(|w| w[1] > w[0] - 2.0), "{category}/{method}: {scores:?}");
+            let bytes: Vec<f64> = curve["points"].as_array().unwrap().iter().map(|p| p["bytes_ratio"].as_f64().unwrap()).collect();
+            assert!(bytes[ladder - 1] > bytes[0], "{category}/{method}: bytes do not grow with quality: {bytes:?}");
+        }
+        let bd = rd["bd_rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["category"] == category && b["kind"] == "all" && b["peer"] == "sharp")
+            .unwrap_or_else(|| panic!("{category}: no BD-rate row for sharp"));
+        let rate = bd["bd_rate"].as_f64().unwrap_or_else(|| panic!("{category}: no BD-rate against sharp: {bd}"));
+        assert!(rate > -0.95 && rate < 10.0, "{category}: {bd}");
+        // Each image: ours at sharp's default score, with its own record.
+        // (JPEG holds no transparency: the icon is left out of rd-jpeg.)
+        let matched = records(&report, category, "ours-matched");
+        assert_eq!(matched.len(), if category == "rd-jpeg" { 2 } else { 3 }, "{category}: {matched:?}");
+        assert!(matched.iter().all(|m| m["score"].as_f64().is_some()), "{category}: {matched:?}");
+        let svg = std::fs::read_to_string(tmp.path().join("plots").join(format!("{category}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("sharp") && svg.contains("ours"), "{category}: plot without both lines");
+    }
+    let goals: Vec<&Value> =
+        report["goals"].as_array().unwrap().iter().filter(|g| g["goal"].as_str().unwrap().contains("BD-rate")).collect();
+    // One per format and kind (all, photo, graphic, icon_alpha; no icon in rd-jpeg), judged.
+    assert_eq!(goals.len(), 15, "{goals:?}");
+    assert!(goals.iter().any(|g| g["verdict"] == "MET" || g["verdict"] == "MISSED"), "{goals:?}");
+    let md = std::fs::read_to_string(tmp.path().join("bench.md")).unwrap();
+    assert!(md.contains("## Rate–distortion") && md.contains("ours-matched"), "{md}");
+}

@@ -376,3 +376,121 @@ fn within(r: &Ratio, limits: [(&str, Option<f64>, Option<f64>, f64); 2]) -> (Ver
 fn ok_word(ok: bool) -> &'static str {
     if ok { "✓" } else { "✗" }
 }
+
+/// Issue 29's goals on the rate–distortion categories: per format and kind, BD-rate ≤ −15 %
+/// against the best peer (the one ours is furthest from); per format, at each image's own
+/// quality (`ours-matched` against the matched peer's default) total bytes ≤ 0.85 × and CPU
+/// ≤ 1.0 ×; and, per format and kind, our default not dominated by any peer's default (no
+/// peer both smaller, by the geometric mean of per-image ratios, and higher in mean score).
+pub(super) fn rd_goals(rd: &crate::rd::Summary, skipped: &[Skipped]) -> Vec<Goal> {
+    use crate::DEFAULT_SUFFIX;
+    let verdict = |ok: bool| if ok { Verdict::Met } else { Verdict::Missed };
+    let pct = |v: f64| format!("{:+.1} %", v * 100.0);
+    let mut out = Vec::new();
+    let mut categories: Vec<Category> = rd.bd_rates.iter().map(|b| b.category).chain(rd.curves.iter().map(|c| c.category)).collect();
+    categories.sort();
+    categories.dedup();
+    for category in categories {
+        let name = category.label().trim_start_matches("Rate–distortion: ");
+        let mut kinds: Vec<&str> = rd.curves.iter().filter(|c| c.category == category).map(|c| c.kind.as_str()).collect();
+        kinds.dedup();
+        for kind in &kinds {
+            let rows: Vec<&crate::rd::BdRateRow> = rd.bd_rates.iter().filter(|b| b.category == category && b.kind == *kind).collect();
+            let worst = rows.iter().filter_map(|b| Some((b, b.bd_rate?))).max_by(|a, b| a.1.total_cmp(&b.1));
+            let (v, detail) = match worst {
+                Some((best, rate)) => {
+                    let others: Vec<String> = rows
+                        .iter()
+                        .filter(|b| b.peer != best.peer)
+                        .map(|b| format!("{} {}", b.peer, b.bd_rate.map_or("n/a".into(), pct)))
+                        .collect();
+                    (
+                        verdict(rate <= -0.15),
+                        format!(
+                            "best peer {}: BD-rate {} over {} of {} images{}",
+                            best.peer,
+                            pct(rate),
+                            best.images,
+                            best.compared,
+                            if others.is_empty() { String::new() } else { format!("; {}", others.join(", ")) }
+                        ),
+                    )
+                }
+                None if rows.is_empty() => {
+                    let why: Vec<String> =
+                        skipped.iter().filter(|s| s.category == category).map(|s| format!("{}: {}", s.id, s.reason)).collect();
+                    (
+                        Verdict::NotApplicable,
+                        format!("no peer ran{}", if why.is_empty() { String::new() } else { format!(" ({})", why.join("; ")) }),
+                    )
+                }
+                None => (
+                    Verdict::NotApplicable,
+                    format!(
+                        "no BD-rate: {}",
+                        rows.iter().map(|b| format!("{}: {}", b.peer, b.left_out.join(", "))).collect::<Vec<_>>().join("; ")
+                    ),
+                ),
+            };
+            out.push(Goal {
+                goal: format!("{name}, {kind}: BD-rate ≤ −15 % against the best peer (SSIMULACRA2 {}–{})", rd.range.0, rd.range.1),
+                verdict: v,
+                detail,
+            });
+        }
+
+        let matched = rd.at_defaults.iter().find(|d| d.category == category && d.kind == "all" && d.ratio.ours == OURS_MATCHED);
+        let (v, detail) = match matched {
+            Some(d) => {
+                let r = &d.ratio;
+                let bytes_ok = r.bytes_total_ratio.is_some_and(|b| b <= 0.85);
+                let cpu_ok = r.cpu_total_ratio.is_some_and(|c| c <= 1.0);
+                let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+                (
+                    verdict(bytes_ok && cpu_ok),
+                    format!(
+                        "against {}: total bytes {} (goal ≤ 0.85; geomean {}) {}, total CPU {} (goal ≤ 1; geomean {}) {}; mean SSIMULACRA2 ours {} vs {}; {} images",
+                        r.peer,
+                        f(r.bytes_total_ratio),
+                        f(r.bytes_geomean),
+                        ok_word(bytes_ok),
+                        f(r.cpu_total_ratio),
+                        f(r.cpu_geomean),
+                        ok_word(cpu_ok),
+                        r.ours_mean_score.map_or("n/a".into(), |s| format!("{s:.2}")),
+                        r.peer_mean_score.map_or("n/a".into(), |s| format!("{s:.2}")),
+                        r.images
+                    ),
+                )
+            }
+            None => (Verdict::NotApplicable, "no peer default with a score to aim at".into()),
+        };
+        out.push(Goal {
+            goal: format!(
+                "{name}: at each image's own quality (target_quality = the peer default's score), bytes ≤ 0.85 × and CPU ≤ 1.0 ×"
+            ),
+            verdict: v,
+            detail,
+        });
+
+        let ours_default = format!("{OURS}{DEFAULT_SUFFIX}");
+        let mut dominated = Vec::new();
+        let mut judged = 0;
+        for d in rd.at_defaults.iter().filter(|d| d.category == category && d.ratio.ours == ours_default) {
+            let r = &d.ratio;
+            if let (Some(b), Some(o), Some(p)) = (r.bytes_geomean, r.ours_mean_score, r.peer_mean_score) {
+                judged += 1;
+                if b > 1.0 && p > o {
+                    dominated.push(format!("{} by {}: bytes ours/peer {b:.3}, SSIMULACRA2 {o:.1} vs {p:.1}", d.kind, r.peer));
+                }
+            }
+        }
+        let (v, detail) = match (judged, dominated.is_empty()) {
+            (0, _) => (Verdict::NotApplicable, "no peer default scored".into()),
+            (_, true) => (Verdict::Met, format!("{judged} (kind, peer) comparisons, none dominates ours")),
+            (_, false) => (Verdict::Missed, dominated.join("; ")),
+        };
+        out.push(Goal { goal: format!("{name}: our default not dominated by any peer's default (per kind)"), verdict: v, detail });
+    }
+    out
+}

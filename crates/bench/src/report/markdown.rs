@@ -78,6 +78,9 @@ pub fn markdown(report: &Report) -> String {
     if !report.breakdowns.is_empty() {
         md.push_str(&breakdown_markdown(report));
     }
+    if let Some(rd) = &report.rd {
+        md.push_str(&rd_markdown(report, rd));
+    }
     let _ = writeln!(md, "\n### Goals\n\n| goal | result | numbers |\n|---|---|---|");
     for g in &report.goals {
         let _ = writeln!(md, "| {} | **{}** | {} |", g.goal, g.verdict.text(), g.detail);
@@ -247,6 +250,10 @@ pub fn breakdown_markdown(report: &Report) -> String {
 /// One row per (category, peer): the geometric-mean ratios and mean scores, for the README.
 pub fn summary_markdown(report: &Report) -> String {
     let mut md = String::new();
+    if report.categories.is_empty() {
+        // A run of the rate–distortion categories alone: they have their own section.
+        return md;
+    }
     let _ = writeln!(md, "| category | peer | images | bytes ours/peer | wall ours/peer | CPU ours/peer | SSIMULACRA2 ours / peer |");
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
     let g = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
@@ -269,6 +276,104 @@ pub fn summary_markdown(report: &Report) -> String {
                 g(r.cpu_geomean),
                 scores
             );
+        }
+    }
+    md
+}
+
+/// The rate–distortion categories: per format, the BD-rates of ours against each peer by kind,
+/// the curves (all images), and the default and matched points.
+pub fn rd_markdown(report: &Report, rd: &crate::rd::Summary) -> String {
+    let mut md = String::new();
+    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:+.1} %", v * 100.0));
+    let _ = writeln!(md, "\n## Rate–distortion\n");
+    let _ = writeln!(
+        md,
+        "Every tool at quality {} (ours: `quality=N` (`0-N` for PNG), `--metadata strip`), each output scored by SSIMULACRA2 as displayed. \
+         BD-rate: bytes of ours relative to the peer at equal score over {}–{} (clipped to where both curves reach), \
+         per image (monotone cubic interpolation of log bytes against score), then the geometric mean over the images of a kind; \
+         negative = ours smaller.{}",
+        crate::peers::LADDER.map(|q| q.to_string()).join(", "),
+        rd.range.0,
+        rd.range.1,
+        report.sharp.as_ref().map_or(String::new(), |v| format!(
+            " sharp: {v}, one node process, `sharp.concurrency(1)`, CPU per job from `process.cpuUsage()`."
+        )),
+    );
+    let mut categories: Vec<crate::Category> = rd.curves.iter().map(|c| c.category).collect();
+    categories.dedup();
+    for category in categories {
+        let _ = writeln!(md, "\n### {}\n", category.label());
+        let rows: Vec<&crate::rd::BdRateRow> = rd.bd_rates.iter().filter(|b| b.category == category).collect();
+        let mut peers: Vec<&str> = rows.iter().map(|b| b.peer.as_str()).collect();
+        peers.sort_unstable();
+        peers.dedup();
+        if !peers.is_empty() {
+            let _ = writeln!(md, "BD-rate of ours against each peer (images with a BD-rate / compared; per-image range):\n");
+            let _ = writeln!(md, "| kind | {} |", peers.join(" | "));
+            let _ = writeln!(md, "|---|{}", "---:|".repeat(peers.len()));
+            let mut kinds: Vec<&str> = rows.iter().map(|b| b.kind.as_str()).collect();
+            kinds.dedup();
+            for kind in kinds {
+                let cells: Vec<String> = peers
+                    .iter()
+                    .map(|p| match rows.iter().find(|b| b.kind == kind && b.peer == *p) {
+                        Some(b) if b.bd_rate.is_some() => {
+                            format!("**{}** ({}/{}; {} to {})", pct(b.bd_rate), b.images, b.compared, pct(b.min), pct(b.max))
+                        }
+                        Some(b) => format!("none ({}/{}: {})", b.images, b.compared, b.left_out.join(", ")),
+                        None => "—".into(),
+                    })
+                    .collect();
+                let _ = writeln!(md, "| {kind} | {} |", cells.join(" | "));
+            }
+        }
+        let curves: Vec<&crate::rd::RdCurve> = rd.curves.iter().filter(|c| c.category == category && c.kind == "all").collect();
+        let _ = writeln!(md, "\nCurves, all images: mean SSIMULACRA2 / output bytes as % of input, per quality:\n");
+        let _ = writeln!(md, "| tool | {} |", crate::peers::LADDER.map(|q| format!("q {q}")).join(" | "));
+        let _ = writeln!(md, "|---|{}", "---:|".repeat(crate::peers::LADDER.len()));
+        for c in &curves {
+            let cells: Vec<String> = crate::peers::LADDER
+                .iter()
+                .map(|q| {
+                    c.points
+                        .iter()
+                        .find(|p| p.quality == *q)
+                        .map_or("—".into(), |p| format!("{:.1} / {:.1} %", p.mean_score, p.bytes_ratio * 100.0))
+                })
+                .collect();
+            let _ = writeln!(md, "| {} | {} |", c.method, cells.join(" | "));
+        }
+        let defaults: Vec<&crate::rd::DefaultRatio> = rd.at_defaults.iter().filter(|d| d.category == category).collect();
+        if !defaults.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nDefaults and equal quality: ours at our defaults (`ours-default`) and with `target_quality` at the peer default's per-image score (`ours-matched`) against each peer's default:\n"
+            );
+            let _ = writeln!(
+                md,
+                "| kind | ours | peer | images | bytes ours/peer (total) | geomean | CPU ours/peer (total) | geomean | mean score ours | peer |"
+            );
+            let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+            let f = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+            let s = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
+            for d in defaults {
+                let r = &d.ratio;
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    d.kind,
+                    r.ours,
+                    r.peer,
+                    r.images,
+                    f(r.bytes_total_ratio),
+                    f(r.bytes_geomean),
+                    f(r.cpu_total_ratio),
+                    f(r.cpu_geomean),
+                    s(r.ours_mean_score),
+                    s(r.peer_mean_score)
+                );
+            }
         }
     }
     md

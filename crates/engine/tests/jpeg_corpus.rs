@@ -107,3 +107,24 @@ fn lossy_jpeg_photos_are_smaller_with_a_score() {
         }
     }
 }
+
+#[test]
+fn lossy_mode_keeps_a_smaller_lossless_rewrite_as_small_as_lossless_mode_makes_it() {
+    let Some(corpus) = corpus() else { return };
+    // Sources already below quality 80: the lossless rewrite beats re-encoding at the default.
+    // The lossy path then runs the same scan search as lossless mode, so it is never larger.
+    let mut kept_lossless = 0;
+    for name in
+        ["exif-orientation__Landscape_2.jpg", "exif-orientation__Portrait_1.jpg", "libjxl__jpeg_reconstruction_bicycles_restarts.jpg"]
+    {
+        let input = std::fs::read(corpus.join("photos_jpeg").join(name)).unwrap();
+        let lossless = compress(&input, &Options { mode: Mode::Lossless, ..Options::default() }).unwrap();
+        let lossy = compress(&input, &Options::default()).unwrap();
+        assert!(lossy.output_size <= lossless.output_size, "{name}: {} > {}", lossy.output_size, lossless.output_size);
+        if lossy.method == "jpeg-lossless" {
+            kept_lossless += 1;
+            assert_eq!(jpeg_samples(&lossy.data), jpeg_samples(&input), "{name}: pixels changed");
+        }
+    }
+    assert!(kept_lossless >= 2, "expected low-quality sources to stay lossless, got {kept_lossless}");
+}

@@ -231,6 +231,29 @@ fn target_quality_reaches_the_score_with_fewer_bytes_than_a_fixed_setting() {
     assert!(searched_count >= 3, "only {searched_count} searches produced an output");
 }
 
+/// The search ends with an answer for every format and target, low, high or out of reach: the
+/// score it reports meets the target, or a note says the target was not reached.
+#[test]
+fn target_quality_search_answers_every_format_and_target() {
+    let Some(corpus) = corpus() else { return };
+    let icon = read(&corpus.join("png_real/icon_alpha/small-n-flat__96_cloud-up.png"));
+    let photo = read(&corpus.join("photos_jpeg/exif-orientation__Landscape_2.jpg"));
+    for (name, input, formats) in [
+        ("icon", &icon, &[Format::WebP, Format::Avif, Format::Png][..]),
+        ("photo", &photo, &[Format::Jpeg, Format::WebP, Format::Avif][..]),
+    ] {
+        for &format in formats {
+            for target in [30.0, 60.0, 75.0, 88.0, 99.5] {
+                let out = compress(input, &Options { target_quality: Some(target), ..to(format) })
+                    .unwrap_or_else(|e| panic!("{name} {format} target {target}: {e}"));
+                let reached = out.quality_score.is_some_and(|s| s >= target);
+                let said = out.notes.iter().any(|n| n.contains("not reached") || n.contains("input kept"));
+                assert!(reached || said, "{name} {format} target {target}: score {:?}, notes {:?}", out.quality_score, out.notes);
+            }
+        }
+    }
+}
+
 #[test]
 fn max_bytes_fits_every_format_with_the_best_quality_tried() {
     let Some(corpus) = corpus() else { return };

@@ -1,11 +1,11 @@
 //! How much of the machine one image may use: the codecs' own parallelism (rayon, in oxipng,
-//! libimagequant and rav1e) only for images large enough to gain from it.
+//! libimagequant and libaom's threads) only for images large enough to gain from it.
 
 use std::sync::{Mutex, PoisonError};
 
-/// Below this many pixels the codecs' internal parallelism (rayon, in oxipng, libimagequant and
-/// rav1e) costs more than it saves: waking the global thread pool and its idle spinning doubled
-/// the CPU time of a 48×48 icon, while a 512×512 image still finishes sooner with both cores.
+/// Below this many pixels the codecs' internal parallelism (rayon, in oxipng and libimagequant;
+/// libaom's threads follow the pool) costs more than it saves: waking the global thread pool and
+/// its idle spinning doubled the CPU time of a 48×48 icon, while a 512×512 image still finishes sooner with both cores.
 pub(crate) const PARALLEL_MIN_PIXELS: u64 = 256 * 1024;
 
 /// Runs `job` in a one-thread rayon pool, so the codecs' parallel loops run in sequence and the

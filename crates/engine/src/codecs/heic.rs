@@ -100,17 +100,20 @@ impl Drop for Decoded {
     }
 }
 
+/// libheif's message for an error.
+pub(crate) fn message(e: &heif::heif_error) -> String {
+    if e.message.is_null() {
+        return String::new();
+    }
+    // SAFETY: libheif's messages are NUL-terminated static or context-owned strings.
+    unsafe { CStr::from_ptr(e.message) }.to_string_lossy().into_owned()
+}
+
 fn check(e: heif::heif_error) -> Result<(), Error> {
     if e.code == heif::heif_error_code_heif_error_Ok {
         return Ok(());
     }
-    let message = if e.message.is_null() {
-        String::new()
-    } else {
-        // SAFETY: libheif's messages are NUL-terminated static or context-owned strings.
-        unsafe { CStr::from_ptr(e.message) }.to_string_lossy().into_owned()
-    };
-    let detail = format!("HEIF: {message}");
+    let detail = format!("HEIF: {}", message(&e));
     Err(match e.code {
         heif::heif_error_code_heif_error_Unsupported_filetype | heif::heif_error_code_heif_error_Unsupported_feature => {
             Error::unsupported(detail)

@@ -169,6 +169,13 @@ impl Config {
         }
     }
 
+    /// The largest request body any route of this server accepts (also the most of a refused one
+    /// it reads and throws away, so that the refusal reaches the client).
+    pub fn largest_body(&self) -> u64 {
+        let video = self.video.as_ref().map_or(0, |v| v.max_body_bytes);
+        (self.max_body_bytes as u64).max(video)
+    }
+
     /// Checks the settings and reads the keys file.
     pub fn from_settings(settings: &ServeSettings) -> anyhow::Result<Config> {
         let mut api_keys: HashSet<String> =

@@ -301,6 +301,23 @@ async fn uploads_are_charged_to_the_memory_budget_as_they_arrive() {
     assert_eq!(metrics.get("compressor_memory_reserved_bytes"), Some(&0.0), "nothing is held after the refusal");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refusal_while_the_body_is_still_coming_reaches_the_client() {
+    // Clients that send all 8 MiB of their body whatever the server answers meanwhile: one over
+    // the body limit by its Content-Length (413 before anything is read), one over the memory
+    // budget as it is read (413 part-way). Each reads its whole answer and every write of its
+    // body succeeds (a reset would fail one or the other); 20 rounds, so a race shows.
+    let over_limit = Server::start(Config { max_body_bytes: 1 << 20, ..config() }).await;
+    let over_budget = Server::start(Config { memory_budget: 4 << 20, ..config() }).await;
+    for round in 0..20 {
+        for (server, code) in [(&over_limit, "too_large"), (&over_budget, "over_memory_budget")] {
+            let sent = common::post_sending_everything(server.addr, "/v1/compress", 8 << 20, 64 << 10).await;
+            assert_eq!(sent.status(), 413, "round {round}, {code}");
+            assert!(sent.answer().contains(&format!(r#""code":"{code}""#)), "{}", sent.answer());
+        }
+    }
+}
+
 /// A POST with `Transfer-Encoding: chunked` written by hand; returns the status and body.
 async fn chunked_post(addr: std::net::SocketAddr, path: &str, chunks: &[&[u8]]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

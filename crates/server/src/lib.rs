@@ -95,8 +95,12 @@ impl App {
         let metrics = metrics::Metrics::new();
         let state = AppState(Arc::new(Shared {
             pool: pool::Pool::new(config.workers, config.queue, metrics.queue_depth().clone(), Some(memory(&config, &metrics))),
-            // Video memory is ffmpeg's, bounded per child by its RLIMIT_AS, not by this budget.
-            video_pool: config.video.as_ref().map(|v| pool::Pool::new(v.workers, v.queue, metrics.video_queue_depth().clone(), None)),
+            // Video memory is ffmpeg's, bounded per child by its RLIMIT_AS, not by this budget;
+            // video uploads go to disk, bounded by their count.
+            video_pool: config
+                .video
+                .as_ref()
+                .map(|v| pool::Pool::new(v.workers, v.queue, metrics.video_queue_depth().clone(), None).limiting_uploads(v.uploads)),
             limiter: config.rate_limit.map(guard::RateLimiter::new),
             metrics,
             draining: AtomicBool::new(false),

@@ -4,7 +4,8 @@
 //! fits, gets 503 when it does not in time, and 413 when it never could. An upload being read holds
 //! no admission slot (a slow client must not keep others out); its bytes are charged to the same
 //! budget as they arrive ([`UploadCharge`]), so many slow uploads hold little and many fast ones
-//! cannot hold more than the budget.
+//! cannot hold more than the budget. A pool without a budget (the video pool, whose uploads go to
+//! disk) bounds its uploads being read by a count instead ([`Pool::limiting_uploads`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +28,13 @@ pub struct Pool {
     /// Requests waiting for a worker.
     queue_depth: metrics::Gauge,
     memory: Option<Memory>,
+    /// Places for uploads being read, when they are counted.
+    uploads: Option<Arc<Semaphore>>,
+}
+
+/// Held while an upload is read, when the pool counts them.
+pub struct UploadSlot {
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// The memory budget of an image pool.
@@ -54,7 +62,32 @@ impl Admission {
 
 impl Pool {
     pub fn new(workers: usize, queue: usize, queue_depth: metrics::Gauge, memory: Option<Memory>) -> Pool {
-        Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)), queue_depth, memory }
+        Pool {
+            admission: Arc::new(Semaphore::new(workers + queue)),
+            workers: Arc::new(Semaphore::new(workers)),
+            queue_depth,
+            memory,
+            uploads: None,
+        }
+    }
+
+    /// At most `uploads` uploads read at once ([`Pool::try_start_upload`]).
+    pub fn limiting_uploads(self, uploads: usize) -> Pool {
+        Pool { uploads: Some(Arc::new(Semaphore::new(uploads))), ..self }
+    }
+
+    /// A place to read one upload before it asks for a slot, or 503 at once: when workers and
+    /// queue are all taken (the upload could only be refused once read) or when as many uploads
+    /// as the pool counts are being read.
+    pub fn try_start_upload(&self) -> Result<UploadSlot, ApiError> {
+        let overloaded = ApiError::Overloaded { retry_after: RETRY_AFTER_SECS };
+        if self.saturated() {
+            return Err(overloaded);
+        }
+        match &self.uploads {
+            None => Ok(UploadSlot { _permit: None }),
+            Some(uploads) => uploads.clone().try_acquire_owned().map(|p| UploadSlot { _permit: Some(p) }).map_err(|_| overloaded),
+        }
     }
 
     /// A slot for one compress request, or 503 when workers and queue are all taken.
@@ -211,6 +244,18 @@ mod tests {
         assert!(!pool.saturated());
         let value = pool.run(a, 0, || 6 * 7).await.unwrap();
         assert_eq!(value, 42);
+    }
+
+    #[test]
+    fn uploads_are_counted_when_the_pool_limits_them_and_refused_when_it_is_saturated() {
+        let pool = Pool::new(1, 0, metrics::Gauge::noop(), None).limiting_uploads(2);
+        let (a, b) = (pool.try_start_upload().unwrap(), pool.try_start_upload().unwrap());
+        assert!(matches!(pool.try_start_upload(), Err(ApiError::Overloaded { .. })), "two uploads at once");
+        drop(a);
+        let admission = pool.try_admit().unwrap();
+        assert!(matches!(pool.try_start_upload(), Err(ApiError::Overloaded { .. })), "no upload into a saturated pool");
+        drop((b, admission));
+        assert!(pool.try_start_upload().is_ok());
     }
 
     #[tokio::test]

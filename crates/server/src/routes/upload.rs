@@ -42,9 +42,8 @@ pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
 /// reaches it). The body's bytes are charged to the memory budget as they arrive (the returned
 /// charge); reading takes no admission slot, which is taken by [`admit`] once the body is in.
 pub fn start_upload(state: &AppState, request: Request) -> Result<(UploadCharge, Request), ApiError> {
-    if state.pool.saturated() {
-        return Err(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS });
-    }
+    // Image uploads are bounded by the memory budget, not counted: the slot holds nothing.
+    let _uncounted = state.pool.try_start_upload()?;
     let charge = state.pool.upload_charge();
     let body = charge.clone();
     Ok((charge, request.map(|inner| Body::new(Charged { inner, charge: body, pending: None }))))

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     /// Video requests allowed to wait for a video worker; beyond that they answer 503 at once
     #[arg(long, env = "COMPRESSOR_VIDEO_QUEUE", default_value_t = DEFAULTS.video_queue)]
     pub video_queue: usize,
+    /// Video uploads read at once (to temporary files, before they ask for a place in the queue,
+    /// so a slow upload keeps no other video out); beyond that they answer 503 at once
+    #[arg(long, env = "COMPRESSOR_VIDEO_UPLOADS", default_value_t = DEFAULTS.video_uploads)]
+    pub video_uploads: usize,
     /// Longest time for a whole video request, upload and transcode included; 504 after it
     #[arg(long, env = "COMPRESSOR_VIDEO_TIMEOUT", default_value_t = Span(DEFAULTS.video_timeout), value_parser = Span::positive)]
     pub video_timeout: Span,
@@ -156,6 +160,7 @@ impl From<ServeArgs> for ServeSettings {
             max_video_bytes: args.max_video_bytes,
             video_workers: args.video_workers,
             video_queue: args.video_queue,
+            video_uploads: args.video_uploads,
             video_timeout: args.video_timeout.0,
             temp_dir: args.temp_dir,
             log_format: match args.log_format {

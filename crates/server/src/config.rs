@@ -46,6 +46,8 @@ pub struct ServeSettings {
     pub max_video_bytes: u64,
     pub video_workers: usize,
     pub video_queue: usize,
+    /// Video uploads read at once (each to a temporary file of at most `max_video_bytes`).
+    pub video_uploads: usize,
     pub video_timeout: Duration,
     pub temp_dir: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -75,6 +77,7 @@ impl Default for ServeSettings {
             max_video_bytes: compressor_video::Limits::DEFAULT.max_input_bytes,
             video_workers: 1,
             video_queue: 2,
+            video_uploads: 8,
             video_timeout: compressor_video::Options::DEFAULT_TIMEOUT,
             temp_dir: None,
             log_format: LogFormat::Text,
@@ -129,6 +132,9 @@ pub struct VideoConfig {
     pub max_body_bytes: u64,
     pub workers: usize,
     pub queue: usize,
+    /// Uploads read at once, before they ask for a place in the pool: a slow upload holds no
+    /// place, and at most `uploads` × `max_body_bytes` of disk is held by uploads in progress.
+    pub uploads: usize,
     pub timeout: Duration,
     pub temp_dir: Option<PathBuf>,
 }
@@ -145,6 +151,7 @@ impl VideoConfig {
             max_body_bytes: settings.max_video_bytes,
             workers: settings.video_workers,
             queue: settings.video_queue,
+            uploads: settings.video_uploads,
             timeout: settings.video_timeout,
             temp_dir: settings.temp_dir.clone(),
         }
@@ -167,6 +174,13 @@ impl Config {
             max_output_pixels: self.max_output_pixels,
             ..compressor_engine::Limits::default()
         }
+    }
+
+    /// The largest request body any route of this server accepts (also the most of a refused one
+    /// it reads and throws away, so that the refusal reaches the client).
+    pub fn largest_body(&self) -> u64 {
+        let video = self.video.as_ref().map_or(0, |v| v.max_body_bytes);
+        (self.max_body_bytes as u64).max(video)
     }
 
     /// Checks the settings and reads the keys file.
@@ -200,6 +214,9 @@ impl Config {
         let video = settings.video.then(|| VideoConfig::from_settings(settings));
         if video.as_ref().is_some_and(|v| v.workers == 0) {
             bail!("video workers must be at least 1");
+        }
+        if video.as_ref().is_some_and(|v| v.uploads == 0) {
+            bail!("video uploads must be at least 1");
         }
         if let Some(dir) = video.as_ref().and_then(|v| v.temp_dir.as_ref())
             && !dir.is_dir()

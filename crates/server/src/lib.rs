@@ -10,6 +10,7 @@
 mod config;
 mod error;
 mod guard;
+mod linger;
 mod metrics;
 mod openapi;
 mod pool;
@@ -64,10 +65,12 @@ impl Deref for AppState {
     }
 }
 
-/// The image pool's memory budget (its size is a gauge; what is reserved is read when scraped).
+/// The image pool's memory budget (its size is a gauge; what is reserved is read when scraped),
+/// with a share kept for small images, so they are answered while large ones hold the rest.
 fn memory(config: &Config, metrics: &metrics::Metrics) -> pool::Memory {
     metrics.gauge(metrics::MEMORY_BUDGET).set(config.memory_budget as f64);
-    pool::Memory { budget: compressor_budget::MemoryBudget::new(config.memory_budget), wait: pool::MEMORY_WAIT }
+    let budget = compressor_budget::MemoryBudget::keeping_a_share_for_small_work(config.memory_budget);
+    pool::Memory { budget, wait: pool::MEMORY_WAIT }
 }
 
 /// The service, ready to be served.
@@ -92,8 +95,12 @@ impl App {
         let metrics = metrics::Metrics::new();
         let state = AppState(Arc::new(Shared {
             pool: pool::Pool::new(config.workers, config.queue, metrics.queue_depth().clone(), Some(memory(&config, &metrics))),
-            // Video memory is ffmpeg's, bounded per child by its RLIMIT_AS, not by this budget.
-            video_pool: config.video.as_ref().map(|v| pool::Pool::new(v.workers, v.queue, metrics.video_queue_depth().clone(), None)),
+            // Video memory is ffmpeg's, bounded per child by its RLIMIT_AS, not by this budget;
+            // video uploads go to disk, bounded by their count.
+            video_pool: config
+                .video
+                .as_ref()
+                .map(|v| pool::Pool::new(v.workers, v.queue, metrics.video_queue_depth().clone(), None).limiting_uploads(v.uploads)),
             limiter: config.rate_limit.map(guard::RateLimiter::new),
             metrics,
             draining: AtomicBool::new(false),
@@ -126,7 +133,7 @@ impl App {
             tracing::info!("shutting down: no new connections; draining in-flight requests (grace {grace:?})");
             let _ = started_tx.send(());
         };
-        let server = serve_connections(listener, self.router, signal);
+        let server = serve_connections(listener, self.router, self.state.config.largest_body(), signal);
         let grace_expired = async move {
             if started_rx.await.is_err() {
                 std::future::pending::<()>().await;
@@ -144,9 +151,16 @@ impl App {
 }
 
 /// Accepts connections until `signal`, then lets every open connection finish its request and
-/// waits for them all. Our own loop rather than `axum::serve` for one reason: a header read
-/// timeout ([`slow::HEADER_READ_TIMEOUT`]), so clients that trickle their headers are cut off.
-async fn serve_connections(listener: TcpListener, router: Router, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+/// waits for them all. Our own loop rather than `axum::serve` for two reasons: a header read
+/// timeout ([`slow::HEADER_READ_TIMEOUT`]), so clients that trickle their headers are cut off, and
+/// request bodies that are drained when refused ([`linger`]; at most `linger_bytes`), so the
+/// refusal reaches the client.
+async fn serve_connections(
+    listener: TcpListener,
+    router: Router,
+    linger_bytes: u64,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     use axum::extract::ConnectInfo;
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt as _;
@@ -169,10 +183,11 @@ async fn serve_connections(listener: TcpListener, router: Router, signal: impl F
             () = &mut signal => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .layer(axum::Extension(ConnectInfo(remote)))
-            .map_request(|request: axum::http::Request<hyper::body::Incoming>| request.map(axum::body::Body::new));
+        let service = router.clone().layer(axum::Extension(ConnectInfo(remote))).map_request(
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                linger::Lingering::new(request, linger_bytes).map(axum::body::Body::new)
+            },
+        );
         let (mut stop, done) = (stop_rx.clone(), done_rx.clone());
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();

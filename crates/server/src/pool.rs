@@ -4,7 +4,8 @@
 //! fits, gets 503 when it does not in time, and 413 when it never could. An upload being read holds
 //! no admission slot (a slow client must not keep others out); its bytes are charged to the same
 //! budget as they arrive ([`UploadCharge`]), so many slow uploads hold little and many fast ones
-//! cannot hold more than the budget.
+//! cannot hold more than the budget. A pool without a budget (the video pool, whose uploads go to
+//! disk) bounds its uploads being read by a count instead ([`Pool::limiting_uploads`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +28,13 @@ pub struct Pool {
     /// Requests waiting for a worker.
     queue_depth: metrics::Gauge,
     memory: Option<Memory>,
+    /// Places for uploads being read, when they are counted.
+    uploads: Option<Arc<Semaphore>>,
+}
+
+/// Held while an upload is read, when the pool counts them.
+pub struct UploadSlot {
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 /// The memory budget of an image pool.
@@ -54,7 +62,32 @@ impl Admission {
 
 impl Pool {
     pub fn new(workers: usize, queue: usize, queue_depth: metrics::Gauge, memory: Option<Memory>) -> Pool {
-        Pool { admission: Arc::new(Semaphore::new(workers + queue)), workers: Arc::new(Semaphore::new(workers)), queue_depth, memory }
+        Pool {
+            admission: Arc::new(Semaphore::new(workers + queue)),
+            workers: Arc::new(Semaphore::new(workers)),
+            queue_depth,
+            memory,
+            uploads: None,
+        }
+    }
+
+    /// At most `uploads` uploads read at once ([`Pool::try_start_upload`]).
+    pub fn limiting_uploads(self, uploads: usize) -> Pool {
+        Pool { uploads: Some(Arc::new(Semaphore::new(uploads))), ..self }
+    }
+
+    /// A place to read one upload before it asks for a slot, or 503 at once: when workers and
+    /// queue are all taken (the upload could only be refused once read) or when as many uploads
+    /// as the pool counts are being read.
+    pub fn try_start_upload(&self) -> Result<UploadSlot, ApiError> {
+        let overloaded = ApiError::Overloaded { retry_after: RETRY_AFTER_SECS };
+        if self.saturated() {
+            return Err(overloaded);
+        }
+        match &self.uploads {
+            None => Ok(UploadSlot { _permit: None }),
+            Some(uploads) => uploads.clone().try_acquire_owned().map(|p| UploadSlot { _permit: Some(p) }).map_err(|_| overloaded),
+        }
     }
 
     /// A slot for one compress request, or 503 when workers and queue are all taken.
@@ -125,19 +158,12 @@ impl Pool {
 impl Memory {
     /// `bytes` in all, of which `held` are held already (by the work's upload).
     async fn reserve(&self, bytes: u64, held: u64) -> Result<Reservation, ApiError> {
-        let never_fits = || {
-            let refusal = Refusal::NeverFits { needed: bytes, budget: self.budget.total() };
-            ApiError::Refused {
-                code: "over_memory_budget",
-                message: format!("compressing this image {refusal} (COMPRESSOR_MEMORY_BUDGET); send a smaller image"),
-            }
-        };
-        if bytes > self.budget.total() {
-            return Err(never_fits());
-        }
-        self.budget.reserve(bytes.saturating_sub(held), Some(self.wait)).await.map_err(|refusal| match refusal {
+        self.budget.reserve_part(bytes.saturating_sub(held), bytes, Some(self.wait)).await.map_err(|refusal| match refusal {
             Refusal::Busy { .. } => ApiError::Overloaded { retry_after: RETRY_AFTER_SECS },
-            Refusal::NeverFits { .. } => never_fits(),
+            never @ Refusal::NeverFits { .. } => ApiError::Refused {
+                code: "over_memory_budget",
+                message: format!("compressing this image {never} (COMPRESSOR_MEMORY_BUDGET); send a smaller image"),
+            },
         })
     }
 }
@@ -155,26 +181,31 @@ pub struct UploadCharge {
 pub enum UploadOverBudget {
     #[error("the server's memory budget had no room for this upload within {} s", MEMORY_WAIT.as_secs())]
     Busy,
-    #[error("the upload is larger than this server's whole memory budget of {} MiB (COMPRESSOR_MEMORY_BUDGET)", .budget.div_ceil(1 << 20))]
-    NeverFits { budget: u64 },
+    #[error("the upload {0} (COMPRESSOR_MEMORY_BUDGET)")]
+    NeverFits(Refusal),
 }
 
 impl UploadCharge {
     /// Charges `bytes` more if they fit now; else what to wait on for room, or why there never is.
     pub fn try_add(&self, bytes: u64) -> Result<(), Result<PendingCharge, UploadOverBudget>> {
         let Some(memory) = &self.memory else { return Ok(()) };
-        let budget = memory.budget.total();
-        if self.bytes() + bytes > budget {
-            return Err(Err(UploadOverBudget::NeverFits { budget }));
-        }
-        match memory.budget.try_reserve(bytes) {
+        // The upload is as large as all its bytes so far: once that is over the small share, it
+        // is large work in the budget.
+        let whole = self.bytes() + bytes;
+        match memory.budget.try_reserve_part(bytes, whole) {
             Ok(reservation) => {
                 self.take(reservation);
                 Ok(())
             }
-            Err(_) => {
+            Err(never @ Refusal::NeverFits { .. }) => Err(Err(UploadOverBudget::NeverFits(never))),
+            Err(Refusal::Busy { .. }) => {
                 let (budget, wait) = (memory.budget.clone(), memory.wait);
-                Err(Ok(Box::pin(async move { budget.reserve(bytes, Some(wait)).await.map_err(|_| UploadOverBudget::Busy) })))
+                Err(Ok(Box::pin(async move {
+                    budget.reserve_part(bytes, whole, Some(wait)).await.map_err(|refusal| match refusal {
+                        Refusal::Busy { .. } => UploadOverBudget::Busy,
+                        never @ Refusal::NeverFits { .. } => UploadOverBudget::NeverFits(never),
+                    })
+                })))
             }
         }
     }
@@ -213,6 +244,18 @@ mod tests {
         assert!(!pool.saturated());
         let value = pool.run(a, 0, || 6 * 7).await.unwrap();
         assert_eq!(value, 42);
+    }
+
+    #[test]
+    fn uploads_are_counted_when_the_pool_limits_them_and_refused_when_it_is_saturated() {
+        let pool = Pool::new(1, 0, metrics::Gauge::noop(), None).limiting_uploads(2);
+        let (a, b) = (pool.try_start_upload().unwrap(), pool.try_start_upload().unwrap());
+        assert!(matches!(pool.try_start_upload(), Err(ApiError::Overloaded { .. })), "two uploads at once");
+        drop(a);
+        let admission = pool.try_admit().unwrap();
+        assert!(matches!(pool.try_start_upload(), Err(ApiError::Overloaded { .. })), "no upload into a saturated pool");
+        drop((b, admission));
+        assert!(pool.try_start_upload().is_ok());
     }
 
     #[tokio::test]
@@ -279,7 +322,7 @@ mod tests {
         assert_eq!((charge.bytes(), memory.budget.reserved()), (60, 80));
         let Err(Ok(waiting)) = charge.try_add(30) else { panic!("30 more do not fit beside 60 and 20 held elsewhere") };
         assert!(matches!(waiting.await, Err(UploadOverBudget::Busy)), "the wait runs out while the budget stays full");
-        let Err(Err(UploadOverBudget::NeverFits { budget: 100 })) = charge.try_add(41) else {
+        let Err(Err(UploadOverBudget::NeverFits(Refusal::NeverFits { budget: 100, .. }))) = charge.try_add(41) else {
             panic!("an upload larger than the whole budget never fits")
         };
         drop(elsewhere);

@@ -277,3 +277,70 @@ async fn each_service_can_run_alone() {
         assert_eq!(response["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody", "{status}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_video_uploads_keep_no_other_video_out() {
+    let (inputs, temp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clip = inputs.path().join("clip.mp4");
+    test_video(&clip, 160, 120, 1);
+    let data = std::fs::read(&clip).unwrap();
+    // The default pool (one worker, two waiting places) and four uploads read at once.
+    let video = VideoConfig { workers: 1, queue: 2, uploads: 4, temp_dir: Some(temp.path().to_path_buf()), ..VideoConfig::default() };
+    let server = Server::start(Config { video: Some(video), ..config() }).await;
+    let uploads_on_disk = |n: usize| {
+        let temp = temp.path().to_path_buf();
+        move || {
+            let temp = temp.clone();
+            async move { entries(&temp).iter().filter(|e| e.starts_with(".compressor-upload-")).count() == n }
+        }
+    };
+    // Clients that send a quarter of their video, then pause (within the 10 s before the minimum
+    // upload rate counts).
+    let slow_upload = || async {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let head = format!("POST {ROUTE} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", data.len());
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&data[..data.len() / 4]).await.unwrap();
+        stream
+    };
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        slow.push(slow_upload().await);
+    }
+    wait_until("three uploads on disk", Duration::from_secs(5), uploads_on_disk(3)).await;
+
+    // As many slow uploads as the pool has places: another video that uploads at once is
+    // transcoded meanwhile (before, it was refused with 503 until the slow ones were cut off).
+    let response = client().post(server.url(ROUTE)).body(data.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!response.bytes().await.unwrap().is_empty());
+
+    // Uploads read at once are bounded: with four in progress, a fifth is refused at once with
+    // Retry-After, and reads that while it is still sending.
+    slow.push(slow_upload().await);
+    wait_until("four uploads on disk", Duration::from_secs(5), uploads_on_disk(4)).await;
+    let refused = common::post_sending_everything(server.addr, ROUTE, data.len(), 4096).await;
+    assert_eq!(refused.status(), 503, "{}", refused.answer());
+    assert!(refused.answer().to_ascii_lowercase().contains("retry-after: 1"), "{}", refused.answer());
+
+    // The slow ones finish; three take the pool's three places and are transcoded in turn.
+    drop(slow.pop());
+    let finishing: Vec<_> = slow
+        .into_iter()
+        .map(|mut stream| {
+            let rest = data[data.len() / 4..].to_vec();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                stream.write_all(&rest).await.unwrap();
+                let mut answer = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        })
+        .collect();
+    for finished in finishing {
+        let answer = finished.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(400)]);
+    }
+    wait_empty(temp.path(), Duration::from_secs(5)).await;
+}

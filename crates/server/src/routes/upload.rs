@@ -38,32 +38,15 @@ pub(super) fn is_multipart(headers: &HeaderMap) -> bool {
 }
 
 /// Lets a compress request upload its image, or refuses it with 503 at once when the work queue
-/// is full. The body's bytes are charged to the memory budget as they arrive (the returned
+/// is full (the body it is still sending is drained by the connection, `linger.rs`, so the 503
+/// reaches it). The body's bytes are charged to the memory budget as they arrive (the returned
 /// charge); reading takes no admission slot, which is taken by [`admit`] once the body is in.
-///
-/// A refused client is usually still sending its upload; closing on it makes its kernel answer
-/// with a reset that can swallow the 503. So the rest of the body is read and thrown away in the
-/// background (a lingering close, as nginx does), bounded in bytes and time and never buffered.
 pub fn start_upload(state: &AppState, request: Request) -> Result<(UploadCharge, Request), ApiError> {
-    if !state.pool.saturated() {
-        let charge = state.pool.upload_charge();
-        let body = charge.clone();
-        return Ok((charge, request.map(|inner| Body::new(Charged { inner, charge: body, pending: None }))));
-    }
-    let (mut body, max_bytes) = (request.into_body(), state.config.max_body_bytes);
-    tokio::spawn(async move {
-        let mut seen = 0usize;
-        let drain = async {
-            while let Some(Ok(frame)) = body.frame().await {
-                seen += frame.data_ref().map_or(0, |d| d.len());
-                if seen > max_bytes {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drain).await;
-    });
-    Err(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS })
+    // Image uploads are bounded by the memory budget, not counted: the slot holds nothing.
+    let _uncounted = state.pool.try_start_upload()?;
+    let charge = state.pool.upload_charge();
+    let body = charge.clone();
+    Ok((charge, request.map(|inner| Body::new(Charged { inner, charge: body, pending: None }))))
 }
 
 /// A slot in the work queue for an upload that has been read, or 503 when the queue is full.

@@ -1,6 +1,8 @@
 //! `POST /v1/video/compress`: the video service. The upload is streamed to a temporary file
-//! (never held in memory), transcoded by `compressor-video` (ffmpeg) on the video pool, and the
-//! result streamed back from its file. The work is cancelled, its child killed and its files
+//! (never held in memory) before it asks for a place in the video pool, so slow uploads keep no
+//! other video out (uploads read at once are counted instead, which bounds their disk), then
+//! transcoded by `compressor-video` (ffmpeg) on the pool, and the result streamed back from its
+//! file. The work is cancelled, its child killed and its files
 //! removed when the client goes away or the request times out.
 
 use std::path::Path;
@@ -115,11 +117,13 @@ pub async fn compress_video(State(state): State<AppState>, request: Request) -> 
     let video = state.config.video.clone().ok_or_else(|| ApiError::Internal("video route without video config".into()))?;
     let pool = state.video_pool.clone().ok_or_else(|| ApiError::Internal("video route without video pool".into()))?;
     let options = options(&params, &video)?;
-    let admission = pool.try_admit()?;
 
+    let uploading = pool.try_start_upload()?;
     let temp_dir = video.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
     let upload = read_video(request, video.max_body_bytes, &temp_dir).await?;
+    drop(uploading);
     state.metrics.bytes_in(ROUTE, upload.size as usize);
+    let admission = pool.try_admit()?;
 
     let cancel = compressor_engine::CancelOnDrop(options.cancel.clone());
     let input = upload.file;

@@ -102,3 +102,73 @@ pub async fn readiness(client: &reqwest::Client, server: &Server) -> String {
 pub fn entries(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
 }
+
+/// What a client that sends its whole body whatever the server answers meanwhile (as hyper's and
+/// so reqwest's do) saw: the answer read as it arrived, and the first failed write of the body.
+pub struct Sent {
+    /// The whole answer (head and `Content-Length` body), or why reading it failed.
+    pub answer: std::io::Result<String>,
+    /// A write the server's side refused (a reset connection), if any: such a client reports it
+    /// rather than the answer.
+    pub write_error: Option<std::io::Error>,
+}
+
+impl Sent {
+    /// The answer's status, or a failure naming what the client saw instead.
+    pub fn status(&self) -> u16 {
+        match (&self.answer, &self.write_error) {
+            (Ok(answer), None) => {
+                answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {answer:?}"))
+            }
+            (answer, write) => panic!("the client did not get a clean answer: read {answer:?}, write error {write:?}"),
+        }
+    }
+
+    pub fn answer(&self) -> &str {
+        self.answer.as_deref().expect("an answer")
+    }
+}
+
+/// POSTs to `path` a head declaring `length` bytes and then a body of zeros sent `chunk` bytes at
+/// a time, on one task, while another reads the answer. Waits for both (the sending at most 30 s).
+pub async fn post_sending_everything(addr: SocketAddr, path: &str, length: usize, chunk: usize) -> Sent {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {length}\r\n\r\n");
+    let sending = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let zeros = vec![0u8; chunk];
+        let mut sent = 0;
+        while sent < length {
+            let n = chunk.min(length - sent);
+            writer.write_all(&zeros[..n]).await?;
+            sent += n;
+        }
+        writer.flush().await?;
+        Ok::<_, std::io::Error>(writer)
+    });
+    let answer = async {
+        let mut data = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                let length: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map_or(0, |v| v.trim().parse().unwrap());
+                if data.len() >= end + 4 + length {
+                    return Ok(String::from_utf8_lossy(&data).into_owned());
+                }
+            }
+            match reader.read(&mut buf).await? {
+                0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("closed after {data:?}"))),
+                n => data.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(30), answer).await.expect("an answer within 30 s");
+    let write_error = match tokio::time::timeout(Duration::from_secs(30), sending).await.expect("the body sent within 30 s").unwrap() {
+        Ok(_writer) => None,
+        Err(e) => Some(e),
+    };
+    Sent { answer, write_error }
+}

@@ -90,9 +90,7 @@ const DIFFERENT: &[(&str, &str)] = &[
 
 /// Corpus BMPs image-rs's decoder refuses (all from bmpsuite's "questionable" set), with the reason.
 const BMP_GAPS: &[(&str, &str)] = &[
-    ("bmpsuite__q_pal8os2v2.bmp", "OS/2 2.x header of 64 bytes"),
     ("bmpsuite__q_pal8oversizepal.bmp", "a palette of 300 entries for 8 bits"),
-    ("bmpsuite__q_rgb24png.bmp", "PNG-compressed BMP"),
     ("bmpsuite__q_rgba32abf.bmp", "compression 6 (ALPHABITFIELDS)"),
 ];
 

@@ -173,3 +173,28 @@ fn truncated_and_damaged_planar_tiffs_give_typed_errors() {
     check_truncated_and_damaged("planar RGBA16 TIFF", &planar_rgba16().0, None);
     check_truncated_and_damaged("tiled planar RGB16 TIFF", &tiled_planar_rgb16().0, None);
 }
+
+/// Features the crate has no decoder for are refused by name from the header (its own errors
+/// spoke of a size mismatch or a short read): old-style JPEG, LZMA, bit-reversed bytes, signed
+/// samples.
+#[test]
+fn unread_tiff_features_are_refused_by_name() {
+    let grey = || tiff_tags(4, 2, 8, 1, 2, false);
+    let with = |tag: u16, value: u32| {
+        let mut tags: Vec<_> = grey().into_iter().filter(|t| t.0 != tag).collect();
+        tags.push((tag, SHORT, vec![value]));
+        tiff(&tags, &[vec![7; 8]])
+    };
+    for (input, named) in [
+        (with(259, 6), "old-style JPEG compression (6)"),
+        (with(259, 34925), "LZMA compression"),
+        (with(266, 2), "FillOrder 2"),
+        (with(339, 2), "signed integer samples"),
+    ] {
+        let detail = unsupported(&input);
+        assert!(detail.contains(named), "{detail}");
+    }
+    // FillOrder 1 and unsigned samples, said explicitly, read as usual.
+    assert_eq!(decoded(&with(266, 1)).2, widen(&[7, 7, 7, 255].repeat(8)));
+    assert_eq!(decoded(&with(339, 1)).2, widen(&[7, 7, 7, 255].repeat(8)));
+}

@@ -1,14 +1,15 @@
 //! TIFF input through the `tiff` crate: strips and tiles, samples interleaved or in separate planes
 //! (PlanarConfiguration 2); LZW, Deflate, PackBits, JPEG and CCITT fax; 1-16-bit grey, grey+alpha,
-//! RGB, RGBA, palette, CMYK(A), YCbCr without subsampling and 32-bit float RGB(A)/grey. Other
-//! sample depths (12-bit, 24-bit integers, ...) are refused by name. The first page only (a note
-//! says when there are more); the `Orientation` tag and the ICC profile are kept. Never written.
+//! RGB, RGBA, palette, CMYK(A), YCbCr without subsampling and 32-bit float RGB(A)/grey. Refused
+//! by name: other sample depths (12-bit, 24-bit, ...), signed samples, old-style JPEG, LZMA and
+//! FillOrder 2. The first page only (a note says when there are more); the `Orientation` tag and
+//! the ICC profile are kept. Never written.
 
 use std::borrow::Cow;
 use std::io::Cursor;
 
 use tiff::decoder::{Decoder, DecodingResult, Limits as TiffLimits};
-use tiff::tags::{ExtraSamples, PhotometricInterpretation, PlanarConfiguration, Tag};
+use tiff::tags::{ExtraSamples, PhotometricInterpretation, PlanarConfiguration, SampleFormat, Tag};
 use tiff::{ColorType, TiffError};
 
 use crate::error::Error;
@@ -18,12 +19,14 @@ use crate::options::Limits;
 
 /// Width and height of the first page, from its IFD.
 pub(crate) fn dimensions(data: &[u8]) -> Result<(u32, u32), Error> {
+    check_named_features(data)?;
     let mut decoder = Decoder::new(Cursor::new(data)).map_err(tiff_error)?;
     decoder.dimensions().map_err(tiff_error)
 }
 
 /// The first page as RGBA (8-bit, or 16-bit for deeper samples), with orientation and ICC.
 pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
+    check_named_features(data)?;
     let mut decoder = Decoder::new(Cursor::new(data)).map_err(tiff_error)?;
     // The crate has no palette support: such a page is read as grey (its indices, by a copy of the
     // file whose PhotometricInterpretation says so) and the ColorMap applied here.
@@ -70,7 +73,7 @@ pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
         Ok(Some(value)) => value.into_u8_vec().ok().filter(|v| !v.is_empty()),
         _ => None,
     };
-    check_sample_depth(color)?;
+    check_samples(&mut decoder, color)?;
     // `read_image_to_buffer` reads every plane of a planar page (`read_image` only the first).
     let mut result = DecodingResult::U8(Vec::new());
     let layout = decoder.read_image_to_buffer(&mut result).map_err(tiff_error)?;
@@ -96,9 +99,27 @@ pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
     Ok(image)
 }
 
-/// Refuses, by name, the sample depths `to_rgba` has no conversion for (the crate itself unpacks
-/// 1, 2 and 4 bits only for grey and palettes, and whole bytes otherwise).
-fn check_sample_depth(color: ColorType) -> Result<(), Error> {
+/// Refuses by name, from the first IFD and before the crate reads it, the compressions and bit
+/// order it has no decoder for (its own errors for them name other things: a size mismatch, a
+/// short read).
+fn check_named_features(data: &[u8]) -> Result<(), Error> {
+    let refused = match (inline_value(data, Tag::Compression), inline_value(data, Tag::FillOrder)) {
+        (Some(6), _) => "old-style JPEG compression (6)",
+        (Some(34925), _) => "LZMA compression",
+        (_, Some(2)) => "FillOrder 2 (bits reversed in each byte)",
+        _ => return Ok(()),
+    };
+    Err(Error::unsupported(format!("TIFF: {refused} is not supported")))
+}
+
+/// Refuses by name the samples `to_rgba` has no conversion for: signed integers, and depths the
+/// crate does not unpack (it unpacks 1, 2 and 4 bits only for grey and palettes, and whole bytes
+/// otherwise).
+fn check_samples<R: std::io::Read + std::io::Seek>(decoder: &mut Decoder<R>, color: ColorType) -> Result<(), Error> {
+    let formats = decoder.find_tag_unsigned_vec::<u16>(Tag::SampleFormat).map_err(tiff_error)?;
+    if formats.is_some_and(|f| f.first() == Some(&SampleFormat::Int.to_u16())) {
+        return Err(Error::unsupported("TIFF: signed integer samples are not supported"));
+    }
     match color.bit_depth() {
         1 | 2 | 4 | 8 | 16 | 32 => Ok(()),
         bits => Err(Error::unsupported(format!("TIFF: {bits}-bit samples are not supported"))),
@@ -351,9 +372,9 @@ fn unpremultiply(pixels: &mut Pixels) {
     }
 }
 
-/// A copy of a classic (not Big) TIFF whose first IFD's `tag`, a single SHORT or LONG held in
-/// its entry, reads `value`; `None` where there is no such entry (or the value does not fit).
-fn with_inline_value(data: &[u8], tag: Tag, value: u32) -> Option<Vec<u8>> {
+/// Where the first IFD of a classic (not Big) TIFF holds `tag` as a single SHORT or LONG in its
+/// entry: the value's offset, whether it is a SHORT, and the byte order (little-endian).
+fn inline_entry(data: &[u8], tag: Tag) -> Option<(usize, bool, bool)> {
     const SHORT: u16 = 3;
     const LONG: u16 = 4;
     let le = match data.get(..4)? {
@@ -371,26 +392,40 @@ fn with_inline_value(data: &[u8], tag: Tag, value: u32) -> Option<Vec<u8>> {
     let entries = usize::from(u16_at(ifd)?);
     for i in 0..entries {
         let entry = ifd.checked_add(2 + 12 * i)?;
-        if u16_at(entry)? != tag.to_u16() || u32_at(entry + 4)? != 1 {
-            continue;
+        if u16_at(entry)? == tag.to_u16() && u32_at(entry + 4)? == 1 {
+            return match u16_at(entry + 2)? {
+                SHORT => Some((entry + 8, true, le)),
+                LONG => Some((entry + 8, false, le)),
+                _ => None,
+            };
         }
-        let bytes = match u16_at(entry + 2)? {
-            SHORT => {
-                let v = u16::try_from(value).ok()?;
-                if le { v.to_le_bytes().to_vec() } else { v.to_be_bytes().to_vec() }
-            }
-            LONG => {
-                if le {
-                    value.to_le_bytes().to_vec()
-                } else {
-                    value.to_be_bytes().to_vec()
-                }
-            }
-            _ => return None,
-        };
-        let mut copy = data.to_vec();
-        copy.get_mut(entry + 8..entry + 8 + bytes.len())?.copy_from_slice(&bytes);
-        return Some(copy);
     }
     None
+}
+
+/// The value of `tag` where [`inline_entry`] finds it.
+fn inline_value(data: &[u8], tag: Tag) -> Option<u32> {
+    let (at, short, le) = inline_entry(data, tag)?;
+    let b = data.get(at..at + 4)?;
+    Some(match (short, le) {
+        (true, true) => u16::from_le_bytes([b[0], b[1]]).into(),
+        (true, false) => u16::from_be_bytes([b[0], b[1]]).into(),
+        (false, true) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        (false, false) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+    })
+}
+
+/// A copy of the file whose `tag` (where [`inline_entry`] finds it) reads `value`; `None` where
+/// there is no such entry or the value does not fit.
+fn with_inline_value(data: &[u8], tag: Tag, value: u32) -> Option<Vec<u8>> {
+    let (at, short, le) = inline_entry(data, tag)?;
+    let bytes = match (short, le) {
+        (true, true) => u16::try_from(value).ok()?.to_le_bytes().to_vec(),
+        (true, false) => u16::try_from(value).ok()?.to_be_bytes().to_vec(),
+        (false, true) => value.to_le_bytes().to_vec(),
+        (false, false) => value.to_be_bytes().to_vec(),
+    };
+    let mut copy = data.to_vec();
+    copy.get_mut(at..at + bytes.len())?.copy_from_slice(&bytes);
+    Some(copy)
 }

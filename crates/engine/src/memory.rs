@@ -137,7 +137,12 @@ fn resized_pixels(info: &ImageInfo, request: &Resize) -> u64 {
 }
 
 fn is_16_bit_png(input: &[u8], format: Format) -> bool {
-    format == Format::Png && input.get(24) == Some(&16)
+    match format {
+        Format::Png => input.get(24) == Some(&16),
+        // A BI_PNG BMP is decoded as the PNG it holds.
+        Format::Bmp => codecs::bmp::embedded_png(input).is_some_and(|png| png.get(24) == Some(&16)),
+        _ => false,
+    }
 }
 
 /// Frames of an animated GIF or WebP, counted from their block structure (bounded by the input's

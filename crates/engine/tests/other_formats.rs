@@ -73,18 +73,12 @@ const TIFF_GAPS: &[(&str, &str)] = &[
     ("pillow__hopper_lzma.tif", "LZMA compression: not in the tiff crate"),
     ("pillow__hopper_unknown_pixel_mode.tif", "a sample layout no decoder here reads (Pillow neither)"),
     ("pillow__old-style-jpeg-compression-no-samplesperpixel.tif", "old-style JPEG (compression 6): not in the tiff crate"),
-    ("image-rs__ycbcr_lzw_bt709.tif", "subsampled YCbCr outside JPEG: not in the tiff crate"),
     ("pillow__10ct_32bit_128.tiff", "32-bit float grey without a PhotometricInterpretation the crate accepts"),
     ("pillow__8bit.s.tif", "signed 8-bit samples: not converted"),
     ("pillow__16bit.s.tif", "signed 16-bit samples: not converted"),
     ("pillow__compression.tif", "CCITT modified Huffman (compression 2): not in the tiff crate"),
     ("pillow__g4-fillorder-test.tif", "FillOrder 2 (bit-reversed bytes): not in the tiff crate"),
     ("pillow__multipage_single_frame_loop.tiff", "its IFD list loops back on itself: the crate refuses it (a typed error)"),
-    ("pillow__tiff_strip_planar_16bit_RGB.tiff", "separate colour planes (PlanarConfiguration 2): the crate returns only the first plane"),
-    ("pillow__tiff_strip_planar_16bit_RGBa.tiff", "separate colour planes (PlanarConfiguration 2)"),
-    ("pillow__tiff_strip_planar_raw_with_overviews.tif", "separate colour planes (PlanarConfiguration 2)"),
-    ("pillow__tiff_tiled_planar_16bit_RGBa.tiff", "separate colour planes (PlanarConfiguration 2)"),
-    ("pillow__tiff_tiled_planar_lzw.tiff", "separate colour planes (PlanarConfiguration 2)"),
 ];
 
 /// Files that decode but whose pixels are known to differ from Pillow's, with the reason; they
@@ -96,9 +90,7 @@ const DIFFERENT: &[(&str, &str)] = &[
 
 /// Corpus BMPs image-rs's decoder refuses (all from bmpsuite's "questionable" set), with the reason.
 const BMP_GAPS: &[(&str, &str)] = &[
-    ("bmpsuite__q_pal8os2v2.bmp", "OS/2 2.x header of 64 bytes"),
     ("bmpsuite__q_pal8oversizepal.bmp", "a palette of 300 entries for 8 bits"),
-    ("bmpsuite__q_rgb24png.bmp", "PNG-compressed BMP"),
     ("bmpsuite__q_rgba32abf.bmp", "compression 6 (ALPHABITFIELDS)"),
 ];
 

@@ -63,7 +63,7 @@ pub(crate) fn decode_shrunk(input: &[u8], info: &ImageInfo, options: &Options, s
         Format::WebP => webp::decode(input, &options.limits),
         Format::Avif => avif::decode(input, &options.limits),
         Format::Tiff => tiff::decode(input, &options.limits),
-        Format::Bmp => bmp::decode(input, &options.limits),
+        Format::Bmp => bmp::decode(input, options),
         Format::Heic => heic::decode(input, &options.limits),
     }
 }

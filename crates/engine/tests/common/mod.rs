@@ -44,3 +44,59 @@ pub fn jpeg_icc(d: &[u8]) -> Vec<u8> {
         .flat_map(|(_, p)| p[14..].to_vec())
         .collect()
 }
+
+// ---- TIFF and BMP variants (tiff_variants.rs, bmp_variants.rs) ------------------------------
+
+/// Lossless PNG output at the lowest effort: the conversion the variants are checked through.
+pub fn lossless_png() -> compressor_engine::Options {
+    use compressor_engine::{Format, Mode, Options, OutputFormat};
+    Options { mode: Mode::Lossless, format: OutputFormat::To(Format::Png), effort: 1, score: false, ..Options::default() }
+}
+
+/// The lossless PNG of `input` as RGBA16 (8-bit samples widened by 257), with its size.
+pub fn decoded(input: &[u8]) -> (u32, u32, Vec<u16>) {
+    let out = compressor_engine::compress(input, &lossless_png()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.format, compressor_engine::Format::Png);
+    png_rgba16(&out.data)
+}
+
+/// 8-bit samples as the 16-bit ones a PNG decoder widens them to.
+pub fn widen(rgba8: &[u8]) -> Vec<u16> {
+    rgba8.iter().map(|&v| u16::from(v) * 257).collect()
+}
+
+/// The detail of the unsupported-format error `input` must give.
+pub fn unsupported(input: &[u8]) -> String {
+    match compressor_engine::compress(input, &lossless_png()) {
+        Err(compressor_engine::Error::UnsupportedFormat { detail }) => detail,
+        other => panic!("expected an unsupported-format error, got {:?}", other.map(|o| o.format)),
+    }
+}
+
+/// Prefixes of `input` and copies with one of its first 200 bytes overwritten give a typed error
+/// or an image, never a panic (caught as an internal error) or a hang. A prefix that cuts into the
+/// pixels is an error, not a partial image; where the pixels are a JPEG or PNG stream starting at
+/// `stream`, a cut into it fares as the same cut of the bare stream does (libjpeg makes an image
+/// of a truncated JPEG, and a PNG needs no IEND).
+pub fn check_truncated_and_damaged(name: &str, input: &[u8], stream: Option<usize>) {
+    use compressor_engine::{Error, Limits, Options, compress};
+    // A damaged size byte may declare millions of pixels: refused from the header, not decoded.
+    let options = Options { limits: Limits { max_pixels: 1 << 20, ..Limits::default() }, ..lossless_png() };
+    let typed = |what: String, variant: &[u8]| match compress(variant, &options) {
+        Err(Error::Internal { detail }) => panic!("{name} {what}: internal error {detail}"),
+        result => result.is_ok(),
+    };
+    for cut in (0..input.len()).step_by((input.len() / 150).max(1)) {
+        let bare = stream.filter(|&at| cut > at).is_some_and(|at| typed(format!("bare stream cut at {cut}"), &input[at..cut]));
+        assert_eq!(typed(format!("cut at {cut}"), &input[..cut]), bare, "{name}: cut at {cut}");
+    }
+    let mut images = 0;
+    for at in 0..input.len().min(200) {
+        for value in [0x00, 0xff, 0x80] {
+            let mut copy = input.to_vec();
+            copy[at] = value;
+            images += usize::from(typed(format!("byte {at} set to {value:#x}"), &copy));
+        }
+    }
+    eprintln!("{name}: {images} of {} damaged copies decoded", 3 * input.len().min(200));
+}

@@ -49,8 +49,8 @@ impl Format {
         matches!(self, Format::Gif | Format::WebP)
     }
 
-    /// Whether the engine writes this format only lossily (JPEG; AVIF, as ravif has no lossless
-    /// mode), so it cannot hold a lossless result.
+    /// Whether the engine writes this format only lossily (JPEG; AVIF, whose lossless mode
+    /// this engine does not use), so it cannot hold a lossless result.
     pub fn lossy_only(self) -> bool {
         matches!(self, Format::Jpeg | Format::Avif)
     }

@@ -46,7 +46,7 @@ pub(crate) enum Output {
 /// What `options` make of `icc` in a `to` output: the single decision every path follows.
 ///
 /// - `keep` and `safe` carry the profile where the format's writer stores one (PNG `iCCP`, JPEG
-///   APP2, WebP `ICCP`); AVIF (ravif writes an sRGB `nclx` colour box) and GIF outputs are converted.
+///   APP2, WebP `ICCP`); AVIF (written with an sRGB `nclx` colour box) and GIF outputs are converted.
 /// - A profile that describes sRGB is carried only under `keep`: every viewer shows an untagged
 ///   image as sRGB, so under `safe` and `strip` it is dropped as it is (often 3 KB or more, the
 ///   bulk of a small photo's savings).

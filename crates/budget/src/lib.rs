@@ -7,6 +7,12 @@
 //!
 //! Waiting is not first-come-first-served: whoever fits when memory is released goes, so small
 //! images keep flowing while a large one waits for room (a fair queue would stall them behind it).
+//!
+//! A budget may also keep a share for small work ([`MemoryBudget::keeping_a_share_for_small_work`],
+//! the server's): work whose whole estimate is larger than the share is granted only while
+//! everything held stays outside it, so large work together never holds more than the rest, and a
+//! small image never waits because large ones hold the budget. The price: one large image may
+//! hold at most the rest (3/4 of the budget).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -90,11 +96,17 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// The part of a budget kept for small work is `1 / SMALL_SHARE_DIVISOR` of it: a quarter, so on a
+/// 1 GiB instance (576 MiB budget) images estimated at up to 144 MiB (about 4 MP for a lossy PNG)
+/// are small, and one large image may hold up to 432 MiB.
+const SMALL_SHARE_DIVISOR: u64 = 4;
+
 /// Why a reservation was not granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// More than the whole budget: this work can never run here.
-    NeverFits { needed: u64, budget: u64 },
+    /// More than work of this size may ever hold (`most`: the whole budget, or what large work
+    /// may hold when a share is kept for small work): this work can never run here.
+    NeverFits { needed: u64, most: u64, budget: u64 },
     /// The budget stayed full for the whole wait.
     Busy { needed: u64, budget: u64 },
 }
@@ -105,9 +117,17 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mib = |b: u64| b.div_ceil(1 << 20);
         match *self {
-            Refusal::NeverFits { needed, budget } => {
+            Refusal::NeverFits { needed, most, budget } if most == budget => {
                 write!(f, "needs about {} MiB, more than the whole memory budget of {} MiB", mib(needed), mib(budget))
             }
+            Refusal::NeverFits { needed, most, budget } => write!(
+                f,
+                "needs about {} MiB, more than the {} MiB one large image may hold of the memory budget of {} MiB \
+                 (the rest is kept for small images)",
+                mib(needed),
+                mib(most),
+                mib(budget)
+            ),
             Refusal::Busy { needed, budget } => {
                 write!(f, "needs about {} MiB, and the memory budget of {} MiB had no room for it in time", mib(needed), mib(budget))
             }
@@ -124,17 +144,38 @@ pub struct MemoryBudget {
 
 struct Inner {
     total: u64,
+    /// Bytes only small work may hold: work whose whole estimate is at most this.
+    small_share: u64,
     reserved: Mutex<u64>,
     released: Notify,
 }
 
 impl MemoryBudget {
+    /// A budget whoever fits may use all of (batch, where nobody waits on a deadline).
     pub fn new(total: u64) -> MemoryBudget {
-        MemoryBudget { inner: Arc::new(Inner { total, reserved: Mutex::new(0), released: Notify::new() }) }
+        MemoryBudget::with_small_share(total, 0)
+    }
+
+    /// A budget that keeps a quarter for small work (the server, where a small image must not
+    /// wait, and then be refused, while large ones hold the budget): see the crate's comment.
+    pub fn keeping_a_share_for_small_work(total: u64) -> MemoryBudget {
+        MemoryBudget::with_small_share(total, total / SMALL_SHARE_DIVISOR)
+    }
+
+    fn with_small_share(total: u64, small_share: u64) -> MemoryBudget {
+        MemoryBudget { inner: Arc::new(Inner { total, small_share, reserved: Mutex::new(0), released: Notify::new() }) }
     }
 
     pub fn total(&self) -> u64 {
         self.inner.total
+    }
+
+    /// The most that work needing `whole` bytes in all may find reserved, its own bytes included,
+    /// when it is granted: the whole budget for small work, less the small share for large work.
+    /// This is the one rule of the small share.
+    fn ceiling_for(&self, whole: u64) -> u64 {
+        let Inner { total, small_share, .. } = *self.inner;
+        if whole <= small_share { total } else { total - small_share }
     }
 
     /// Bytes held by reservations now.
@@ -144,27 +185,38 @@ impl MemoryBudget {
 
     /// `bytes` at once, or a refusal saying whether waiting could help.
     pub fn try_reserve(&self, bytes: u64) -> Result<Reservation, Refusal> {
-        let budget = self.inner.total;
-        if bytes > budget {
-            return Err(Refusal::NeverFits { needed: bytes, budget });
+        self.try_reserve_part(bytes, bytes)
+    }
+
+    /// `part` bytes of work that needs `whole` in all (it holds the rest already, as a request
+    /// holds its upload): whether the work is small is judged by `whole`.
+    pub fn try_reserve_part(&self, part: u64, whole: u64) -> Result<Reservation, Refusal> {
+        let (budget, ceiling) = (self.inner.total, self.ceiling_for(whole));
+        if whole > ceiling {
+            return Err(Refusal::NeverFits { needed: whole, most: ceiling, budget });
         }
         let mut reserved = self.inner.reserved.lock().unwrap();
-        if *reserved + bytes > budget {
-            return Err(Refusal::Busy { needed: bytes, budget });
+        if *reserved + part > ceiling {
+            return Err(Refusal::Busy { needed: whole, budget });
         }
-        *reserved += bytes;
-        Ok(Reservation { budget: self.clone(), bytes })
+        *reserved += part;
+        Ok(Reservation { budget: self.clone(), bytes: part })
     }
 
     /// `bytes`, waiting up to `wait` for other work to release enough (`None`: as long as it takes).
     pub async fn reserve(&self, bytes: u64, wait: Option<Duration>) -> Result<Reservation, Refusal> {
+        self.reserve_part(bytes, bytes, wait).await
+    }
+
+    /// [`MemoryBudget::try_reserve_part`], waiting up to `wait` as [`MemoryBudget::reserve`] does.
+    pub async fn reserve_part(&self, part: u64, whole: u64, wait: Option<Duration>) -> Result<Reservation, Refusal> {
         let waiting = async {
             loop {
                 // Registered before the check, so a release between the check and the wait is not missed.
                 let released = self.inner.released.notified();
                 tokio::pin!(released);
                 released.as_mut().enable();
-                match self.try_reserve(bytes) {
+                match self.try_reserve_part(part, whole) {
                     Err(Refusal::Busy { .. }) => released.await,
                     done => return done,
                 }
@@ -173,7 +225,7 @@ impl MemoryBudget {
         match wait {
             None => waiting.await,
             Some(wait) => {
-                tokio::time::timeout(wait, waiting).await.unwrap_or(Err(Refusal::Busy { needed: bytes, budget: self.inner.total }))
+                tokio::time::timeout(wait, waiting).await.unwrap_or(Err(Refusal::Busy { needed: whole, budget: self.inner.total }))
             }
         }
     }
@@ -241,7 +293,7 @@ mod tests {
         let budget = MemoryBudget::new(100);
         let a = budget.try_reserve(60).unwrap();
         assert_eq!(budget.try_reserve(50).unwrap_err(), Refusal::Busy { needed: 50, budget: 100 });
-        assert_eq!(budget.try_reserve(101).unwrap_err(), Refusal::NeverFits { needed: 101, budget: 100 });
+        assert_eq!(budget.try_reserve(101).unwrap_err(), Refusal::NeverFits { needed: 101, most: 100, budget: 100 });
         let b = budget.try_reserve(40).unwrap();
         assert_eq!(budget.reserved(), 100);
         drop(a);
@@ -251,8 +303,14 @@ mod tests {
 
     #[test]
     fn refusals_say_both_sizes() {
-        let never = Refusal::NeverFits { needed: (3 << 20) + 1, budget: 1 << 20 };
+        let never = Refusal::NeverFits { needed: (3 << 20) + 1, most: 1 << 20, budget: 1 << 20 };
         assert_eq!(never.to_string(), "needs about 4 MiB, more than the whole memory budget of 1 MiB");
+        let large = Refusal::NeverFits { needed: 7 << 20, most: 6 << 20, budget: 8 << 20 };
+        assert_eq!(
+            large.to_string(),
+            "needs about 7 MiB, more than the 6 MiB one large image may hold of the memory budget of 8 MiB \
+             (the rest is kept for small images)"
+        );
         assert!(Refusal::Busy { needed: 1 << 20, budget: 2 << 20 }.to_string().contains("of 2 MiB had no room"));
     }
 
@@ -283,6 +341,31 @@ mod tests {
         drop(held);
         assert_eq!(large.await.unwrap(), Ok(80));
         assert_eq!(budget.reserved(), 0);
+    }
+
+    #[test]
+    fn large_work_never_holds_the_share_kept_for_small_work() {
+        let budget = MemoryBudget::keeping_a_share_for_small_work(100);
+        // Large (over 25) work together holds at most 75.
+        let large = budget.try_reserve(40).unwrap();
+        assert_eq!(budget.try_reserve(40).unwrap_err(), Refusal::Busy { needed: 40, budget: 100 });
+        assert_eq!(budget.try_reserve(76).unwrap_err(), Refusal::NeverFits { needed: 76, most: 75, budget: 100 });
+        // Small work may hold the rest; it waits only for other small work.
+        let mut growing = budget.try_reserve(20).unwrap();
+        let small = budget.try_reserve(25).unwrap();
+        assert_eq!(budget.reserved(), 85);
+        assert!(budget.try_reserve(20).is_err(), "small work waits for small work");
+        drop(small);
+        // Work is judged by its whole size, not by the part it asks for now: the small one grows
+        // past the share (as an upload does) and is large from then on.
+        assert!(budget.try_reserve_part(16, 36).is_err(), "36 in all is large, and 76 would be held");
+        growing.merge(budget.try_reserve_part(15, 35).unwrap());
+        assert_eq!(budget.reserved(), 75);
+        assert!(budget.try_reserve(25).is_ok(), "the small share is still free");
+        drop((large, growing));
+        assert_eq!(budget.try_reserve(75).unwrap().bytes(), 75, "one large work may hold all but the share");
+        // Without a share, whoever fits goes, up to the whole budget.
+        assert_eq!(MemoryBudget::new(100).try_reserve(100).unwrap().bytes(), 100);
     }
 
     #[tokio::test]

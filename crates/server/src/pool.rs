@@ -158,19 +158,12 @@ impl Pool {
 impl Memory {
     /// `bytes` in all, of which `held` are held already (by the work's upload).
     async fn reserve(&self, bytes: u64, held: u64) -> Result<Reservation, ApiError> {
-        let never_fits = || {
-            let refusal = Refusal::NeverFits { needed: bytes, budget: self.budget.total() };
-            ApiError::Refused {
-                code: "over_memory_budget",
-                message: format!("compressing this image {refusal} (COMPRESSOR_MEMORY_BUDGET); send a smaller image"),
-            }
-        };
-        if bytes > self.budget.total() {
-            return Err(never_fits());
-        }
-        self.budget.reserve(bytes.saturating_sub(held), Some(self.wait)).await.map_err(|refusal| match refusal {
+        self.budget.reserve_part(bytes.saturating_sub(held), bytes, Some(self.wait)).await.map_err(|refusal| match refusal {
             Refusal::Busy { .. } => ApiError::Overloaded { retry_after: RETRY_AFTER_SECS },
-            Refusal::NeverFits { .. } => never_fits(),
+            never @ Refusal::NeverFits { .. } => ApiError::Refused {
+                code: "over_memory_budget",
+                message: format!("compressing this image {never} (COMPRESSOR_MEMORY_BUDGET); send a smaller image"),
+            },
         })
     }
 }
@@ -188,26 +181,31 @@ pub struct UploadCharge {
 pub enum UploadOverBudget {
     #[error("the server's memory budget had no room for this upload within {} s", MEMORY_WAIT.as_secs())]
     Busy,
-    #[error("the upload is larger than this server's whole memory budget of {} MiB (COMPRESSOR_MEMORY_BUDGET)", .budget.div_ceil(1 << 20))]
-    NeverFits { budget: u64 },
+    #[error("the upload {0} (COMPRESSOR_MEMORY_BUDGET)")]
+    NeverFits(Refusal),
 }
 
 impl UploadCharge {
     /// Charges `bytes` more if they fit now; else what to wait on for room, or why there never is.
     pub fn try_add(&self, bytes: u64) -> Result<(), Result<PendingCharge, UploadOverBudget>> {
         let Some(memory) = &self.memory else { return Ok(()) };
-        let budget = memory.budget.total();
-        if self.bytes() + bytes > budget {
-            return Err(Err(UploadOverBudget::NeverFits { budget }));
-        }
-        match memory.budget.try_reserve(bytes) {
+        // The upload is as large as all its bytes so far: once that is over the small share, it
+        // is large work in the budget.
+        let whole = self.bytes() + bytes;
+        match memory.budget.try_reserve_part(bytes, whole) {
             Ok(reservation) => {
                 self.take(reservation);
                 Ok(())
             }
-            Err(_) => {
+            Err(never @ Refusal::NeverFits { .. }) => Err(Err(UploadOverBudget::NeverFits(never))),
+            Err(Refusal::Busy { .. }) => {
                 let (budget, wait) = (memory.budget.clone(), memory.wait);
-                Err(Ok(Box::pin(async move { budget.reserve(bytes, Some(wait)).await.map_err(|_| UploadOverBudget::Busy) })))
+                Err(Ok(Box::pin(async move {
+                    budget.reserve_part(bytes, whole, Some(wait)).await.map_err(|refusal| match refusal {
+                        Refusal::Busy { .. } => UploadOverBudget::Busy,
+                        never @ Refusal::NeverFits { .. } => UploadOverBudget::NeverFits(never),
+                    })
+                })))
             }
         }
     }
@@ -324,7 +322,7 @@ mod tests {
         assert_eq!((charge.bytes(), memory.budget.reserved()), (60, 80));
         let Err(Ok(waiting)) = charge.try_add(30) else { panic!("30 more do not fit beside 60 and 20 held elsewhere") };
         assert!(matches!(waiting.await, Err(UploadOverBudget::Busy)), "the wait runs out while the budget stays full");
-        let Err(Err(UploadOverBudget::NeverFits { budget: 100 })) = charge.try_add(41) else {
+        let Err(Err(UploadOverBudget::NeverFits(Refusal::NeverFits { budget: 100, .. }))) = charge.try_add(41) else {
             panic!("an upload larger than the whole budget never fits")
         };
         drop(elsewhere);

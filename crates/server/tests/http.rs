@@ -286,19 +286,66 @@ async fn oversized_bodies_are_413_with_and_without_content_length() {
 
 #[tokio::test]
 async fn uploads_are_charged_to_the_memory_budget_as_they_arrive() {
-    // A 1 MiB budget: an upload larger than all of it is refused while it is read, as no image
-    // could be compressed from it here, and the bytes it held are given back.
-    let server = Server::start(Config { memory_budget: 1 << 20, ..config() }).await;
-    let response = client().post(server.url("/v1/compress")).body(vec![7u8; 3 << 20]).send().await.unwrap();
+    // A 4 MiB budget, of which one large image may hold 3 MiB: an upload larger than that is
+    // refused while it is read, as no image could be compressed from it here, and the bytes it
+    // held are given back.
+    let server = Server::start(Config { memory_budget: 4 << 20, ..config() }).await;
+    let response = client().post(server.url("/v1/compress")).body(vec![7u8; 5 << 20]).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "over_memory_budget", "{body}");
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("upload is larger than this server's whole memory budget of 1 MiB"),
+        body["error"]["message"].as_str().unwrap().contains("more than the 3 MiB one large image may hold of the memory budget of 4 MiB"),
         "{body}"
     );
+    assert_eq!(memory_reserved(&server).await, 0, "nothing is held after the refusal");
+}
+
+/// Bytes of the memory budget held now, as `/metrics` says.
+async fn memory_reserved(server: &Server) -> u64 {
     let metrics = common::parse_metrics(&client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap());
-    assert_eq!(metrics.get("compressor_memory_reserved_bytes"), Some(&0.0), "nothing is held after the refusal");
+    metrics["compressor_memory_reserved_bytes"] as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_small_image_is_served_while_large_uploads_hold_the_memory_budget() {
+    use tokio::io::AsyncWriteExt;
+    // A 128 MiB budget keeps 32 MiB for small images (an image's estimate starts at 16 MiB): large
+    // work together holds at most 96 MiB.
+    let server = Server::start(Config { memory_budget: 128 << 20, max_body_bytes: 128 << 20, ..config() }).await;
+    let (upload, sent) = (100usize << 20, 60usize << 20);
+    // A large upload holds 60 MiB of the budget: 60 MiB of its 100 sent, then nothing for now.
+    let mut holding = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!("POST /v1/compress HTTP/1.1\r\nHost: x\r\nContent-Length: {upload}\r\n\r\n");
+    holding.write_all(head.as_bytes()).await.unwrap();
+    holding.write_all(&vec![0u8; sent]).await.unwrap();
+    wait_until("the first upload to be charged", Duration::from_secs(10), || async { memory_reserved(&server).await >= 59 << 20 }).await;
+    // A second one finds room for 36 MiB more, up to what large work may hold, and waits there
+    // (before the change: for 68 MiB more, the whole budget).
+    let second = tokio::spawn(common::post_sending_everything(server.addr, "/v1/compress", upload, 256 << 10));
+    wait_until("the second upload to stop for room", Duration::from_secs(10), || async {
+        let before = memory_reserved(&server).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        before >= 95 << 20 && memory_reserved(&server).await == before
+    })
+    .await;
+    assert!(memory_reserved(&server).await <= 96 << 20, "large work holds at most 3/4 of the budget");
+
+    // A small image is answered at once from the share kept for it (before the change it waited
+    // for room: 4.8 s, until the second upload's own 5 s ran out and gave back its bytes).
+    let started = std::time::Instant::now();
+    let response = client().post(server.url("/v1/compress")).body(png(64, 64, 1)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(started.elapsed() < Duration::from_secs(3), "the small image took {:?}", started.elapsed());
+    assert!(!second.is_finished(), "the second large upload still waits");
+
+    // The second large upload still waits its 5 s and is told to come back (and reads that).
+    let sent = second.await.unwrap();
+    assert_eq!(sent.status(), 503, "{}", sent.answer());
+    assert!(sent.answer().to_ascii_lowercase().contains("retry-after: 1"), "{}", sent.answer());
+    assert!(sent.answer().contains(r#""code":"overloaded""#), "{}", sent.answer());
+    drop(holding);
+    wait_until("the budget to be given back", Duration::from_secs(10), || async { memory_reserved(&server).await == 0 }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -96,17 +96,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
-/// The part of a budget kept for small work is `1 / SMALL_SHARE_DIVISOR` of it: a quarter, so on a
-/// 1 GiB instance (576 MiB budget) images estimated at up to 144 MiB (about 4 MP for a lossy PNG)
-/// are small, and one large image may hold up to 432 MiB.
-const SMALL_SHARE_DIVISOR: u64 = 4;
+/// Small work may go beyond the budget by `1 / SMALL_SHARE_DIVISOR` of it, and work estimated at
+/// up to that much is small: on a 1 GiB instance (576 MiB budget) images estimated at up to 72 MiB
+/// (about 1.5 MP for a lossy PNG) may use 72 MiB beyond it. Beyond, not inside: one 12 MP PNG is
+/// estimated at 565 MiB, and a share kept inside the budget would refuse it. The budget is 3/4 of
+/// what the cgroup leaves, so the overdraft stays within the memory limit.
+const SMALL_SHARE_DIVISOR: u64 = 8;
 
 /// Why a reservation was not granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// More than work of this size may ever hold (`most`: the whole budget, or what large work
-    /// may hold when a share is kept for small work): this work can never run here.
-    NeverFits { needed: u64, most: u64, budget: u64 },
+    /// More than the whole budget: this work can never run here.
+    NeverFits { needed: u64, budget: u64 },
     /// The budget stayed full for the whole wait.
     Busy { needed: u64, budget: u64 },
 }
@@ -117,17 +118,9 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mib = |b: u64| b.div_ceil(1 << 20);
         match *self {
-            Refusal::NeverFits { needed, most, budget } if most == budget => {
+            Refusal::NeverFits { needed, budget } => {
                 write!(f, "needs about {} MiB, more than the whole memory budget of {} MiB", mib(needed), mib(budget))
             }
-            Refusal::NeverFits { needed, most, budget } => write!(
-                f,
-                "needs about {} MiB, more than the {} MiB one large image may hold of the memory budget of {} MiB \
-                 (the rest is kept for small images)",
-                mib(needed),
-                mib(most),
-                mib(budget)
-            ),
             Refusal::Busy { needed, budget } => {
                 write!(f, "needs about {} MiB, and the memory budget of {} MiB had no room for it in time", mib(needed), mib(budget))
             }
@@ -144,7 +137,7 @@ pub struct MemoryBudget {
 
 struct Inner {
     total: u64,
-    /// Bytes only small work may hold: work whose whole estimate is at most this.
+    /// Bytes small work may hold beyond `total`: work whose whole estimate is at most this.
     small_share: u64,
     reserved: Mutex<u64>,
     released: Notify,
@@ -156,9 +149,9 @@ impl MemoryBudget {
         MemoryBudget::with_small_share(total, 0)
     }
 
-    /// A budget that keeps a quarter for small work (the server, where a small image must not
-    /// wait, and then be refused, while large ones hold the budget): see the crate's comment.
-    pub fn keeping_a_share_for_small_work(total: u64) -> MemoryBudget {
+    /// A budget small work may overdraw by an eighth (the server, where a small image must not
+    /// wait, and then be refused, while large ones hold the budget): see [`SMALL_SHARE_DIVISOR`].
+    pub fn with_room_for_small_work(total: u64) -> MemoryBudget {
         MemoryBudget::with_small_share(total, total / SMALL_SHARE_DIVISOR)
     }
 
@@ -171,11 +164,11 @@ impl MemoryBudget {
     }
 
     /// The most that work needing `whole` bytes in all may find reserved, its own bytes included,
-    /// when it is granted: the whole budget for small work, less the small share for large work.
-    /// This is the one rule of the small share.
+    /// when it is granted: the budget and the small share beyond it for small work, the budget for
+    /// large work. This is the one rule of the small share.
     fn ceiling_for(&self, whole: u64) -> u64 {
         let Inner { total, small_share, .. } = *self.inner;
-        if whole <= small_share { total } else { total - small_share }
+        if whole <= small_share { total + small_share } else { total }
     }
 
     /// Bytes held by reservations now.
@@ -193,7 +186,7 @@ impl MemoryBudget {
     pub fn try_reserve_part(&self, part: u64, whole: u64) -> Result<Reservation, Refusal> {
         let (budget, ceiling) = (self.inner.total, self.ceiling_for(whole));
         if whole > ceiling {
-            return Err(Refusal::NeverFits { needed: whole, most: ceiling, budget });
+            return Err(Refusal::NeverFits { needed: whole, budget });
         }
         let mut reserved = self.inner.reserved.lock().unwrap();
         if *reserved + part > ceiling {
@@ -293,7 +286,7 @@ mod tests {
         let budget = MemoryBudget::new(100);
         let a = budget.try_reserve(60).unwrap();
         assert_eq!(budget.try_reserve(50).unwrap_err(), Refusal::Busy { needed: 50, budget: 100 });
-        assert_eq!(budget.try_reserve(101).unwrap_err(), Refusal::NeverFits { needed: 101, most: 100, budget: 100 });
+        assert_eq!(budget.try_reserve(101).unwrap_err(), Refusal::NeverFits { needed: 101, budget: 100 });
         let b = budget.try_reserve(40).unwrap();
         assert_eq!(budget.reserved(), 100);
         drop(a);
@@ -303,14 +296,8 @@ mod tests {
 
     #[test]
     fn refusals_say_both_sizes() {
-        let never = Refusal::NeverFits { needed: (3 << 20) + 1, most: 1 << 20, budget: 1 << 20 };
+        let never = Refusal::NeverFits { needed: (3 << 20) + 1, budget: 1 << 20 };
         assert_eq!(never.to_string(), "needs about 4 MiB, more than the whole memory budget of 1 MiB");
-        let large = Refusal::NeverFits { needed: 7 << 20, most: 6 << 20, budget: 8 << 20 };
-        assert_eq!(
-            large.to_string(),
-            "needs about 7 MiB, more than the 6 MiB one large image may hold of the memory budget of 8 MiB \
-             (the rest is kept for small images)"
-        );
         assert!(Refusal::Busy { needed: 1 << 20, budget: 2 << 20 }.to_string().contains("of 2 MiB had no room"));
     }
 
@@ -344,28 +331,33 @@ mod tests {
     }
 
     #[test]
-    fn large_work_never_holds_the_share_kept_for_small_work() {
-        let budget = MemoryBudget::keeping_a_share_for_small_work(100);
-        // Large (over 25) work together holds at most 75.
-        let large = budget.try_reserve(40).unwrap();
-        assert_eq!(budget.try_reserve(40).unwrap_err(), Refusal::Busy { needed: 40, budget: 100 });
-        assert_eq!(budget.try_reserve(76).unwrap_err(), Refusal::NeverFits { needed: 76, most: 75, budget: 100 });
-        // Small work may hold the rest; it waits only for other small work.
-        let mut growing = budget.try_reserve(20).unwrap();
-        let small = budget.try_reserve(25).unwrap();
-        assert_eq!(budget.reserved(), 85);
-        assert!(budget.try_reserve(20).is_err(), "small work waits for small work");
+    fn small_work_finds_room_beyond_what_large_work_holds() {
+        let budget = MemoryBudget::with_room_for_small_work(80);
+        // Work of up to 10 (an eighth) is small: it may use 10 beyond the budget of 80.
+        let large = budget.try_reserve(50).unwrap();
+        let mut growing = budget.try_reserve(10).unwrap();
+        assert_eq!(budget.try_reserve(30).unwrap_err(), Refusal::Busy { needed: 30, budget: 80 });
+        assert_eq!(budget.try_reserve(81).unwrap_err(), Refusal::NeverFits { needed: 81, budget: 80 });
+        // Large work fills the budget; small work still gets in, and waits only once the room
+        // beyond the budget is taken too.
+        let full = budget.try_reserve(20).unwrap();
+        let small = budget.try_reserve(10).unwrap();
+        assert_eq!(budget.reserved(), 90);
+        assert!(budget.try_reserve(1).is_err(), "the room beyond the budget is taken");
         drop(small);
         // Work is judged by its whole size, not by the part it asks for now: the small one grows
-        // past the share (as an upload does) and is large from then on.
-        assert!(budget.try_reserve_part(16, 36).is_err(), "36 in all is large, and 76 would be held");
-        growing.merge(budget.try_reserve_part(15, 35).unwrap());
-        assert_eq!(budget.reserved(), 75);
-        assert!(budget.try_reserve(25).is_ok(), "the small share is still free");
+        // past an eighth (as an upload does) and is large from then on, held to the budget.
+        assert!(budget.try_reserve_part(1, 11).is_err(), "11 in all is large, and 81 would be held");
+        drop(full);
+        growing.merge(budget.try_reserve_part(20, 30).unwrap());
+        assert_eq!(budget.reserved(), 80);
+        assert!(budget.try_reserve(10).is_ok(), "small work still has its room");
         drop((large, growing));
-        assert_eq!(budget.try_reserve(75).unwrap().bytes(), 75, "one large work may hold all but the share");
-        // Without a share, whoever fits goes, up to the whole budget.
-        assert_eq!(MemoryBudget::new(100).try_reserve(100).unwrap().bytes(), 100);
+        assert_eq!(budget.try_reserve(80).unwrap().bytes(), 80, "one large work may hold the whole budget");
+        // Without the room, whoever fits goes, up to the whole budget and no further.
+        let plain = MemoryBudget::new(100);
+        let _all = plain.try_reserve(100).unwrap();
+        assert!(plain.try_reserve(1).is_err());
     }
 
     #[tokio::test]

@@ -33,11 +33,7 @@ pub const ERROR_CODES: &[ErrorCode] = &[
     code("method_not_allowed", 405, "the route does not answer that method"),
     code("slow_upload", 408, "the upload arrived slower than the minimum rate"),
     code("too_large", 413, "the body is over the route's limit"),
-    code(
-        "over_memory_budget",
-        413,
-        "the image's estimated peak, or the upload itself, is more than one image may hold of the memory budget",
-    ),
+    code("over_memory_budget", 413, "the image's estimated peak, or the upload itself, is more than the whole memory budget"),
     code("limit_exceeded", 413, "what the header declares is over a limit: pixels, dimensions, frames, a video's duration or frame size"),
     code(
         "unsupported_format",

@@ -66,10 +66,10 @@ impl Deref for AppState {
 }
 
 /// The image pool's memory budget (its size is a gauge; what is reserved is read when scraped),
-/// with a share kept for small images, so they are answered while large ones hold the rest.
+/// with room beyond it for small images, so they are answered while large ones hold all of it.
 fn memory(config: &Config, metrics: &metrics::Metrics) -> pool::Memory {
     metrics.gauge(metrics::MEMORY_BUDGET).set(config.memory_budget as f64);
-    let budget = compressor_budget::MemoryBudget::keeping_a_share_for_small_work(config.memory_budget);
+    let budget = compressor_budget::MemoryBudget::with_room_for_small_work(config.memory_budget);
     pool::Memory { budget, wait: pool::MEMORY_WAIT }
 }
 

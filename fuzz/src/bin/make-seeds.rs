@@ -4,6 +4,10 @@
 
 use std::path::Path;
 
+// `cargo fuzz build` instruments every binary of this crate, this one too: libFuzzer's runtime
+// defines the coverage hooks the instrumented code calls (rav1e used to pull it in unasked).
+extern crate libfuzzer_sys;
+
 use compressor_batch::{Record, Status, VideoRecord};
 use compressor_engine::Format;
 use compressor_fuzz::images::{self, convert, exif, jpeg_with_exif, png};

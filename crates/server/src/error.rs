@@ -60,6 +60,11 @@ pub const ERROR_CODES: &[ErrorCode] = &[
         "every worker busy and the queue full, or no room in the memory budget within 5 s; retry after `Retry-After` seconds",
     ),
     code("timeout", 504, "the request took longer than the route's timeout; its work stops"),
+    code(
+        "insufficient_storage",
+        507,
+        "the temporary folder's disk is full: a video's upload or its transcode did not fit; nothing is kept, and it may fit later",
+    ),
 ];
 
 /// The table's entry for `code`.
@@ -86,15 +91,26 @@ pub enum ApiError {
     /// 429: the caller's token bucket is empty.
     #[error("rate limit exceeded: {limit} requests per {window}; retry in {retry_after} s")]
     RateLimited { limit: u32, window: String, retry_after: u64, reset: u64 },
-    /// 503: all workers busy and the queue full.
-    #[error("all workers are busy and the queue is full; retry in {retry_after} s")]
-    Overloaded { retry_after: u64 },
+    /// 503: no room now, for the reason `why`.
+    #[error("{why}; retry in {retry_after} s")]
+    Overloaded { why: Busy, retry_after: u64 },
     /// 504: the request took longer than the configured timeout.
     #[error("the request took longer than the {0} ms timeout")]
     Timeout(u128),
     /// 500: a bug (a panic in a handler or a codec, a failed worker).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// What was full when a request was answered 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Busy {
+    #[error("all workers are busy and the queue is full")]
+    Workers,
+    #[error("as many uploads as this server reads at once are in progress")]
+    Uploads,
+    #[error("no room in the server's memory budget: other work holds it")]
+    Memory,
 }
 
 /// The JSON body of every error response.
@@ -165,6 +181,16 @@ impl From<compressor_video::Error> for ApiError {
     }
 }
 
+/// A failed write of a request's data to a temporary file: a full disk is the caller's to retry
+/// later (507); anything else is this machine's fault.
+pub fn write_error(e: &std::io::Error, what: &str) -> ApiError {
+    if compressor_video::is_no_space(e) {
+        ApiError::Refused { code: "insufficient_storage", message: format!("{what}: no space left in the temporary folder") }
+    } else {
+        ApiError::Internal(format!("{what}: {e}"))
+    }
+}
+
 /// The JSON error response for a status and code, also used to give bodies to the bare error
 /// responses of tower layers (body limit, timeout, method not allowed).
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -192,7 +218,7 @@ impl IntoResponse for ApiError {
                 headers.insert("x-ratelimit-remaining", HeaderValue::from(0));
                 headers.insert("x-ratelimit-reset", HeaderValue::from(*reset));
             }
-            ApiError::Overloaded { retry_after } => {
+            ApiError::Overloaded { retry_after, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}
@@ -237,7 +263,7 @@ mod tests {
             ApiError::NotFound("/x".into()),
             ApiError::SlowUpload("slow".into()),
             ApiError::RateLimited { limit: 1, window: "1s".into(), retry_after: 1, reset: 1 },
-            ApiError::Overloaded { retry_after: 1 },
+            ApiError::Overloaded { why: Busy::Memory, retry_after: 1 },
             ApiError::Timeout(1),
             ApiError::Internal("bug".into()),
         ];
@@ -278,6 +304,7 @@ mod tests {
             (VideoError::Timeout { program: "ffmpeg".into(), seconds: 1.0 }, 504),
             (VideoError::ToolMissing { program: "ffmpeg".into() }, 500),
             (VideoError::Io(std::io::Error::other("disk")), 500),
+            (VideoError::from(std::io::Error::from(std::io::ErrorKind::StorageFull)), 507),
         ];
         for (error, status) in cases {
             let code = error.code();

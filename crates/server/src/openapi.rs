@@ -57,6 +57,9 @@ const UPLOAD_ERRORS: [(u16, &str, &str); 9] = [
     (504, "Timeout", "Too slow"),
 ];
 
+/// What only the video route adds: its upload and output are files on the temporary disk.
+const VIDEO_ERRORS: [(u16, &str, &str); 1] = [(507, "InsufficientStorage", "No room on the temporary disk")];
+
 /// `summary`: each code of `status` with its meaning.
 fn error_description(status: u16, summary: &str) -> String {
     let codes: Vec<String> = ERROR_CODES.iter().filter(|c| c.status == status).map(|c| format!("`{}`: {}", c.code, c.meaning)).collect();
@@ -87,7 +90,7 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
         "X-RateLimit-Reset": reference("X-RateLimit-Reset"),
     });
     let mut responses = serde_json::Map::new();
-    for (status, name, summary) in UPLOAD_ERRORS {
+    for (status, name, summary) in UPLOAD_ERRORS.iter().chain(&VIDEO_ERRORS).copied() {
         let description = error_description(status, summary);
         let mut headers = json!({ "X-Request-Id": reference("X-Request-Id") });
         match status {
@@ -119,6 +122,10 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
     for item in doc["paths"].as_object_mut().expect("paths").values_mut() {
         for operation in item.as_object_mut().expect("path item").values_mut() {
             let uploads = operation.get("requestBody").is_some();
+            let videos = operation
+                .pointer("/requestBody/content")
+                .and_then(Value::as_object)
+                .is_some_and(|content| content.keys().any(|media| media.starts_with("video/")));
             if let Some(content) = operation.pointer_mut("/requestBody/content") {
                 expand_media_types(content, "image/*", &read);
                 expand_media_types(content, "video/*", compressor_video::MEDIA_TYPES);
@@ -134,10 +141,9 @@ pub fn finish(document: &utoipa::openapi::OpenApi) -> Value {
                     headers.as_object_mut().unwrap().extend(rate_headers.as_object().unwrap().clone());
                 }
             }
-            if uploads {
-                for (status, name, _) in UPLOAD_ERRORS {
-                    responses.insert(status.to_string(), json!({ "$ref": format!("#/components/responses/{name}") }));
-                }
+            let shared = UPLOAD_ERRORS.iter().filter(|_| uploads).chain(VIDEO_ERRORS.iter().filter(|_| videos));
+            for (status, name, _) in shared {
+                responses.insert(status.to_string(), json!({ "$ref": format!("#/components/responses/{name}") }));
             }
         }
     }

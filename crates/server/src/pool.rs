@@ -13,7 +13,7 @@ use std::time::Duration;
 use compressor_budget::{MemoryBudget, Refusal, Reservation};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Busy};
 
 /// Seconds a refused client is told to wait (`Retry-After`).
 pub(crate) const RETRY_AFTER_SECS: u64 = 1;
@@ -80,13 +80,15 @@ impl Pool {
     /// queue are all taken (the upload could only be refused once read) or when as many uploads
     /// as the pool counts are being read.
     pub fn try_start_upload(&self) -> Result<UploadSlot, ApiError> {
-        let overloaded = ApiError::Overloaded { retry_after: RETRY_AFTER_SECS };
+        let overloaded = |why| ApiError::Overloaded { why, retry_after: RETRY_AFTER_SECS };
         if self.saturated() {
-            return Err(overloaded);
+            return Err(overloaded(Busy::Workers));
         }
         match &self.uploads {
             None => Ok(UploadSlot { _permit: None }),
-            Some(uploads) => uploads.clone().try_acquire_owned().map(|p| UploadSlot { _permit: Some(p) }).map_err(|_| overloaded),
+            Some(uploads) => {
+                uploads.clone().try_acquire_owned().map(|p| UploadSlot { _permit: Some(p) }).map_err(|_| overloaded(Busy::Uploads))
+            }
         }
     }
 
@@ -94,7 +96,7 @@ impl Pool {
     pub fn try_admit(&self) -> Result<Admission, ApiError> {
         match self.admission.clone().try_acquire_owned() {
             Ok(permit) => Ok(Admission { _permit: permit, upload: None }),
-            Err(_) => Err(ApiError::Overloaded { retry_after: RETRY_AFTER_SECS }),
+            Err(_) => Err(ApiError::Overloaded { why: Busy::Workers, retry_after: RETRY_AFTER_SECS }),
         }
     }
 
@@ -159,7 +161,7 @@ impl Memory {
     /// `bytes` in all, of which `held` are held already (by the work's upload).
     async fn reserve(&self, bytes: u64, held: u64) -> Result<Reservation, ApiError> {
         self.budget.reserve_part(bytes.saturating_sub(held), bytes, Some(self.wait)).await.map_err(|refusal| match refusal {
-            Refusal::Busy { .. } => ApiError::Overloaded { retry_after: RETRY_AFTER_SECS },
+            Refusal::Busy { .. } => ApiError::Overloaded { why: Busy::Memory, retry_after: RETRY_AFTER_SECS },
             never @ Refusal::NeverFits { .. } => ApiError::Refused {
                 code: "over_memory_budget",
                 message: format!("compressing this image {never} (COMPRESSOR_MEMORY_BUDGET); send a smaller image"),

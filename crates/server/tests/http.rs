@@ -339,6 +339,7 @@ async fn a_small_image_is_served_while_large_uploads_hold_the_memory_budget() {
     assert_eq!(sent.status(), 503, "{}", sent.answer());
     assert!(sent.answer().to_ascii_lowercase().contains("retry-after: 1"), "{}", sent.answer());
     assert!(sent.answer().contains(r#""code":"overloaded""#), "{}", sent.answer());
+    assert!(sent.answer().contains("memory budget"), "the message names what was full: {}", sent.answer());
     drop(holding);
     wait_until("the budget to be given back", Duration::from_secs(10), || async { memory_reserved(&server).await == 0 }).await;
 }
@@ -929,6 +930,10 @@ async fn openapi_document_matches_the_routes() {
         assert!(headers.contains_key("X-Request-Id"), "{status}");
         assert_eq!(headers.contains_key("Retry-After"), status == "429" || status == "503", "{status}");
     }
+    // Only the video route writes files, so only it can find its disk full.
+    let video = &doc["paths"]["/v1/video/compress"]["post"]["responses"];
+    assert_eq!(video["507"]["$ref"], "#/components/responses/InsufficientStorage", "{video}");
+    assert!(compress["responses"].get("507").is_none(), "{}", compress["responses"]);
     // The routes' enumerated parameters are enums, and variants does not list the size parameters.
     let schema_of =
         |op: &Value, name: &str| op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["schema"].clone();

@@ -24,7 +24,8 @@ fn video_config(temp: &Path, workers: usize, queue: usize) -> Config {
 
 async fn error_code(response: reqwest::Response) -> (StatusCode, String, String) {
     let status = response.status();
-    let body: Value = response.json().await.unwrap();
+    let text = response.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} without a JSON body ({e}): {text}"));
     let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned();
     (status, code, body["error"]["message"].as_str().unwrap().to_owned())
 }
@@ -343,4 +344,74 @@ async fn slow_video_uploads_keep_no_other_video_out() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(400)]);
     }
     wait_empty(temp.path(), Duration::from_secs(5)).await;
+}
+
+/// A folder on its own tmpfs of `bytes`, a disk that fills up; unmounted when dropped. Mounting
+/// needs root, as CI runs the tests.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "compressor-test"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mounting a {bytes}-byte tmpfs failed (it needs root, as CI runs the tests)");
+        SmallDisk(dir)
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_temporary_disk_answers_507_and_keeps_no_files() {
+    const DISK: u64 = 8 << 20;
+    const PAGE: u64 = 4096;
+    let inputs = tempfile::tempdir().unwrap();
+    let clip = inputs.path().join("clip.mp4");
+    test_video(&clip, 320, 240, 2);
+    let data = std::fs::read(&clip).unwrap();
+    assert!((data.len() as u64) < DISK / 2, "the clip must fit the disk: {} bytes", data.len());
+    let disk = SmallDisk::mount(DISK);
+    let server = Server::start(video_config(disk.path(), 1, 2)).await;
+    let client = client();
+
+    // An upload larger than the disk: refused while it is read, and its part on disk removed.
+    let larger: Vec<u8> = data.iter().cycle().take((DISK + (1 << 20)) as usize).copied().collect();
+    let response = client.post(server.url(ROUTE)).body(larger).send().await.unwrap();
+    let (status, code, message) = error_code(response).await;
+    assert_eq!((status.as_u16(), code.as_str()), (507, "insufficient_storage"), "{message}");
+    assert!(message.starts_with("writing the upload"), "{message}");
+    wait_empty(disk.path(), Duration::from_secs(5)).await;
+
+    // An upload that fits, with no room left for the transcode's output (ffmpeg's write fails).
+    let filler = disk.path().join("filler");
+    let room_for_upload = (data.len() as u64).div_ceil(PAGE) * PAGE;
+    std::fs::write(&filler, vec![1u8; (DISK - room_for_upload) as usize]).unwrap();
+    let response = client.post(server.url(ROUTE)).body(data.clone()).send().await.unwrap();
+    let (status, code, message) = error_code(response).await;
+    assert_eq!((status.as_u16(), code.as_str()), (507, "insufficient_storage"), "{message}");
+    assert!(message.contains("No space left on device"), "ffmpeg's own words: {message}");
+    wait_until("only the filler left", Duration::from_secs(5), || {
+        let dir = disk.path().to_path_buf();
+        async move { entries(&dir) == ["filler"] }
+    })
+    .await;
+
+    // With the room back, the same video is transcoded: the 507 was the disk's.
+    std::fs::remove_file(&filler).unwrap();
+    let response = client.post(server.url(ROUTE)).body(data.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!response.bytes().await.unwrap().is_empty());
+    wait_empty(disk.path(), Duration::from_secs(5)).await;
 }

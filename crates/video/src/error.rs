@@ -52,8 +52,25 @@ pub enum Error {
     /// memory limit.
     #[error("transcoding failed: {detail}")]
     Failed { detail: String, log: Option<Box<ChildLog>> },
+    /// The temporary folder's disk (or quota) is full: the upload or the transcode's output did not
+    /// fit. Nothing is kept; it may fit later, when other work has let go of its files.
+    #[error("no space left in the temporary folder: {detail}")]
+    NoSpace { detail: String, log: Option<Box<ChildLog>> },
     #[error("I/O: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+/// A full disk is its own error (the caller may retry later or elsewhere); any other I/O error is
+/// a fault of this machine.
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        if is_no_space(&e) { Error::NoSpace { detail: e.to_string(), log: None } } else { Error::Io(e) }
+    }
+}
+
+/// Whether an I/O error says the disk or the quota is full.
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }
 
 impl Error {
@@ -68,6 +85,7 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Cancelled => "cancelled",
             Error::Failed { .. } => "transcode_failed",
+            Error::NoSpace { .. } => "insufficient_storage",
             Error::ToolMissing { .. } | Error::Io(_) => "internal",
         }
     }
@@ -75,7 +93,7 @@ impl Error {
     /// The child whose failure this is: its command line and the end of its standard error.
     pub fn log(&self) -> Option<&ChildLog> {
         match self {
-            Error::Corrupt { log, .. } | Error::Failed { log, .. } => log.as_deref(),
+            Error::Corrupt { log, .. } | Error::Failed { log, .. } | Error::NoSpace { log, .. } => log.as_deref(),
             _ => None,
         }
     }

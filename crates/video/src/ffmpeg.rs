@@ -225,6 +225,12 @@ impl<'a> Message<'a> {
             .iter()
             .any(|p| text.contains(p))
     }
+
+    /// The disk (or quota) the child writes to is full (strerror of ENOSPC and EDQUOT).
+    fn is_no_space(&self) -> bool {
+        let text = self.text.to_ascii_lowercase();
+        text.contains("no space left on device") || text.contains("disk quota exceeded")
+    }
 }
 
 /// What a child's standard error said, kept bounded: its tail, its last message, and whether any
@@ -234,6 +240,8 @@ pub(crate) struct Stderr {
     tail: std::collections::VecDeque<u8>,
     last: Option<String>,
     output_side: bool,
+    /// The first message that said the disk is full.
+    no_space: Option<String>,
     /// The line being read (at most [`MAX_LINE`] bytes of it).
     line: Vec<u8>,
 }
@@ -267,6 +275,9 @@ impl Stderr {
 
     fn event(&mut self, message: Message<'_>) {
         self.output_side |= message.is_output_side();
+        if self.no_space.is_none() && message.is_no_space() {
+            self.no_space = Some(message.text.chars().take(300).collect());
+        }
         self.last = Some(message.text.chars().take(300).collect());
     }
 
@@ -325,6 +336,9 @@ impl Finished {
             }
             (Program::Ffmpeg, Some(signal)) => {
                 Error::Failed { detail: format!("ffmpeg was stopped by signal {signal} (CPU or memory limit)"), log: Some(self.log()) }
+            }
+            (Program::Ffmpeg, None) if let Some(said) = &self.stderr.no_space => {
+                Error::NoSpace { detail: said.clone(), log: Some(self.log()) }
             }
             (Program::Ffmpeg, None) if self.stderr.output_side => Error::Failed { detail: last(), log: Some(self.log()) },
             (Program::Ffmpeg, None) => Error::Corrupt { detail: last(), log: Some(self.log()) },
@@ -509,6 +523,9 @@ mod tests {
         assert_eq!(m.from, None);
         assert!(!m.is_output_side());
         assert!(!Message::parse("[h264 @ 0x1] error while decoding MB 10 3").is_output_side());
+        let full = Message::parse("[out#0/mp4 @ 0x1] Error writing trailer: No space left on device");
+        assert!(full.is_no_space());
+        assert!(!m.is_no_space());
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod search;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use error::{ChildLog, Error, LimitKind};
+pub use error::{ChildLog, Error, LimitKind, is_no_space};
 pub use ffmpeg::Cancel;
 use ffmpeg::{Bounds, Budget};
 pub use probe::{Limits, Probe};

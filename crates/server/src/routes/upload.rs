@@ -201,7 +201,9 @@ fn read_error(error: &(dyn std::error::Error + 'static), max_bytes: usize) -> Op
             return Some(too_large(max_bytes));
         }
         match e.downcast_ref::<UploadOverBudget>() {
-            Some(UploadOverBudget::Busy) => return Some(ApiError::Overloaded { retry_after: crate::pool::RETRY_AFTER_SECS }),
+            Some(UploadOverBudget::Busy) => {
+                return Some(ApiError::Overloaded { why: crate::error::Busy::Memory, retry_after: crate::pool::RETRY_AFTER_SECS });
+            }
             Some(never @ UploadOverBudget::NeverFits { .. }) => {
                 return Some(ApiError::Refused { code: "over_memory_budget", message: never.to_string() });
             }

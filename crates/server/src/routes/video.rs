@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use super::upload;
 use crate::AppState;
 use crate::config::VideoConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, write_error};
 
 pub const ROUTE: &str = "/v1/video/compress";
 
@@ -211,7 +211,7 @@ async fn read_video(request: Request, max_bytes: u64, dir: &Path) -> Result<Vide
     let file = tempfile::Builder::new()
         .prefix(".compressor-upload-")
         .tempfile_in(dir)
-        .map_err(|e| ApiError::Internal(format!("creating a temporary file in {}: {e}", dir.display())))?;
+        .map_err(|e| write_error(&e, &format!("creating a temporary file in {}", dir.display())))?;
     let writer = file.reopen().map_err(|e| ApiError::Internal(format!("opening the temporary file: {e}")))?;
     let mut sink = Sink { out: tokio::io::BufWriter::new(tokio::fs::File::from_std(writer)), size: 0, head: Vec::new() };
     let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
@@ -243,7 +243,7 @@ async fn read_video(request: Request, max_bytes: u64, dir: &Path) -> Result<Vide
         }
         None
     };
-    sink.out.flush().await.map_err(|e| ApiError::Internal(format!("writing the upload: {e}")))?;
+    sink.out.flush().await.map_err(|e| write_error(&e, "writing the upload"))?;
     if sink.size == 0 {
         // As on the image routes, where an empty body is no format the engine reads.
         return Err(ApiError::Refused { code: "unsupported_format", message: "the request body is empty: it holds no video".into() });
@@ -270,6 +270,6 @@ impl Sink {
             self.head.extend_from_slice(&data[..data.len().min(16 - self.head.len())]);
         }
         self.size += data.len() as u64;
-        self.out.write_all(data).await.map_err(|e| ApiError::Internal(format!("writing the upload: {e}")))
+        self.out.write_all(data).await.map_err(|e| write_error(&e, "writing the upload"))
     }
 }

@@ -166,9 +166,6 @@ pub async fn post_sending_everything(addr: SocketAddr, path: &str, length: usize
         }
     };
     let answer = tokio::time::timeout(Duration::from_secs(30), answer).await.expect("an answer within 30 s");
-    let write_error = match tokio::time::timeout(Duration::from_secs(30), sending).await.expect("the body sent within 30 s").unwrap() {
-        Ok(_writer) => None,
-        Err(e) => Some(e),
-    };
+    let write_error = tokio::time::timeout(Duration::from_secs(30), sending).await.expect("the body sent within 30 s").unwrap().err();
     Sent { answer, write_error }
 }

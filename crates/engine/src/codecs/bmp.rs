@@ -121,19 +121,20 @@ pub(crate) fn decode(data: &[u8], options: &Options) -> Result<Image, Error> {
     }
 }
 
-/// The header's size, held to the pixel limit before anything is allocated.
+/// The header's size, held to the limits before anything is allocated.
 fn checked_size(header: &Header, options: &Options) -> Result<(u32, u32), Error> {
-    let (width, height) = header_size(header)?;
-    let info = crate::format::ImageInfo { format: Format::Bmp, width, height };
-    super::check_header(&info, &options.limits)?;
+    within_limits(header_size(header)?, options)
+}
+
+/// `size` when the limits allow an image of that size.
+fn within_limits((width, height): (u32, u32), options: &Options) -> Result<(u32, u32), Error> {
+    super::check_header(&crate::format::ImageInfo { format: Format::Bmp, width, height }, &options.limits)?;
     Ok((width, height))
 }
 
 fn decode_image_rs(data: &[u8], options: &Options) -> Result<Image, Error> {
     let mut decoder = BmpDecoder::new(Cursor::new(data)).map_err(bmp_error)?;
-    let (width, height) = decoder.dimensions();
-    let info = crate::format::ImageInfo { format: Format::Bmp, width, height };
-    super::check_header(&info, &options.limits)?;
+    let (width, height) = within_limits(decoder.dimensions(), options)?;
     let pixels = u64::from(width) * u64::from(height);
     let mut bmp_limits = image::Limits::default();
     bmp_limits.max_alloc = Some(pixels.saturating_mul(8).max(1 << 20));

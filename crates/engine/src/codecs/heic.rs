@@ -130,6 +130,12 @@ pub(crate) fn dimensions(data: &[u8]) -> Result<(u32, u32), Error> {
     Ok(Context::read(data, u32::MAX)?.size())
 }
 
+/// Whether the primary image is coded with more than 8 bits (it then decodes to RGBA16).
+pub(crate) fn is_deep(data: &[u8]) -> bool {
+    // SAFETY: the handle is libheif's, checked non-null by `Context::read`.
+    Context::read(data, u32::MAX).is_ok_and(|c| unsafe { heif::heif_image_handle_get_luma_bits_per_pixel(c.handle) } > 8)
+}
+
 /// The primary image as RGBA (16-bit when coded with more than 8 bits), with its ICC profile.
 pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
     let context = Context::read(data, limits.max_dimension)?;

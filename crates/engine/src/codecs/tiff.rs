@@ -24,6 +24,11 @@ pub(crate) fn dimensions(data: &[u8]) -> Result<(u32, u32), Error> {
     decoder.dimensions().map_err(tiff_error)
 }
 
+/// Whether the first page's samples are deeper than 8 bits (it then decodes to RGBA16).
+pub(crate) fn is_deep(data: &[u8]) -> bool {
+    Decoder::new(Cursor::new(data)).and_then(|mut d| d.colortype()).is_ok_and(|color| color.bit_depth() > 8)
+}
+
 /// The first page as RGBA (8-bit, or 16-bit for deeper samples), with orientation and ICC.
 pub(crate) fn decode(data: &[u8], limits: &Limits) -> Result<Image, Error> {
     check_named_features(data)?;

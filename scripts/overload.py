@@ -1,15 +1,11 @@
 #!/usr/bin/env python3
-"""Overload and soak runs against `compressor serve` on loopback (results go in notes, not CI).
-
-overload: measures capacity (closed model, one client per worker, 20 s), then sends an open-rate
-load of --factor × capacity for --seconds with `compressor loadtest --rate`, while probing
-/health every 20 ms and sampling the server's RSS; then measures how soon single requests are
-back to their normal latency.
-soak: --factor (e.g. 0.8) × capacity for --seconds with mixed formats; RSS after warm-up against
-the end, open file descriptors, every status.
+"""Overload run against `compressor serve` on loopback (results go in notes, not CI): measures
+capacity (closed model, one client per worker, 20 s), then sends an open-rate load of --factor ×
+capacity for --seconds with `compressor loadtest --rate`, while probing /health every 20 ms and
+sampling the server's RSS; then measures how soon single requests are back to their normal
+latency. (The soak, mixed traffic below capacity for half an hour, is scripts/soak.py.)
 
     scripts/overload.py overload [--factor 10] [--seconds 60]
-    scripts/overload.py soak [--factor 0.8] [--seconds 1800]
 """
 
 import argparse
@@ -27,15 +23,7 @@ import loopback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.environ.get("COMPRESSOR_CORPUS", os.path.join(HERE, "..", "..", "shared", "corpus"))
-IMAGES = {
-    "overload": ["png_real/screenshot/rich__table.png"],
-    "soak": [
-        "png_real/screenshot/rich__table.png",
-        "photos_jpeg/exif-orientation__Landscape_5.jpg",
-        "other/webp/libwebp-test-data__bryce.webp",
-        "png_real/screenshot/rich__hello_world.png",
-    ],
-}
+IMAGES = ["png_real/screenshot/rich__table.png"]
 
 
 # `compressor loadtest` runs at most this long; longer loads are run as consecutive parts.
@@ -79,15 +67,15 @@ def single_latency(url, body):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["overload", "soak"])
+    parser.add_argument("mode", choices=["overload"])
     parser.add_argument("--binary", default=os.path.join(HERE, "..", "target", "release", "compressor"))
     parser.add_argument("--factor", type=float)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--server-log", help="where the server's output goes (default: a temporary file)")
     opts = parser.parse_args()
-    factor = opts.factor or (10 if opts.mode == "overload" else 0.8)
-    seconds = opts.seconds or (60 if opts.mode == "overload" else 1800)
-    images = [os.path.join(CORPUS, p) for p in IMAGES[opts.mode]]
+    factor = opts.factor or 10
+    seconds = opts.seconds or 60
+    images = [os.path.join(CORPUS, p) for p in IMAGES]
     with loopback.serve(opts.binary, log=opts.server_log) as server:
         url = server.url
         workers = os.cpu_count()
@@ -128,13 +116,6 @@ def main():
         rss = [s[1] for s in samples]
         fds = [s[2] for s in samples]
         print(f"server RSS: peak {max(rss) / 2**20:.0f} MiB; open fds min {min(fds)} max {max(fds)}")
-        if opts.mode == "soak":
-            warm = [s for s in samples if s[0] - started > 120]
-            if warm:
-                first = statistics.median(s[1] for s in warm[:500])
-                last = statistics.median(s[1] for s in warm[-500:])
-                print(f"RSS after 2 min warm-up {first / 2**20:.1f} MiB, at the end {last / 2**20:.1f} MiB: growth {100 * (last - first) / first:+.1f} %")
-                print(f"open fds after warm-up {warm[0][2]}, at the end {warm[-1][2]}")
         # Recovery: how soon a single request is back within 1.5x of its normal latency.
         for _ in range(60):
             latency = single_latency(url, body)

@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-pub use location::{Location, sanitise};
+pub use location::{Location, Requests, sanitise};
 #[doc(hidden)]
 pub use manifest::read_manifest;
 pub use manifest::{Record, Status, VideoRecord};
@@ -87,6 +87,12 @@ pub struct Settings {
     pub overwrite: Overwrite,
     /// The final report goes out as JSON (no per-key lines on standard error).
     pub json: bool,
+    /// Retries of each object-store request that failed with a 5xx, a 429, a reset connection or
+    /// a timeout (with exponential backoff); then the key fails and is recorded as failed.
+    pub retries: usize,
+    /// Longest an object-store request may take, from connecting to the end of its body, before
+    /// it is cut (and retried): a stalled transfer cannot hold the run.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -106,7 +112,16 @@ impl Default for Settings {
             dry_run: false,
             overwrite: Overwrite::Never,
             json: false,
+            retries: Requests::default().retries,
+            request_timeout: Requests::default().timeout,
         }
+    }
+}
+
+impl Settings {
+    /// How requests to object stores are retried and bounded.
+    pub fn requests(&self) -> Requests {
+        Requests { retries: self.retries, timeout: self.request_timeout }
     }
 }
 
@@ -252,9 +267,10 @@ struct Destination {
 
 /// SRC, and DST (created unless this is a dry run).
 fn locations(args: &Settings) -> anyhow::Result<(Location, Destination)> {
-    let src = Location::parse(&args.src, false)?;
+    let requests = args.requests();
+    let src = Location::parse(&args.src, false, requests)?;
     let missing = args.dry_run && !args.dst.contains("://") && !std::path::Path::new(&args.dst).exists();
-    let location = if missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run)? };
+    let location = if missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run, requests)? };
     Ok((src, Destination { location, missing }))
 }
 
@@ -269,7 +285,7 @@ async fn open_manifest(args: &Settings, dst: &Destination, index: u64, count: u6
             (Manifest::Disabled, Manifest::read_only(&root.join(".compressor").join(format!("{name}.jsonl"))))
         }
         (Some(m), _) if m.contains("://") => {
-            let folder = Location::parse(m, false)?;
+            let folder = Location::parse(m, false, args.requests())?;
             Manifest::open_remote(folder.store, folder.prefix).await?
         }
         (Some(m), _) => Manifest::open_local(std::path::Path::new(m)).await?,

@@ -581,7 +581,8 @@ impl Run {
             let same_source = last.source_size == meta.size && last.source_version == version;
             match last.status {
                 Status::Done | Status::Unchanged | Status::Existing if same_source => return Some("recorded as done"),
-                // Failed keys are retried once, then left alone until their source changes.
+                // Keys that failed on their content are retried once, then left alone until
+                // their source changes; `io` failures (storage, network) are always retried.
                 Status::Failed if same_source && self.history.failures.get(relative).copied().unwrap_or(0) >= 2 => {
                     return Some("failed twice");
                 }

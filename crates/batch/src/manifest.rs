@@ -110,10 +110,13 @@ impl Record {
     }
 }
 
-/// What earlier runs recorded, per key: the last record and how many times the key failed.
+/// What earlier runs recorded, per key: the last record and how many times the key failed on
+/// its content.
 #[derive(Debug, Default)]
 pub struct History {
     pub last: HashMap<String, Record>,
+    /// Failures other than `io` ones: a store that answered 503, a reset connection or a full disk
+    /// says nothing about the key, so those never stop a rerun from retrying it.
     pub failures: HashMap<String, u32>,
 }
 
@@ -127,7 +130,7 @@ impl History {
     fn add(&mut self, line: &str) {
         // A line cut short by a kill is ignored: its key is simply redone.
         let Ok(record) = serde_json::from_str::<Record>(line) else { return };
-        if record.status == Status::Failed {
+        if record.status == Status::Failed && record.error_code.as_deref() != Some("io") {
             *self.failures.entry(record.key.clone()).or_default() += 1;
         }
         self.last.insert(record.key.clone(), record);

@@ -496,10 +496,14 @@ impl Run {
     async fn process(self: &Arc<Self>, relative: String, meta: ObjectMeta) {
         self.report.lock().unwrap().seen += 1;
         let version = Self::source_version(&meta);
-        if let Some(reason) = self.skip_reason(&relative, &meta, &version).await {
-            self.report.lock().unwrap().skip(meta.size);
-            self.progress.update(&self.report.lock().unwrap(), &format!("skip {relative} ({reason})"));
-            return;
+        match self.skip_reason(&relative, &meta, &version).await {
+            Ok(Some(reason)) => {
+                self.report.lock().unwrap().skip(meta.size);
+                self.progress.update(&self.report.lock().unwrap(), &format!("skip {relative} ({reason})"));
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => return self.record(relative, meta, version, Err(e)).await,
         }
         if self.args.dry_run {
             let mut report = self.report.lock().unwrap();
@@ -572,19 +576,20 @@ impl Run {
         }
     }
 
-    /// Why this key needs no work, if it needs none.
-    async fn skip_reason(&self, relative: &str, meta: &ObjectMeta, version: &str) -> Option<&'static str> {
+    /// Why this key needs no work, if it needs none; an error when DST cannot say whether its
+    /// output exists (the store failed even after its retries).
+    async fn skip_reason(&self, relative: &str, meta: &ObjectMeta, version: &str) -> anyhow::Result<Option<&'static str>> {
         if self.args.overwrite == Overwrite::Always {
-            return None;
+            return Ok(None);
         }
         if let Some(last) = self.history.last.get(relative) {
             let same_source = last.source_size == meta.size && last.source_version == version;
             match last.status {
-                Status::Done | Status::Unchanged | Status::Existing if same_source => return Some("recorded as done"),
+                Status::Done | Status::Unchanged | Status::Existing if same_source => return Ok(Some("recorded as done")),
                 // Keys that failed on their content are retried once, then left alone until
                 // their source changes; `io` failures (storage, network) are always retried.
                 Status::Failed if same_source && self.history.failures.get(relative).copied().unwrap_or(0) >= 2 => {
-                    return Some("failed twice");
+                    return Ok(Some("failed twice"));
                 }
                 _ => {}
             }
@@ -592,14 +597,19 @@ impl Run {
         if self.args.overwrite == Overwrite::Never && !self.args.dry_run {
             // An output without a record: written by a run killed before it could record it.
             let output = self.dst.child(relative);
-            if self.dst.store.head(&output).await.is_ok() {
-                let record =
-                    Record { output_key: Some(relative.to_owned()), ..Record::new(relative, meta.size, version, Status::Existing) };
-                let _ = self.manifest.lock().await.record(&record).await;
-                return Some("output exists");
+            match self.dst.store.head(&output).await {
+                Ok(_) => {
+                    let record =
+                        Record { output_key: Some(relative.to_owned()), ..Record::new(relative, meta.size, version, Status::Existing) };
+                    let _ = self.manifest.lock().await.record(&record).await;
+                    return Ok(Some("output exists"));
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                // Not known to be absent: neither written over nor skipped (a rerun asks again).
+                Err(e) => return Err(anyhow::Error::from(e).context("checking for an existing output")),
             }
         }
-        None
+        Ok(None)
     }
 
     /// Videos by their first bytes; GIFs too when `--format mp4|webm` asked for video.

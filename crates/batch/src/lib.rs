@@ -481,8 +481,9 @@ impl Run {
 
     /// Records the end of the run (the manifest flushed, progress closed) and returns its report.
     async fn finish(&self, result: anyhow::Result<()>, started: Instant, interrupted: bool) -> anyhow::Result<Report> {
-        self.manifest.lock().await.flush().await?;
+        let flushed = self.manifest.lock().await.flush().await;
         self.progress.finish();
+        flushed.context("the run's last manifest records were not saved (a rerun finds their outputs and skips them)")?;
         result.context("listing the source")?;
         let mut report = std::mem::take(&mut *self.report.lock().unwrap());
         report.finish(started.elapsed(), interrupted, self.args.dry_run);

@@ -216,8 +216,11 @@ impl Manifest {
             }
             Manifest::Remote { pending, flushed, .. } => {
                 pending.extend_from_slice(&line);
-                if flushed.elapsed() >= REMOTE_FLUSH_EVERY {
-                    self.flush().await?;
+                if flushed.elapsed() >= REMOTE_FLUSH_EVERY
+                    && let Err(e) = self.flush().await
+                {
+                    // The records stay pending and go with the next segment (or the run's last).
+                    eprintln!("compressor: {e:#}; its records are kept for the next one");
                 }
             }
         }
@@ -229,12 +232,14 @@ impl Manifest {
             Manifest::Disabled => {}
             Manifest::Local { file } => file.sync_data().context("syncing the manifest")?,
             Manifest::Remote { store, folder, pending, run, segment, flushed } => {
+                *flushed = Instant::now();
                 if !pending.is_empty() {
                     let path = folder.child(format!("{run}-{segment:06}.jsonl"));
-                    store.put(&path, PutPayload::from(std::mem::take(pending))).await.context("writing a manifest segment")?;
+                    // Kept until written: a failed segment write (after its retries) loses no record.
+                    store.put(&path, PutPayload::from(pending.clone())).await.context("writing a manifest segment")?;
+                    pending.clear();
                     *segment += 1;
                 }
-                *flushed = Instant::now();
             }
         }
         Ok(())

@@ -249,10 +249,8 @@ pub async fn run(args: Settings, options: Options, video: VideoSettings) -> anyh
     let _cancel_on_drop = compressor_engine::CancelOnDrop(run.cancel.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = stop_on_ctrl_c(stop.clone(), run.cancel.clone());
+    // A listing that fails (after its retries) ends the run, but the keys in flight finish first.
     let result = run.clone().compress_listing(&filter, &stop).await;
-    if result.is_err() {
-        run.cancel.cancel();
-    }
     run.drain_videos().await;
     watcher.abort();
     run.finish(result, started, stop.load(Ordering::SeqCst)).await
@@ -446,23 +444,31 @@ impl Run {
     }
 
     /// Streams SRC's listing through `filter` (keys that are not safe to write fail here) and
-    /// processes up to 2×jobs keys at once, until the listing ends or `stop` is set.
+    /// processes up to 2×jobs keys at once, until the listing ends or fails or `stop` is set. The
+    /// keys in flight are finished (and recorded) either way; a listing error is returned after.
     async fn compress_listing(self: Arc<Self>, filter: &KeyFilter, stop: &AtomicBool) -> anyhow::Result<()> {
-        let listing = self.src.store.list(Some(&self.src.prefix)).map_err(anyhow::Error::from);
-        let work = listing
-            .try_filter_map(|meta| {
-                let keep = self.take(filter, meta);
-                async move { Ok(keep) }
+        let listing_error = std::sync::Mutex::new(None);
+        let listing = self.src.store.list(Some(&self.src.prefix)).scan((), |(), listed| {
+            futures::future::ready(match listed {
+                Ok(meta) => Some(meta),
+                Err(e) => {
+                    *listing_error.lock().unwrap() = Some(e);
+                    None
+                }
             })
+        });
+        let work = listing
+            .filter_map(|meta| futures::future::ready(self.take(filter, meta)))
             .take_while(|_| futures::future::ready(!stop.load(Ordering::SeqCst)));
-        work.try_for_each_concurrent(self.jobs * 2, |(relative, meta)| {
+        work.for_each_concurrent(self.jobs * 2, |(relative, meta)| {
             let run = self.clone();
-            async move {
-                run.process(relative, meta).await;
-                Ok(())
-            }
+            async move { run.process(relative, meta).await }
         })
-        .await
+        .await;
+        match listing_error.into_inner().unwrap() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// The listed object's key relative to SRC, when this run takes it.

@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::task::JoinSet;
 
-pub use location::{Location, sanitise};
+pub use location::{Location, Requests, sanitise};
 #[doc(hidden)]
 pub use manifest::read_manifest;
 pub use manifest::{Record, Status, VideoRecord};
@@ -87,6 +87,12 @@ pub struct Settings {
     pub overwrite: Overwrite,
     /// The final report goes out as JSON (no per-key lines on standard error).
     pub json: bool,
+    /// Retries of each object-store request that failed with a 5xx, a 429, a reset connection or
+    /// a timeout (with exponential backoff); then the key fails and is recorded as failed.
+    pub retries: usize,
+    /// Longest an object-store request may take, from connecting to the end of its body, before
+    /// it is cut (and retried): a stalled transfer cannot hold the run.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -106,7 +112,16 @@ impl Default for Settings {
             dry_run: false,
             overwrite: Overwrite::Never,
             json: false,
+            retries: Requests::default().retries,
+            request_timeout: Requests::default().timeout,
         }
+    }
+}
+
+impl Settings {
+    /// How requests to object stores are retried and bounded.
+    pub fn requests(&self) -> Requests {
+        Requests { retries: self.retries, timeout: self.request_timeout }
     }
 }
 
@@ -234,10 +249,8 @@ pub async fn run(args: Settings, options: Options, video: VideoSettings) -> anyh
     let _cancel_on_drop = compressor_engine::CancelOnDrop(run.cancel.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = stop_on_ctrl_c(stop.clone(), run.cancel.clone());
+    // A listing that fails (after its retries) ends the run, but the keys in flight finish first.
     let result = run.clone().compress_listing(&filter, &stop).await;
-    if result.is_err() {
-        run.cancel.cancel();
-    }
     run.drain_videos().await;
     watcher.abort();
     run.finish(result, started, stop.load(Ordering::SeqCst)).await
@@ -252,9 +265,10 @@ struct Destination {
 
 /// SRC, and DST (created unless this is a dry run).
 fn locations(args: &Settings) -> anyhow::Result<(Location, Destination)> {
-    let src = Location::parse(&args.src, false)?;
+    let requests = args.requests();
+    let src = Location::parse(&args.src, false, requests)?;
     let missing = args.dry_run && !args.dst.contains("://") && !std::path::Path::new(&args.dst).exists();
-    let location = if missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run)? };
+    let location = if missing { src.clone() } else { Location::parse(&args.dst, !args.dry_run, requests)? };
     Ok((src, Destination { location, missing }))
 }
 
@@ -269,7 +283,7 @@ async fn open_manifest(args: &Settings, dst: &Destination, index: u64, count: u6
             (Manifest::Disabled, Manifest::read_only(&root.join(".compressor").join(format!("{name}.jsonl"))))
         }
         (Some(m), _) if m.contains("://") => {
-            let folder = Location::parse(m, false)?;
+            let folder = Location::parse(m, false, args.requests())?;
             Manifest::open_remote(folder.store, folder.prefix).await?
         }
         (Some(m), _) => Manifest::open_local(std::path::Path::new(m)).await?,
@@ -430,23 +444,31 @@ impl Run {
     }
 
     /// Streams SRC's listing through `filter` (keys that are not safe to write fail here) and
-    /// processes up to 2×jobs keys at once, until the listing ends or `stop` is set.
+    /// processes up to 2×jobs keys at once, until the listing ends or fails or `stop` is set. The
+    /// keys in flight are finished (and recorded) either way; a listing error is returned after.
     async fn compress_listing(self: Arc<Self>, filter: &KeyFilter, stop: &AtomicBool) -> anyhow::Result<()> {
-        let listing = self.src.store.list(Some(&self.src.prefix)).map_err(anyhow::Error::from);
-        let work = listing
-            .try_filter_map(|meta| {
-                let keep = self.take(filter, meta);
-                async move { Ok(keep) }
+        let listing_error = std::sync::Mutex::new(None);
+        let listing = self.src.store.list(Some(&self.src.prefix)).scan((), |(), listed| {
+            futures::future::ready(match listed {
+                Ok(meta) => Some(meta),
+                Err(e) => {
+                    *listing_error.lock().unwrap() = Some(e);
+                    None
+                }
             })
+        });
+        let work = listing
+            .filter_map(|meta| futures::future::ready(self.take(filter, meta)))
             .take_while(|_| futures::future::ready(!stop.load(Ordering::SeqCst)));
-        work.try_for_each_concurrent(self.jobs * 2, |(relative, meta)| {
+        work.for_each_concurrent(self.jobs * 2, |(relative, meta)| {
             let run = self.clone();
-            async move {
-                run.process(relative, meta).await;
-                Ok(())
-            }
+            async move { run.process(relative, meta).await }
         })
-        .await
+        .await;
+        match listing_error.into_inner().unwrap() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// The listed object's key relative to SRC, when this run takes it.
@@ -465,8 +487,9 @@ impl Run {
 
     /// Records the end of the run (the manifest flushed, progress closed) and returns its report.
     async fn finish(&self, result: anyhow::Result<()>, started: Instant, interrupted: bool) -> anyhow::Result<Report> {
-        self.manifest.lock().await.flush().await?;
+        let flushed = self.manifest.lock().await.flush().await;
         self.progress.finish();
+        flushed.context("the run's last manifest records were not saved (a rerun finds their outputs and skips them)")?;
         result.context("listing the source")?;
         let mut report = std::mem::take(&mut *self.report.lock().unwrap());
         report.finish(started.elapsed(), interrupted, self.args.dry_run);
@@ -480,10 +503,14 @@ impl Run {
     async fn process(self: &Arc<Self>, relative: String, meta: ObjectMeta) {
         self.report.lock().unwrap().seen += 1;
         let version = Self::source_version(&meta);
-        if let Some(reason) = self.skip_reason(&relative, &meta, &version).await {
-            self.report.lock().unwrap().skip(meta.size);
-            self.progress.update(&self.report.lock().unwrap(), &format!("skip {relative} ({reason})"));
-            return;
+        match self.skip_reason(&relative, &meta, &version).await {
+            Ok(Some(reason)) => {
+                self.report.lock().unwrap().skip(meta.size);
+                self.progress.update(&self.report.lock().unwrap(), &format!("skip {relative} ({reason})"));
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => return self.record(relative, meta, version, Err(e)).await,
         }
         if self.args.dry_run {
             let mut report = self.report.lock().unwrap();
@@ -556,18 +583,20 @@ impl Run {
         }
     }
 
-    /// Why this key needs no work, if it needs none.
-    async fn skip_reason(&self, relative: &str, meta: &ObjectMeta, version: &str) -> Option<&'static str> {
+    /// Why this key needs no work, if it needs none; an error when DST cannot say whether its
+    /// output exists (the store failed even after its retries).
+    async fn skip_reason(&self, relative: &str, meta: &ObjectMeta, version: &str) -> anyhow::Result<Option<&'static str>> {
         if self.args.overwrite == Overwrite::Always {
-            return None;
+            return Ok(None);
         }
         if let Some(last) = self.history.last.get(relative) {
             let same_source = last.source_size == meta.size && last.source_version == version;
             match last.status {
-                Status::Done | Status::Unchanged | Status::Existing if same_source => return Some("recorded as done"),
-                // Failed keys are retried once, then left alone until their source changes.
+                Status::Done | Status::Unchanged | Status::Existing if same_source => return Ok(Some("recorded as done")),
+                // Keys that failed on their content are retried once, then left alone until
+                // their source changes; `io` failures (storage, network) are always retried.
                 Status::Failed if same_source && self.history.failures.get(relative).copied().unwrap_or(0) >= 2 => {
-                    return Some("failed twice");
+                    return Ok(Some("failed twice"));
                 }
                 _ => {}
             }
@@ -575,14 +604,19 @@ impl Run {
         if self.args.overwrite == Overwrite::Never && !self.args.dry_run {
             // An output without a record: written by a run killed before it could record it.
             let output = self.dst.child(relative);
-            if self.dst.store.head(&output).await.is_ok() {
-                let record =
-                    Record { output_key: Some(relative.to_owned()), ..Record::new(relative, meta.size, version, Status::Existing) };
-                let _ = self.manifest.lock().await.record(&record).await;
-                return Some("output exists");
+            match self.dst.store.head(&output).await {
+                Ok(_) => {
+                    let record =
+                        Record { output_key: Some(relative.to_owned()), ..Record::new(relative, meta.size, version, Status::Existing) };
+                    let _ = self.manifest.lock().await.record(&record).await;
+                    return Ok(Some("output exists"));
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                // Not known to be absent: neither written over nor skipped (a rerun asks again).
+                Err(e) => return Err(anyhow::Error::from(e).context("checking for an existing output")),
             }
         }
-        None
+        Ok(None)
     }
 
     /// Videos by their first bytes; GIFs too when `--format mp4|webm` asked for video.

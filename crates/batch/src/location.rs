@@ -2,13 +2,14 @@
 //! `gs://bucket/prefix`, all behind `object_store` so the pipeline has one code path.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::{ClientConfigKey, ObjectStore, RetryConfig};
 
 /// A store and a prefix inside it.
 #[derive(Clone)]
@@ -30,17 +31,50 @@ impl std::fmt::Debug for Location {
     }
 }
 
+/// How each request to an object store is bounded: a 503, a 429, a reset connection or a timeout
+/// is retried up to `retries` times with exponential backoff (object_store's: 100 ms doubling up
+/// to 15 s, jittered, and no retry begun after 3 minutes), and each attempt, from connecting to
+/// the end of its body, may take `timeout`, so a stalled transfer is cut and retried rather than
+/// waited on forever. Then the request fails, and with it the key (recorded as failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requests {
+    pub retries: usize,
+    pub timeout: Duration,
+}
+
+impl Default for Requests {
+    fn default() -> Self {
+        let retry = RetryConfig::default();
+        // object_store's own timeout, 30 s: what the store answers with when it is not configured.
+        Requests { retries: retry.max_retries, timeout: Duration::from_secs(30) }
+    }
+}
+
+impl Requests {
+    fn retry(&self) -> RetryConfig {
+        RetryConfig { max_retries: self.retries, ..RetryConfig::default() }
+    }
+
+    fn timeout(&self) -> String {
+        format!("{}ms", self.timeout.as_millis().max(1))
+    }
+}
+
 impl Location {
     /// Parses a location. Credentials and endpoints come from the usual environment variables
-    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_APPLICATION_CREDENTIALS`, …).
-    pub fn parse(spec: &str, create_local: bool) -> anyhow::Result<Self> {
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `GOOGLE_APPLICATION_CREDENTIALS`, …); requests
+    /// to object stores are bounded by `requests`.
+    pub fn parse(spec: &str, create_local: bool, requests: Requests) -> anyhow::Result<Self> {
         if let Some(rest) = spec.strip_prefix("s3://") {
             let (bucket, prefix) = split_bucket(rest)?;
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let mut builder = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(requests.retry())
+                .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), requests.timeout());
             // S3-compatible servers on plain HTTP (MinIO, moto, a local test server) need this.
             let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")).unwrap_or_default();
             if endpoint.starts_with("http://") {
-                builder = builder.with_config(AmazonS3ConfigKey::Client(object_store::ClientConfigKey::AllowHttp), "true");
+                builder = builder.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp), "true");
             }
             if !endpoint.is_empty() {
                 builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
@@ -52,6 +86,8 @@ impl Location {
             let (bucket, prefix) = split_bucket(rest)?;
             let store = GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(bucket)
+                .with_retry(requests.retry())
+                .with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), requests.timeout())
                 .build()
                 .with_context(|| format!("configuring GCS for {spec}"))?;
             return Ok(Location::remote(Arc::new(store), prefix, spec));

@@ -110,10 +110,13 @@ impl Record {
     }
 }
 
-/// What earlier runs recorded, per key: the last record and how many times the key failed.
+/// What earlier runs recorded, per key: the last record and how many times the key failed on
+/// its content.
 #[derive(Debug, Default)]
 pub struct History {
     pub last: HashMap<String, Record>,
+    /// Failures other than `io` ones: a store that answered 503, a reset connection or a full disk
+    /// says nothing about the key, so those never stop a rerun from retrying it.
     pub failures: HashMap<String, u32>,
 }
 
@@ -127,7 +130,7 @@ impl History {
     fn add(&mut self, line: &str) {
         // A line cut short by a kill is ignored: its key is simply redone.
         let Ok(record) = serde_json::from_str::<Record>(line) else { return };
-        if record.status == Status::Failed {
+        if record.status == Status::Failed && record.error_code.as_deref() != Some("io") {
             *self.failures.entry(record.key.clone()).or_default() += 1;
         }
         self.last.insert(record.key.clone(), record);
@@ -213,8 +216,11 @@ impl Manifest {
             }
             Manifest::Remote { pending, flushed, .. } => {
                 pending.extend_from_slice(&line);
-                if flushed.elapsed() >= REMOTE_FLUSH_EVERY {
-                    self.flush().await?;
+                if flushed.elapsed() >= REMOTE_FLUSH_EVERY
+                    && let Err(e) = self.flush().await
+                {
+                    // The records stay pending and go with the next segment (or the run's last).
+                    eprintln!("compressor: {e:#}; its records are kept for the next one");
                 }
             }
         }
@@ -226,12 +232,14 @@ impl Manifest {
             Manifest::Disabled => {}
             Manifest::Local { file } => file.sync_data().context("syncing the manifest")?,
             Manifest::Remote { store, folder, pending, run, segment, flushed } => {
+                *flushed = Instant::now();
                 if !pending.is_empty() {
                     let path = folder.child(format!("{run}-{segment:06}.jsonl"));
-                    store.put(&path, PutPayload::from(std::mem::take(pending))).await.context("writing a manifest segment")?;
+                    // Kept until written: a failed segment write (after its retries) loses no record.
+                    store.put(&path, PutPayload::from(pending.clone())).await.context("writing a manifest segment")?;
+                    pending.clear();
                     *segment += 1;
                 }
-                *flushed = Instant::now();
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use clap::{Args, ValueEnum};
 use compressor_batch::{Overwrite, Settings, VideoSettings};
 
+use crate::duration::Span;
 use crate::engine_args::EngineArgs;
 
 static DEFAULTS: LazyLock<Settings> = LazyLock::new(Settings::default);
@@ -81,6 +82,17 @@ pub struct BatchArgs {
     /// Final report as JSON on standard output
     #[arg(long)]
     pub json: bool,
+    /// Retries of each S3/GCS request that failed with a 5xx (such as 503 SlowDown), a 429, a
+    /// reset connection or a timeout, with exponential backoff (100 ms doubling up to 15 s,
+    /// jittered; none begun after 3 minutes). A key whose request still fails is recorded as
+    /// failed (exit status 1) and the next run retries it
+    #[arg(long, default_value_t = DEFAULTS.retries)]
+    pub retries: usize,
+    /// Longest one S3/GCS request may take, from connecting to the end of its body, before it is
+    /// cut and retried, so a stalled transfer cannot hold the run (raise it for large videos on
+    /// slow links)
+    #[arg(long, default_value_t = Span(DEFAULTS.request_timeout), value_parser = Span::positive)]
+    pub request_timeout: Span,
 }
 
 impl From<BatchArgs> for Settings {
@@ -104,6 +116,8 @@ impl From<BatchArgs> for Settings {
                 OverwriteArg::Always => Overwrite::Always,
             },
             json: args.json,
+            retries: args.retries,
+            request_timeout: args.request_timeout.0,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The one grammar of durations and rates on the command line (`serve`, `loadtest`,
+//! The one grammar of durations and rates on the command line (`serve`, `batch`, `loadtest`,
 //! `healthcheck`): only flags and their environment variables are text, so only the binary parses
 //! them; the libraries take [`Duration`]s.
 //!

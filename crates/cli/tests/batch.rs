@@ -974,3 +974,446 @@ fn an_image_larger_than_the_memory_budget_is_recorded_and_the_run_goes_on() {
     let message = refused[0]["error"].as_str().unwrap();
     assert!(message.contains("more than the whole memory budget of 40 MiB"), "{message}");
 }
+
+// ---- object-store faults ----------------------------------------------------------------------
+//
+// `compressor batch` against moto and fake-gcs-server through `fault_proxy`, which throttles
+// (503 SlowDown / 429), answers 503, resets connections mid-request and mid-response, and stalls
+// answers half way. Short bounds keep these tests quick (`--retries 2 --request-timeout 2s`); the
+// retry and timeout code is object_store's own, as configured by those flags.
+
+mod fault_proxy;
+
+use fault_proxy::{Counts, Fault, FaultProxy, Request, Store};
+
+/// The bounds the faulty runs use: small enough for a test, large enough that a key faulted once
+/// per request always gets through.
+const FAULT_BOUNDS: [&str; 4] = ["--retries", "2", "--request-timeout", "2s"];
+
+/// Runs `cmd`, killing it and failing the test if it is still running after `limit`: a run that
+/// hangs on a stalled store is a failure, not a slow test.
+fn output_within(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let (stdout, stderr) = (drain(Box::new(child.stdout.take().unwrap())), drain(Box::new(child.stderr.take().unwrap())));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the run was still going after {limit:?}: {}", String::from_utf8_lossy(&stderr.join().unwrap()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    (Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }, elapsed)
+}
+
+/// An `Authorization` header moto takes as signed (it checks none by default).
+const MOTO_AUTHORIZATION: &str = "AWS4-HMAC-SHA256 Credential=test/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
+
+/// One of the emulators, addressed directly or through a proxy.
+#[derive(Clone, Copy)]
+enum Emulator<'a> {
+    S3(&'a Moto),
+    Gcs(&'a Gcs),
+}
+
+impl Emulator<'_> {
+    fn url(&self) -> &str {
+        match self {
+            Emulator::S3(moto) => &moto.endpoint,
+            Emulator::Gcs(gcs) => &gcs.url,
+        }
+    }
+
+    fn store(&self) -> Store {
+        match self {
+            Emulator::S3(_) => Store::S3,
+            Emulator::Gcs(_) => Store::Gcs,
+        }
+    }
+
+    fn scheme(&self) -> &str {
+        match self {
+            Emulator::S3(_) => "s3",
+            Emulator::Gcs(_) => "gs",
+        }
+    }
+
+    /// `compressor batch …` with the store's settings, talking to `url` (the emulator or a proxy).
+    fn batch(&self, url: &str, args: &[&str]) -> Command {
+        let mut cmd = compressor();
+        cmd.arg("batch").args(args);
+        match self {
+            Emulator::S3(_) => {
+                cmd.env("AWS_ACCESS_KEY_ID", "test")
+                    .env("AWS_SECRET_ACCESS_KEY", "test")
+                    .env("AWS_REGION", "us-east-1")
+                    .env("AWS_ENDPOINT_URL", url);
+            }
+            Emulator::Gcs(_) => {
+                let key = serde_json::json!({ "gcs_base_url": url, "disable_oauth": true, "client_email": "", "private_key": "", "private_key_id": "" });
+                cmd.env("GOOGLE_SERVICE_ACCOUNT_KEY", key.to_string());
+            }
+        }
+        cmd
+    }
+
+    /// Every object under `prefix` (names relative to it, our bookkeeping included) and its bytes,
+    /// read from the emulator directly.
+    fn objects(&self, bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+        let names: Vec<String> = match self {
+            Emulator::S3(moto) => {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                let url = format!("{}/{bucket}?list-type=2&prefix={prefix}", moto.endpoint);
+                let xml = rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() });
+                assert!(!xml.contains("<IsTruncated>true"), "more objects than one listing page");
+                xml.split("<Key>").skip(1).filter_map(|s| s.split("</Key>").next()).map(str::to_owned).collect()
+            }
+            Emulator::Gcs(gcs) => {
+                let (rt, client) = gcs_api();
+                let url = format!("{}/storage/v1/b/{bucket}/o?prefix={prefix}", gcs.url);
+                let listing: serde_json::Value = rt.block_on(async { client.get(url).send().await.unwrap().json().await.unwrap() });
+                let items = listing["items"].as_array().cloned().unwrap_or_default();
+                items.iter().map(|o| o["name"].as_str().unwrap().to_owned()).collect()
+            }
+        };
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        names
+            .into_iter()
+            .map(|name| {
+                let mut get = reqwest::Client::new().get(format!("{}/{bucket}/{name}", self.url()));
+                if let Emulator::S3(_) = self {
+                    // moto refuses anonymous reads of private objects (403) but checks no signature.
+                    get = get.header("Authorization", MOTO_AUTHORIZATION);
+                }
+                let bytes = rt.block_on(async {
+                    let response = get.send().await.unwrap();
+                    assert!(response.status().is_success(), "getting {name}: {}", response.status());
+                    response.bytes().await.unwrap().to_vec()
+                });
+                (name.strip_prefix(prefix).unwrap().to_owned(), bytes)
+            })
+            .collect()
+    }
+
+    /// S3 multipart uploads begun in `bucket` and neither completed nor aborted (staging a client
+    /// left behind). GCS's XML multipart uploads are not listed by the emulator: none there.
+    fn unfinished_uploads(&self, bucket: &str) -> usize {
+        match self {
+            Emulator::S3(moto) => {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                let xml =
+                    rt.block_on(async { reqwest::get(format!("{}/{bucket}?uploads", moto.endpoint)).await.unwrap().text().await.unwrap() });
+                xml.matches("<Upload>").count()
+            }
+            Emulator::Gcs(_) => 0,
+        }
+    }
+}
+
+/// The records of the manifest segments in `objects` (a DST listing) that are not in `before`:
+/// what one run recorded.
+fn new_records(objects: &BTreeMap<String, Vec<u8>>, before: &BTreeMap<String, Vec<u8>>) -> Vec<serde_json::Value> {
+    objects
+        .iter()
+        .filter(|(name, _)| name.starts_with(".compressor/") && !before.contains_key(*name))
+        .flat_map(|(_, bytes)| String::from_utf8_lossy(bytes).lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Each record's key, failing on a key recorded twice.
+fn keys_once(records: &[serde_json::Value]) -> BTreeMap<String, serde_json::Value> {
+    let mut by_key = BTreeMap::new();
+    for record in records {
+        let key = record["key"].as_str().unwrap().to_owned();
+        assert!(by_key.insert(key.clone(), record.clone()).is_none(), "{key} recorded twice in one run: {records:#?}");
+    }
+    by_key
+}
+
+/// What a faulty run must leave in DST: the outputs of every key but `failed`, each once and
+/// decoding to its input's pixels (lossless mode), nothing else but manifest segments, and no
+/// unfinished multipart upload. Returns the listing.
+fn assert_written_once(
+    emulator: Emulator,
+    bucket: &str,
+    prefix: &str,
+    inputs: &BTreeMap<String, Vec<u8>>,
+    failed: &BTreeSet<String>,
+) -> BTreeMap<String, Vec<u8>> {
+    let objects = emulator.objects(bucket, prefix);
+    let outputs: BTreeSet<String> = objects.keys().filter(|k| !k.starts_with(".compressor/")).cloned().collect();
+    let expected: BTreeSet<String> = inputs.keys().filter(|k| !failed.contains(*k)).cloned().collect();
+    assert_eq!(outputs, expected, "DST holds exactly the outputs of the keys that did not fail");
+    for name in objects.keys().filter(|k| k.starts_with(".compressor/")) {
+        assert!(name.starts_with(".compressor/manifest-0-of-1/") && name.ends_with(".jsonl"), "a stray object: {name}");
+    }
+    for key in &expected {
+        let (w, h, pixels) = compressor_test_support::png_rgba16(&objects[key]);
+        assert_eq!((w, h, pixels), compressor_test_support::png_rgba16(&inputs[key]), "{key} is not its input's pixels");
+    }
+    assert_eq!(emulator.unfinished_uploads(bucket), 0, "multipart uploads left unfinished");
+    objects
+}
+
+/// Every request's first attempt is faulted, the kinds in turn (so each kind fires), and the
+/// requests `doomed` picks get `doom` on every attempt (so their retries run out).
+fn faults_everywhere(doomed: impl Fn(&Request) -> bool + Send + Sync, doom: Fault) -> impl Fn(&Request) -> Option<Fault> + Send + Sync {
+    let turn = std::sync::atomic::AtomicUsize::new(0);
+    move |request| {
+        if doomed(request) {
+            return Some(doom);
+        }
+        (request.attempt == 1).then(|| Fault::ALL[turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % Fault::ALL.len()])
+    }
+}
+
+/// Each kind of fault fired, stalls were cut by the client's timeout, and every fault that left
+/// the client without an answer was followed by a retry, but the last of each `doomed` request.
+/// (An answer cut in its body may go unnoticed: a PUT's client reads only the head.)
+fn assert_every_kind_fired(counts: &Counts, doomed: usize) {
+    let fired = |kind| counts.faults.get(&kind).copied().unwrap_or(0);
+    for kind in Fault::ALL {
+        assert!(fired(kind) > 0, "{kind:?} never fired: {counts:?}");
+    }
+    assert!(counts.stalls_abandoned > 0, "no stall was cut by the request timeout: {counts:?}");
+    let unanswered = fired(Fault::SlowDown) + fired(Fault::Unavailable) + fired(Fault::ResetMidRequest);
+    assert!(counts.repeats + doomed as u64 >= unanswered, "faults without a retry: {counts:?}");
+}
+
+/// One faulty run from `src` to `dst` (`scheme://bucket/prefix`) through a proxy with `plan`,
+/// checked, then a rerun without faults that finishes exactly the keys that failed. Returns the
+/// proxy's counts and the faulty run's wall time.
+fn faulty_run_then_rerun(
+    emulator: Emulator,
+    src: &str,
+    (bucket, prefix): (&str, &str),
+    inputs: &BTreeMap<String, Vec<u8>>,
+    doomed: &BTreeSet<String>,
+    plan: impl Fn(&Request) -> Option<Fault> + Send + Sync + 'static,
+) -> (Counts, Duration) {
+    let dst = format!("{}://{bucket}/{prefix}", emulator.scheme());
+    let args = [src, &dst, "--json", "--jobs", "2", "-m", "lossless"];
+    let before = emulator.objects(bucket, prefix);
+    let proxy = FaultProxy::start(emulator.url(), emulator.store(), plan);
+    let (out, took) = output_within(emulator.batch(&proxy.url(), &args).args(FAULT_BOUNDS), Duration::from_secs(90));
+    let counts = proxy.counts();
+    drop(proxy);
+    let report = json_report(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "keys failed, so exit status 1: {report} {stderr}");
+    let failures: BTreeSet<String> = report["failures"].as_array().unwrap().iter().map(|f| f["key"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(&failures, doomed, "exactly the doomed keys fail: {report}");
+    let objects = assert_written_once(emulator, bucket, prefix, inputs, doomed);
+    let records = keys_once(&new_records(&objects, &before));
+    assert_eq!(records.keys().collect::<BTreeSet<_>>(), inputs.keys().collect(), "one record per key: {records:#?}");
+    for (key, record) in &records {
+        match doomed.contains(key) {
+            true => assert_eq!((record["status"].as_str(), record["error_code"].as_str()), (Some("failed"), Some("io")), "{record}"),
+            false => assert!(["done", "unchanged"].contains(&record["status"].as_str().unwrap()), "{record}"),
+        }
+    }
+
+    // The rerun, straight to the emulator: the failed keys are done, the others skipped.
+    let after_faults = objects;
+    let (out, _) = output_within(&mut emulator.batch(emulator.url(), &args), Duration::from_secs(60));
+    let report = json_report(&out);
+    assert!(out.status.success(), "{report} {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report["skipped"].as_u64(), Some((inputs.len() - doomed.len()) as u64), "{report}");
+    let objects = assert_written_once(emulator, bucket, prefix, inputs, &BTreeSet::new());
+    let rerun = keys_once(&new_records(&objects, &after_faults));
+    assert_eq!(rerun.keys().cloned().collect::<BTreeSet<_>>(), *doomed, "the rerun did only what failed: {rerun:#?}");
+    (counts, took)
+}
+
+/// The generated PNGs under `root`, keyed by their path relative to it.
+fn inputs_of(root: &Path, keys: &BTreeSet<String>) -> BTreeMap<String, Vec<u8>> {
+    keys.iter().map(|k| (k.clone(), std::fs::read(root.join(k)).unwrap())).collect()
+}
+
+/// Folder → bucket and bucket → bucket through faults on every request, with three keys whose
+/// uploads (then downloads) always fail, for one emulator.
+fn faults_in_both_directions(emulator: Emulator, doom_upload: Fault, doom_download: Fault) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let inputs = inputs_of(&src, &generated_tree(&src, 12, 48));
+    let doomed: BTreeSet<String> = inputs.keys().skip(2).step_by(4).cloned().collect();
+    assert_eq!(doomed.len(), 3);
+    let is_doomed = |method: &'static str, bucket: &'static str, prefix: &'static str| {
+        let doomed = doomed.clone();
+        move |r: &Request| r.method == method && doomed.iter().any(|k| r.path().ends_with(&format!("{bucket}/{prefix}{k}")))
+    };
+
+    // Fault-free first, for the time a faulty run is compared with.
+    let (out, fault_free) = output_within(
+        emulator
+            .batch(emulator.url(), &[src.to_str().unwrap(), &format!("{}://photos/reference/", emulator.scheme())])
+            .args(["--jobs", "2", "-m", "lossless"]),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Folder to bucket: uploads of the doomed keys always fail.
+    let plan = faults_everywhere(is_doomed("PUT", "photos", "in/"), doom_upload);
+    let (counts, took) = faulty_run_then_rerun(emulator, src.to_str().unwrap(), ("photos", "in/"), &inputs, &doomed, plan);
+    assert_every_kind_fired(&counts, doomed.len());
+    eprintln!(
+        "{} folder->bucket, 12 images: fault-free {fault_free:.1?}; with faults {took:.1?}: {} requests, {} faults {:?}, {} retries, {} stalled answers given up by the client",
+        emulator.scheme(),
+        counts.requests,
+        counts.faults_total(),
+        counts.faults,
+        counts.repeats,
+        counts.stalls_abandoned
+    );
+
+    // Bucket to bucket: downloads of the doomed keys always fail.
+    let src = format!("{}://photos/in", emulator.scheme());
+    let plan = faults_everywhere(is_doomed("GET", "photos", "in/"), doom_download);
+    let (counts, took) = faulty_run_then_rerun(emulator, &src, ("optimised", "out/"), &inputs, &doomed, plan);
+    assert_every_kind_fired(&counts, doomed.len());
+    eprintln!(
+        "{} bucket->bucket, 12 images with faults {took:.1?}: {} requests, {} faults {:?}, {} retries, {} stalled answers given up by the client",
+        emulator.scheme(),
+        counts.requests,
+        counts.faults_total(),
+        counts.faults,
+        counts.repeats,
+        counts.stalls_abandoned
+    );
+}
+
+#[test]
+fn s3_faults_leave_each_object_written_once_or_recorded_failed_and_a_rerun_finishes() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "photos");
+    create_bucket(&moto, "optimised");
+    faults_in_both_directions(Emulator::S3(&moto), Fault::SlowDown, Fault::ResetMidResponse);
+}
+
+#[test]
+fn gcs_faults_leave_each_object_written_once_or_recorded_failed_and_a_rerun_finishes() {
+    let gcs = start_gcs();
+    create_gcs_bucket(&gcs, "photos");
+    create_gcs_bucket(&gcs, "optimised");
+    faults_in_both_directions(Emulator::Gcs(&gcs), Fault::Unavailable, Fault::StallMidBody);
+}
+
+/// A store that always answers 503, or always stalls: every key fails after exactly its bounded
+/// attempts, the run ends in bounded time with exit status 1 and every failure recorded (in a
+/// local manifest: the bucket's cannot be written), twice; then a run without faults does them
+/// all (an `io` failure never makes a rerun skip a key). With the manifest in the failing bucket
+/// the run stops at once with status 2.
+#[test]
+fn when_retries_run_out_every_key_is_recorded_failed_in_bounded_time_and_a_rerun_finishes() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "optimised");
+    let emulator = Emulator::S3(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let inputs = inputs_of(&src, &generated_tree(&src, 8, 32));
+    let manifest = dir.path().join("manifest.jsonl");
+    let args = |timeout: &'static str| {
+        let src = src.to_str().unwrap().to_owned();
+        let manifest = manifest.to_str().unwrap().to_owned();
+        move |url: &str| {
+            let mut cmd = emulator.batch(url, &[&src, "s3://optimised/down/", "--json", "--jobs", "2", "--manifest", &manifest]);
+            cmd.args(["--retries", "2", "--request-timeout", timeout]);
+            cmd
+        }
+    };
+    let throttled = args("2s");
+    for run in 1..=2 {
+        let proxy = FaultProxy::start(emulator.url(), Store::S3, |_| Some(Fault::SlowDown));
+        let (out, took) = output_within(&mut throttled(&proxy.url()), Duration::from_secs(60));
+        let report = json_report(&out);
+        assert_eq!(out.status.code(), Some(1), "{report}");
+        assert_eq!(report["failed"].as_u64(), Some(8), "{report}");
+        for failure in report["failures"].as_array().unwrap() {
+            let error = failure["error"].as_str().unwrap();
+            assert!(error.contains("503") && error.contains("after 2 retries"), "{error}");
+        }
+        // Each key's first request (does its output exist?) tried 3 times, then the key failed.
+        assert_eq!(proxy.counts().requests, 8 * 3, "{:?}", proxy.counts());
+        let records = manifest_lines(&manifest);
+        let this_run = keys_once(&records[(run - 1) * 8..]);
+        assert_eq!(this_run.keys().cloned().collect::<BTreeSet<_>>(), inputs.keys().cloned().collect());
+        assert!(this_run.values().all(|r| r["status"] == "failed" && r["error_code"] == "io"), "{this_run:#?}");
+        eprintln!("always 503: run {run} ended in {took:.1?} with every key failed, {:?}", proxy.counts());
+    }
+    assert!(emulator.objects("optimised", "down/").is_empty());
+
+    // Every answer stalls: each attempt is cut by the 1 s timeout, so the run still ends.
+    let stalled = args("1s");
+    let proxy = FaultProxy::start(emulator.url(), Store::S3, |_| Some(Fault::StallMidBody));
+    let (out, took) = output_within(&mut stalled(&proxy.url()), Duration::from_secs(40));
+    let report = json_report(&out);
+    assert_eq!((out.status.code(), report["failed"].as_u64()), (Some(1), Some(8)), "{report}");
+    let counts = proxy.counts();
+    assert_eq!((counts.requests, counts.stalls_abandoned), (8 * 3, 8 * 3), "every attempt cut by the client: {counts:?}");
+    eprintln!("always stalled: ended in {took:.1?} with every key failed, {counts:?}");
+    drop(proxy);
+
+    // The manifest in the failing bucket: nothing can be recorded, so the run stops at once.
+    let proxy = FaultProxy::start(emulator.url(), Store::S3, |_| Some(Fault::SlowDown));
+    let mut cmd = emulator.batch(&proxy.url(), &[src.to_str().unwrap(), "s3://optimised/down/", "--retries", "2"]);
+    let (out, _) = output_within(&mut cmd, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("manifest") && stderr.contains("503"), "{stderr}");
+    drop(proxy);
+
+    // Without faults: every key done, though each has failed twice before.
+    let (out, _) = output_within(&mut throttled(emulator.url()), Duration::from_secs(60));
+    let report = json_report(&out);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(report["compressed"].as_u64().unwrap() + report["unchanged"].as_u64().unwrap(), 8, "{report}");
+    assert_eq!(emulator.objects("optimised", "down/").keys().cloned().collect::<BTreeSet<_>>(), inputs.keys().cloned().collect());
+}
+
+/// A manifest segment whose writes fail (503 after every retry) while the run goes on keeps its
+/// records: the next segment write takes them, no key is counted failed for it, and the manifest
+/// ends with one record per key.
+#[test]
+fn a_manifest_segment_that_cannot_be_written_keeps_its_records_for_the_next() {
+    let Some(moto) = start_moto() else { return };
+    create_bucket(&moto, "optimised");
+    let emulator = Emulator::S3(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let inputs = inputs_of(&src, &generated_tree(&src, 8, 32));
+    // Each upload's first answer stalls past the 1 s timeout, so the run outlasts the 3 s between
+    // segment writes; the first segment's first 3 writes (a whole request: 1 + 2 retries) fail.
+    let proxy = FaultProxy::start(emulator.url(), Store::S3, |r| match r.method {
+        "PUT" if r.path().contains("/.compressor/") => (r.path().ends_with("-000000.jsonl") && r.attempt <= 3).then_some(Fault::SlowDown),
+        "PUT" => (r.attempt == 1).then_some(Fault::StallMidBody),
+        _ => None,
+    });
+    let mut cmd = emulator.batch(&proxy.url(), &[src.to_str().unwrap(), "s3://optimised/kept/", "--json", "--jobs", "1", "-m", "lossless"]);
+    let (out, _) = output_within(cmd.args(["--retries", "2", "--request-timeout", "1s"]), Duration::from_secs(60));
+    let counts = proxy.counts();
+    let (report, stderr) = (json_report(&out), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(counts.faults.get(&Fault::SlowDown), Some(&3), "the first segment write failed whole: {counts:?} {stderr}");
+    assert!(stderr.contains("writing a manifest segment") && stderr.contains("kept"), "{stderr}");
+    assert!(out.status.success(), "{report} {stderr}");
+    assert_eq!(report["failed"].as_u64(), Some(0), "{report}");
+    let objects = assert_written_once(emulator, "optimised", "kept/", &inputs, &BTreeSet::new());
+    let records = keys_once(&new_records(&objects, &BTreeMap::new()));
+    assert_eq!(records.keys().cloned().collect::<BTreeSet<_>>(), inputs.keys().cloned().collect(), "{records:#?}");
+}
+
+/// The records of a local manifest file, in order.
+fn manifest_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}

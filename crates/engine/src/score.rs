@@ -10,6 +10,8 @@
 
 mod tiled;
 
+use std::borrow::Cow;
+
 use crate::image::Image;
 use crate::image::color;
 use crate::image::pixels::Pixels;
@@ -32,11 +34,16 @@ pub(crate) fn ssimulacra2(reference: &Pixels, distorted: &Pixels) -> Option<f64>
 /// output that dropped a wide-gamut profile, or its orientation, has the same stored values and
 /// looks different.
 pub(crate) fn displayed(reference: &Image, distorted: &Image) -> Option<f64> {
-    let shown = |image: &Image| -> Option<Pixels> {
+    fn shown(image: &Image) -> Option<Cow<'_, Pixels>> {
+        // Upright sRGB is shown as stored: no copy (a full-size one per image is most of what a
+        // score holds beside its tiles).
+        if image.icc.is_none() && !(2..=8).contains(&image.orientation) {
+            return Some(Cow::Borrowed(image.first()));
+        }
         let first = Image { icc: image.icc.clone(), orientation: image.orientation, ..Image::still(image.first().clone()) };
-        Some(color::to_srgb(first.apply_orientation()).ok()?.frames.swap_remove(0).pixels)
-    };
-    ssimulacra2(&shown(reference)?, &shown(distorted)?)
+        Some(Cow::Owned(color::to_srgb(first.apply_orientation()).ok()?.frames.swap_remove(0).pixels))
+    }
+    ssimulacra2(&*shown(reference)?, &*shown(distorted)?)
 }
 
 /// The score of two images of the same orientation stored in the same colours (`icc`, or sRGB).

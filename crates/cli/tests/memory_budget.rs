@@ -223,3 +223,38 @@ fn a_1_gib_instance_survives_large_uploads_and_keeps_serving_small_ones() {
     let _ = unbounded.wait();
     assert!(cgroup.oom_kills() > kills, "without the budget the kernel should have killed it (exit {status:?})");
 }
+
+/// Scoring works in tiles (a few tiles and a quarter-size copy of both images rather than about
+/// 150 bytes per pixel), so the same 1 GiB instance scores a 24 MP photo rather than refusing it
+/// as over its budget (issue 30).
+#[test]
+fn a_1_gib_instance_scores_a_24_mp_photo() {
+    let Some(photo) = corpus_file("photos_jpeg/image-rs__examples_scaledown_test.jpg") else {
+        eprintln!("COMPRESSOR_CORPUS is not set; skipping");
+        return;
+    };
+    let folder = tempfile::tempdir().unwrap();
+    let large = scaled(&photo, folder.path(), "photo24.jpg", 24.0, 4032.0 * 3024.0, "lanczos3");
+
+    let cgroup = Cgroup::new("compressor-score-test");
+    let port = free_port();
+    let mut server = cgroup.serve(port, &[]);
+    let url = format!("http://127.0.0.1:{port}/v1/compress?score=true");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (status, score, body) = runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(300)).build().unwrap();
+        let response = client.post(&url).body(large).send().await.unwrap_or_else(|e| panic!("no answer (the server died?): {e}"));
+        let status = response.status().as_u16();
+        let score = response.headers().get("x-quality-score").and_then(|v| v.to_str().ok()?.parse::<f64>().ok());
+        (status, score, response.text().await.unwrap_or_default())
+    });
+    let alive = server.try_wait().unwrap().is_none();
+    let (kills, peak) = (cgroup.oom_kills(), cgroup.peak_bytes());
+    let _ = server.kill();
+    let _ = server.wait();
+    eprintln!("24 MP scored: status {status}, score {score:?}; cgroup peak {} MiB", peak >> 20);
+    assert!(alive && kills == 0, "the server was killed (alive {alive}, OOM kills {kills})");
+    assert_eq!(status, 200, "{body}");
+    assert!(score.is_some_and(|s| (0.0..=100.0).contains(&s)), "x-quality-score: {score:?}");
+    assert!(peak < LIMIT, "peak {peak}");
+}

@@ -17,9 +17,15 @@ const MIB: u64 = 1 << 20;
 /// Per job, whatever the image: codec tables, thread stacks, small buffers.
 const FIXED_BYTES: u64 = 16 * MIB;
 
-/// SSIMULACRA2 of the whole image (`score`, and the final check of a target-quality search):
-/// linear-light and XYB float planes of both images at every scale (measured 142-156 B/px).
-const SCORE_BYTES_PER_PIXEL: u64 = 175;
+/// SSIMULACRA2 (`score`, and the final check of a target-quality search), computed in tiles: the
+/// result decoded (4 B/px) and both images at half size in linear RGB, with a quarter size beside
+/// them (7.5 B/px), about 15 % added. Before tiles it was 175 (measured 142-156 B/px).
+const SCORE_BYTES_PER_PIXEL: u64 = 14;
+
+/// The score's tiles, beside that: float planes of one window of at most 528×528 pixels (a 512
+/// core and its margins) at a time, about 100 B per pixel of the window.
+const SCORE_WINDOW_BYTES_PER_PIXEL: u64 = 150;
+const SCORE_WINDOW_PIXELS: u64 = 528 * 528;
 
 /// `auto`, beside its dearest candidate: the shared decode and the other candidates' results
 /// (measured: `auto` on a 6 MP JPEG held 10 % more than its AVIF candidate alone).
@@ -105,10 +111,17 @@ pub(crate) fn estimate(input: &[u8], info: &ImageInfo, options: &Options) -> u64
     let formats = output_formats(info, options);
     let candidates = if formats.len() > 1 { CANDIDATES_BYTES_PER_PIXEL * output } else { 0 };
     let encoding = formats.into_iter().map(|f| encode_cost(f, options.mode).bytes(output)).max().unwrap_or(0) + candidates;
-    let scoring = if options.score || options.target_quality.is_some() { SCORE_BYTES_PER_PIXEL * output } else { 0 };
+    // A score runs once the encoder is gone: of what the encode held, only the image it scores
+    // against (RGBA of every output pixel) and the other candidates' results stay beside it.
+    let scoring = if options.score || options.target_quality.is_some() { deep * (4 * output + score_bytes(output)) } else { 0 };
     let profiled = codecs::embedded_icc(input, info).ok().flatten().is_some();
     let colour = if profiled { deep * COLOUR_BYTES_PER_PIXEL * (source + 2 * output) } else { 0 };
-    FIXED_BYTES + 2 * input.len() as u64 + decoder + resizing + deep_encode * encoding + scoring + colour
+    FIXED_BYTES + 2 * input.len() as u64 + decoder + resizing + (deep_encode * encoding).max(scoring + deep_encode * candidates) + colour
+}
+
+/// What scoring an output of `pixels` holds: a few bytes per pixel of copies, and one tile's planes.
+fn score_bytes(pixels: u64) -> u64 {
+    SCORE_BYTES_PER_PIXEL * pixels + SCORE_WINDOW_BYTES_PER_PIXEL * pixels.min(SCORE_WINDOW_PIXELS)
 }
 
 /// The estimate for [`crate::variants`]: they are made one after another from one decode, so the

@@ -5,9 +5,12 @@
 //! average 9 points too high on the corpus's 33 PNGs of 1 MP or more (26 at worst): the metric
 //! pools errors with a 4-norm, so the worst regions decide the score, and tiles miss them. The full
 //! score costs about 0.35 µs per pixel on two cores, more than compressing the image, so callers
-//! ask for it ([`crate::Options::score`]) rather than get it by default.
+//! ask for it ([`crate::Options::score`]) rather than get it by default. It is computed in tiles
+//! (`tiled`), so its memory is a few tiles and a quarter-size copy of both images.
 
-use ssimulacra2::{ColorPrimaries, Rgb, TransferCharacteristic, compute_frame_ssimulacra2};
+mod tiled;
+
+use std::borrow::Cow;
 
 use crate::image::Image;
 use crate::image::color;
@@ -31,11 +34,16 @@ pub(crate) fn ssimulacra2(reference: &Pixels, distorted: &Pixels) -> Option<f64>
 /// output that dropped a wide-gamut profile, or its orientation, has the same stored values and
 /// looks different.
 pub(crate) fn displayed(reference: &Image, distorted: &Image) -> Option<f64> {
-    let shown = |image: &Image| -> Option<Pixels> {
+    fn shown(image: &Image) -> Option<Cow<'_, Pixels>> {
+        // Upright sRGB is shown as stored: no copy (a full-size one per image is most of what a
+        // score holds beside its tiles).
+        if image.icc.is_none() && !(2..=8).contains(&image.orientation) {
+            return Some(Cow::Borrowed(image.first()));
+        }
         let first = Image { icc: image.icc.clone(), orientation: image.orientation, ..Image::still(image.first().clone()) };
-        Some(color::to_srgb(first.apply_orientation()).ok()?.frames.swap_remove(0).pixels)
-    };
-    ssimulacra2(&shown(reference)?, &shown(distorted)?)
+        Some(Cow::Owned(color::to_srgb(first.apply_orientation()).ok()?.frames.swap_remove(0).pixels))
+    }
+    ssimulacra2(&*shown(reference)?, &*shown(distorted)?)
 }
 
 /// The score of two images of the same orientation stored in the same colours (`icc`, or sRGB).
@@ -83,22 +91,6 @@ fn score_rgba(a: &[u8], b: &[u8], width: u32, height: u32) -> Option<f64> {
     let backgrounds: &[f32] = if has_alpha(a) || has_alpha(b) { &[0.0, 1.0] } else { &[0.0] };
     backgrounds
         .iter()
-        .map(|&bg| {
-            let a = to_rgb(a, width, height, bg)?;
-            let b = to_rgb(b, width, height, bg)?;
-            compute_frame_ssimulacra2(a, b).ok()
-        })
+        .map(|&bg| tiled::ssimulacra2_rgba8(a, b, width as usize, height as usize, bg))
         .try_fold(f64::INFINITY, |worst, s| s.map(|s| worst.min(s)))
-}
-
-fn to_rgb(rgba: &[u8], width: u32, height: u32, background: f32) -> Option<Rgb> {
-    let data = rgba
-        .chunks_exact(4)
-        .map(|p| {
-            let alpha = f32::from(p[3]) / 255.0;
-            let c = |v: u8| f32::from(v) / 255.0 * alpha + background * (1.0 - alpha);
-            [c(p[0]), c(p[1]), c(p[2])]
-        })
-        .collect();
-    Rgb::new(data, width as usize, height as usize, TransferCharacteristic::SRGB, ColorPrimaries::BT709).ok()
 }

@@ -9,6 +9,7 @@
 use crate::codecs;
 use crate::error::Error;
 use crate::format::{Format, ImageInfo};
+use crate::image::color;
 use crate::options::{Limits, Mode, Options, Resize};
 use crate::resize;
 
@@ -114,7 +115,8 @@ pub(crate) fn estimate(input: &[u8], info: &ImageInfo, options: &Options) -> u64
     // A score runs once the encoder is gone: of what the encode held, only the image it scores
     // against (RGBA of every output pixel) and the other candidates' results stay beside it.
     let scoring = if options.score || options.target_quality.is_some() { deep * (4 * output + score_bytes(output)) } else { 0 };
-    let profiled = codecs::embedded_icc(input, info).ok().flatten().is_some();
+    // Only a profile that changes what is shown is converted (an sRGB one is shown as stored).
+    let profiled = codecs::embedded_icc(input, info).ok().flatten().is_some_and(|icc| !color::shown_as_stored(Some(&icc)));
     let colour = if profiled { deep * COLOUR_BYTES_PER_PIXEL * (source + 2 * output) } else { 0 };
     FIXED_BYTES + 2 * input.len() as u64 + decoder + resizing + (deep_encode * encoding).max(scoring + deep_encode * candidates) + colour
 }

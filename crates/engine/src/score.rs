@@ -37,7 +37,7 @@ pub(crate) fn displayed(reference: &Image, distorted: &Image) -> Option<f64> {
     fn shown(image: &Image) -> Option<Cow<'_, Pixels>> {
         // Upright sRGB is shown as stored: no copy (a full-size one per image is most of what a
         // score holds beside its tiles).
-        if image.icc.is_none() && !(2..=8).contains(&image.orientation) {
+        if color::shown_as_stored(image.icc.as_deref()) && !(2..=8).contains(&image.orientation) {
             return Some(Cow::Borrowed(image.first()));
         }
         let first = Image { icc: image.icc.clone(), orientation: image.orientation, ..Image::still(image.first().clone()) };
@@ -48,6 +48,10 @@ pub(crate) fn displayed(reference: &Image, distorted: &Image) -> Option<f64> {
 
 /// The score of two images of the same orientation stored in the same colours (`icc`, or sRGB).
 pub(crate) fn in_profile(reference: &Pixels, distorted: &Pixels, icc: Option<&[u8]>) -> Option<f64> {
+    if color::shown_as_stored(icc) {
+        // No copies to convert: each would be a full-size image held beside the score's tiles.
+        return ssimulacra2(reference, distorted);
+    }
     let with = |pixels: &Pixels| Image { icc: icc.map(<[u8]>::to_vec), ..Image::still(pixels.clone()) };
     displayed(&with(reference), &with(distorted))
 }

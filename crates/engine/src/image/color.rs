@@ -92,6 +92,12 @@ pub(crate) fn for_output(mut image: Image, to: Format, options: &Options) -> Res
     Ok((image, note))
 }
 
+/// Whether pixels tagged with `icc` are shown as they are stored: no profile, or one that says
+/// sRGB or cannot be read ([`to_srgb`] keeps their pixels).
+pub(crate) fn shown_as_stored(icc: Option<&[u8]>) -> bool {
+    icc.is_none_or(|icc| !matches!(kind(icc), Kind::Rgb | Kind::Other))
+}
+
 /// The image with its pixels converted from its ICC profile to sRGB and no profile; an image
 /// without a profile, or with an sRGB or unreadable one, keeps its pixels.
 pub(crate) fn to_srgb(mut image: Image) -> Result<Image, Error> {

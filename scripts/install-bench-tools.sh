@@ -2,7 +2,25 @@
 # Installs the peer tools that `compressor bench` compares against (run as root on Debian).
 # Idempotent: what is already installed is skipped. Tools that cannot be installed are reported
 # by the benchmark as skipped, so a partial install still gives a (partial) benchmark.
+#
+#   scripts/install-bench-tools.sh                # the peers of every category (what CI runs)
+#   scripts/install-bench-tools.sh --rust-peers   # also caesiumclt and rimage (rd-* categories)
+#
+# `--rust-peers` (or BENCH_RUST_PEERS=1) adds the two crates.io image optimisers of the
+# rate–distortion categories, built with `cargo install --locked` as a user would: each compiles
+# its C codecs (mozjpeg, libwebp, ...) and takes 5-15 minutes, which is why it is not the default.
+# rimage is built with its default codecs; where its AVIF codec cannot be built (dav1d-sys needs
+# libdav1d >= 1.3, and Debian bookworm has 1.0), it is built without it and the benchmark skips
+# rimage in rd-avif.
 set -euo pipefail
+
+rust_peers="${BENCH_RUST_PEERS:-0}"
+for arg in "$@"; do
+  case "$arg" in
+    --rust-peers) rust_peers=1 ;;
+    *) echo "install-bench-tools: unknown argument $arg (only --rust-peers)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   pngquant              # lossy PNG (what the old Go server shelled out to)
@@ -59,3 +77,16 @@ if command -v npm >/dev/null 2>&1; then
   fi
 fi
 
+
+# caesiumclt and rimage, only when asked (see the top). From the home folder, like oxipng.
+if [ "$rust_peers" = 1 ]; then
+  if ! command -v caesiumclt >/dev/null 2>&1; then
+    (cd "$HOME" && cargo install --locked caesiumclt)
+  fi
+  if ! command -v rimage >/dev/null 2>&1; then
+    # The binary needs the `build-binary` feature; the fallback drops `avif` (dav1d) and `svg`.
+    (cd "$HOME" && cargo install --locked rimage --features build-binary) ||
+      (cd "$HOME" && cargo install --locked rimage --no-default-features \
+        --features build-binary,resize,quantization,mozjpeg,oxipng,webp,tiff,threads,metadata)
+  fi
+fi

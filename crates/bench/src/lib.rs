@@ -185,6 +185,22 @@ impl Category {
         })
     }
 
+    /// What `{to}` in a peer's arguments stands for: the format a rate–distortion category
+    /// writes, or `original` when the input already is in it.
+    fn convert_to(self, input: Kind) -> &'static str {
+        match (self, input) {
+            (Category::RdPng, Kind::Png)
+            | (Category::RdJpeg, Kind::Jpeg)
+            | (Category::RdWebP, Kind::WebP)
+            | (Category::RdAvif, Kind::Avif) => "original",
+            (Category::RdPng, _) => "png",
+            (Category::RdJpeg, _) => "jpeg",
+            (Category::RdWebP, _) => "webp",
+            (Category::RdAvif, _) => "avif",
+            _ => "original",
+        }
+    }
+
     /// The categories that time exactly what the HTTP service runs.
     pub fn is_service(self) -> bool {
         matches!(self, Category::ServiceLossy | Category::ServiceLossyScored | Category::ServiceLossless)
@@ -390,7 +406,7 @@ pub struct Settings {
     /// Peers to run, comma-separated ids (default: all); ours always runs.
     /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc,
     /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1;
-    /// in the rd-* categories: sharp, pngquant, cjpeg, cwebp, avifenc
+    /// in the rd-* categories: sharp, pngquant, cjpeg, cwebp, avifenc, caesiumclt, rimage
     pub tools: Vec<String>,
     /// Categories to run, comma-separated (default: all but the video ones): lossless-png, lossy-png, jpeg-lossless,
     /// jpeg-lossy, webp, avif, service-lossy, service-lossy-scored, service-lossless, resize-1280, resize-cover-300;
@@ -754,11 +770,20 @@ fn find_peers(args: &Settings, categories: &[Category], search_path: &std::ffi::
             _ => peers::find(peer.program, search_path),
         };
         let djpeg_missing = peer.needs_ppm && peers::find("djpeg", search_path).is_none();
+        let unsupported = found.as_ref().filter(|_| peers::needs_trial(&peer)).and_then(|program| trial_encode(&peer, program).err());
+        if let Some(reason) = unsupported {
+            skipped.push(Skipped { id: peer.id.into(), category: peer.category, command: peer.command_line(), reason });
+            continue;
+        }
         match found {
             Some(program) if !djpeg_missing => available.push(Available { peer, program }),
             _ => {
                 let what = if djpeg_missing && found.is_some() { "djpeg" } else { peer.program };
-                let hint = if peer.id == "go-png" { " (build it with scripts/install-bench-tools.sh)" } else { "" };
+                let hint = match peer.id {
+                    "go-png" => " (build it with scripts/install-bench-tools.sh)",
+                    peers::CAESIUMCLT | peers::RIMAGE => " (install it with scripts/install-bench-tools.sh --rust-peers)",
+                    _ => "",
+                };
                 skipped.push(Skipped {
                     id: peer.id.into(),
                     category: peer.category,
@@ -1162,43 +1187,36 @@ fn run_peer(available: &Available, input: &Input, r: &mut Runner, ppm: &Path) ->
 /// A peer, at `quality` for a rate–distortion peer (`{q}` and `{avif-q}` in its arguments).
 fn run_peer_at(available: &Available, quality: Option<u8>, input: &Input, r: &mut Runner, ppm: &Path) -> anyhow::Result<Outcome> {
     let peer = &available.peer;
-    let out = r.work.join(format!("{}.{}", peer.id, peer.category.output_extension()));
-    std::fs::remove_file(&out).ok();
+    let out = match peer.io {
+        // A fresh folder per run: the one file in it afterwards is the output.
+        Io::Folder => r.work.join(format!("{}.d", peer.id)),
+        Io::Files | Io::Pipes => r.work.join(format!("{}.{}", peer.id, peer.category.output_extension())),
+    };
+    remove_output(&out);
+    if peer.io == Io::Folder {
+        std::fs::create_dir(&out).with_context(|| format!("create {}", out.display()))?;
+    }
     let source = if peer.needs_ppm { ppm.to_path_buf() } else { input.path.clone() };
     if !source.exists() {
         let error = Some("djpeg could not decode the input to PPM".into());
         return Ok(Outcome { usage: peers::Usage::default(), output: None, kept_input: false, error, info: None });
     }
-    let args: Vec<OsString> = peer
-        .args
-        .iter()
-        .map(|a| match *a {
-            "{in}" => source.clone().into_os_string(),
-            "{out}" => out.clone().into_os_string(),
-            other if other.contains("{q}") || other.contains("{avif-q}") => {
-                let q = quality.unwrap_or(100);
-                other.replace("{q}", &q.to_string()).replace("{avif-q}", &peers::avif_quantizer(q).to_string()).into()
-            }
-            // vipsthumbnail takes save options after the path: `{out}[Q=80,strip]`.
-            other if other.starts_with("{out}") => {
-                let mut path = out.clone().into_os_string();
-                path.push(&other["{out}".len()..]);
-                path
-            }
-            other => other.into(),
-        })
-        .collect();
+    let args = peer_args(peer, &source, &out, quality, input.kind);
     let (stdin, stdout) = match peer.io {
-        Io::Files => (None, None),
+        Io::Files | Io::Folder => (None, None),
         Io::Pipes => (Some(source.as_path()), Some(out.as_path())),
     };
     let finished = r.spawner.run(&available.program, &args, stdin, stdout)?;
     let code = finished.status.code();
     let kept = code.is_some_and(|c| peer.keeps_input_on.contains(&c));
-    let written = std::fs::read(&out).ok().filter(|d| !d.is_empty());
+    let written = match peer.io {
+        Io::Folder => single_output(&out),
+        Io::Files | Io::Pipes => Ok(std::fs::read(&out).ok()),
+    };
     let (output, error) = match (finished.status.success(), kept, written) {
-        (true, _, Some(d)) => (Some(d), None),
+        (true, _, Ok(Some(d))) if !d.is_empty() => (Some(d), None),
         (_, true, _) => (Some(std::fs::read(&input.path)?), None),
+        (true, _, Err(why)) => (None, Some(format!("{} exited {}, but {why}: {}", peer.program, finished.status, finished.stderr))),
         (ok, _, _) => (
             None,
             Some(format!(
@@ -1210,8 +1228,92 @@ fn run_peer_at(available: &Available, quality: Option<u8>, input: &Input, r: &mu
             )),
         ),
     };
-    std::fs::remove_file(&out).ok();
+    remove_output(&out);
     Ok(Outcome { usage: finished.usage, output, kept_input: kept, error, info: None })
+}
+
+/// A peer's arguments with `{in}`, `{out}`, `{to}`, `{q}` and `{avif-q}` filled in.
+fn peer_args(peer: &Peer, source: &Path, out: &Path, quality: Option<u8>, input: Kind) -> Vec<OsString> {
+    peer.args
+        .iter()
+        .map(|a| match *a {
+            "{in}" => source.as_os_str().to_owned(),
+            "{out}" => out.as_os_str().to_owned(),
+            "{to}" => peer.category.convert_to(input).into(),
+            other if other.contains("{q}") || other.contains("{avif-q}") => {
+                let q = quality.unwrap_or(100);
+                other.replace("{q}", &q.to_string()).replace("{avif-q}", &peers::avif_quantizer(q).to_string()).into()
+            }
+            // vipsthumbnail takes save options after the path: `{out}[Q=80,strip]`.
+            other if other.starts_with("{out}") => {
+                let mut path = out.as_os_str().to_owned();
+                path.push(&other["{out}".len()..]);
+                path
+            }
+            other => other.into(),
+        })
+        .collect()
+}
+
+/// Runs a folder peer once, unmeasured, on a 16×16 PNG at quality 75: `Err(why)` when it fails
+/// or writes no single file (a build lacking the codec), so that it is listed as skipped
+/// rather than failing on every image.
+fn trial_encode(peer: &Peer, program: &Path) -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let input = dir.path().join("trial.png");
+    let pixels: Vec<u8> = (0..16u32 * 16).flat_map(|i| [(i * 7) as u8, (i / 16 * 15) as u8, 128]).collect();
+    let mut data = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut data, 16, 16);
+        encoder.set_color(png::ColorType::Rgb);
+        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+        writer.write_image_data(&pixels).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&input, data).map_err(|e| e.to_string())?;
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).map_err(|e| e.to_string())?;
+    let done = std::process::Command::new(program)
+        .args(peer_args(peer, &input, &out, Some(75), Kind::Png))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("{} did not start: {e}", program.display()))?;
+    let said = String::from_utf8_lossy(&done.stderr);
+    let said = said.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    match (done.status.success(), single_output(&out)) {
+        (true, Ok(Some(d))) if !d.is_empty() => Ok(()),
+        (true, Err(why)) => Err(format!("a trial encode of a 16×16 PNG: {why}")),
+        (true, _) => Err(format!("a trial encode of a 16×16 PNG wrote nothing (this build may lack the codec) {said}").trim_end().into()),
+        (false, _) => Err(format!("a trial encode of a 16×16 PNG failed ({}): {said}", done.status)),
+    }
+}
+
+/// The output a tool wrote into the otherwise empty `folder` under a name of its own: `None`
+/// when it wrote nothing, an error when it wrote more than one file (which one is the output is
+/// then a guess) or a folder.
+fn single_output(folder: &Path) -> Result<Option<Vec<u8>>, String> {
+    let entries: Vec<PathBuf> = match std::fs::read_dir(folder) {
+        Ok(dir) => dir.filter_map(Result::ok).map(|e| e.path()).collect(),
+        Err(e) => return Err(format!("its output folder is unreadable: {e}")),
+    };
+    match entries.as_slice() {
+        [] => Ok(None),
+        [file] if file.is_file() => std::fs::read(file).map(Some).map_err(|e| format!("{} is unreadable: {e}", file.display())),
+        [other] => Err(format!("it wrote {} instead of a file", other.display())),
+        _ => {
+            let mut names: Vec<String> = entries.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+            names.sort();
+            Err(format!("it wrote {} files ({}) where one was expected", names.len(), names.join(", ")))
+        }
+    }
+}
+
+/// Removes a peer's output file or output folder.
+fn remove_output(path: &Path) {
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).ok();
+    } else {
+        std::fs::remove_file(path).ok();
+    }
 }
 
 fn summarise(category: Category, input: &Input, method: &str, outcomes: Vec<Outcome>) -> (Record, Option<Vec<u8>>) {
@@ -1401,4 +1503,79 @@ fn write_ppm(image: &Rgba, path: &Path) -> anyhow::Result<()> {
         [0, 1, 2].map(|c| ((u32::from(p[c]) * a + 127) / 255) as u8)
     }));
     std::fs::write(path, data).with_context(|| format!("write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tools that name their own output (caesiumclt, rimage) write into an empty folder: the
+    /// one file there is the output, nothing is "no output", and anything else is refused
+    /// rather than guessed.
+    #[test]
+    fn a_folder_output_is_its_single_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("caesiumclt.d");
+        std::fs::create_dir(&out).unwrap();
+        assert_eq!(single_output(&out), Ok(None));
+        std::fs::write(out.join("photo.jpg"), b"abc").unwrap();
+        assert_eq!(single_output(&out), Ok(Some(b"abc".to_vec())));
+        std::fs::write(out.join("photo.webp"), b"de").unwrap();
+        let err = single_output(&out).unwrap_err();
+        assert!(err.contains("2 files (photo.jpg, photo.webp)"), "{err}");
+        remove_output(&out);
+        assert!(!out.exists());
+        std::fs::create_dir_all(out.join("nested")).unwrap();
+        assert!(single_output(&out).unwrap_err().contains("instead of a file"));
+        assert!(single_output(&dir.path().join("missing")).unwrap_err().contains("unreadable"));
+    }
+
+    #[test]
+    fn to_is_original_only_for_an_input_already_in_the_format() {
+        assert_eq!(Category::RdPng.convert_to(Kind::Png), "original");
+        assert_eq!(Category::RdJpeg.convert_to(Kind::Jpeg), "original");
+        assert_eq!(Category::RdJpeg.convert_to(Kind::Png), "jpeg");
+        assert_eq!(Category::RdWebP.convert_to(Kind::Jpeg), "webp");
+        assert_eq!(Category::RdAvif.convert_to(Kind::Png), "avif");
+    }
+
+    #[test]
+    fn every_folder_peer_has_a_default_and_is_tried_first() {
+        let peers: Vec<Peer> = peers::rd_peers().into_iter().filter(|p| p.io == Io::Folder).collect();
+        assert_eq!(peers.len(), 7, "caesiumclt in 3 formats, rimage in 4");
+        for peer in &peers {
+            assert!(peers::default_quality(peer.id, peer.category).is_some(), "{} {:?}", peer.id, peer.category);
+            assert!(peers::needs_trial(peer));
+            let args = peer_args(peer, Path::new("in.png"), Path::new("out.d"), Some(42), Kind::Png);
+            assert!(args.contains(&"in.png".into()) && args.contains(&"out.d".into()), "{args:?}");
+            assert!(args.iter().any(|a| a.to_string_lossy().contains("42")), "{args:?}");
+        }
+        let caesium = peers.iter().find(|p| p.id == peers::CAESIUMCLT && p.category == Category::RdJpeg).unwrap();
+        let args = peer_args(caesium, Path::new("in.png"), Path::new("out.d"), Some(42), Kind::Png);
+        assert!(args.windows(2).any(|w| w[0] == "--format" && w[1] == "jpeg"), "{args:?}");
+        let args = peer_args(caesium, Path::new("in.jpg"), Path::new("out.d"), Some(42), Kind::Jpeg);
+        assert!(args.windows(2).any(|w| w[0] == "--format" && w[1] == "original"), "{args:?}");
+    }
+
+    /// A program that exits 0 but writes nothing (rimage asked for a codec it was built
+    /// without) is refused by the trial; one that writes a file passes.
+    #[test]
+    fn the_trial_encode_tells_a_missing_codec() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let peer = peers::rd_peers().into_iter().find(|p| p.id == peers::RIMAGE && p.category == Category::RdAvif).unwrap();
+        let fake = dir.path().join("rimage");
+        let write = |body: &str| {
+            std::fs::write(&fake, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        write("echo 'Encoder \"avif\" not found' >&2");
+        let err = trial_encode(&peer, &fake).unwrap_err();
+        assert!(err.contains("wrote nothing") && err.contains("not found"), "{err}");
+        write("exit 2");
+        assert!(trial_encode(&peer, &fake).unwrap_err().contains("failed"));
+        // `-d DIR` then the input, as rimage is called.
+        write(r#"for a in "$@"; do [ "$prev" = -d ] && out="$a"; prev="$a"; done; cp "$prev" "$out/x.avif""#);
+        assert_eq!(trial_encode(&peer, &fake), Ok(()));
+    }
 }

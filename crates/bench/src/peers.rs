@@ -27,6 +27,9 @@ pub enum Io {
     Files,
     /// Input on standard input, output on standard output.
     Pipes,
+    /// `{in}` is the input file and `{out}` an empty folder the tool writes its output into
+    /// under a name of its own choosing (caesiumclt, rimage): the one file found there is taken.
+    Folder,
 }
 
 /// One peer tool at one setting.
@@ -59,6 +62,7 @@ impl Peer {
         match self.io {
             Io::Files => line,
             Io::Pipes => format!("{line} < {{in}} > {{out}}"),
+            Io::Folder => format!("{line} ({{out}}: an empty folder)"),
         }
     }
 }
@@ -233,8 +237,8 @@ pub const LADDER: [u8; 8] = [30, 50, 60, 70, 80, 85, 90, 95];
 
 /// The peers of the rate–distortion categories: each run at every step of [`LADDER`]. In the
 /// arguments `{q}` is the step's quality and `{avif-q}` the AV1 quantizer avifenc 0.11 takes
-/// for it (libavif 1.x's own mapping of quality to quantizer, so the ladder means the same).
-/// sharp is not here: it runs in one long-lived node process ([`Sharp`]).
+/// for it (libavif 1.x's own mapping of quality to quantizer, so the ladder means the same);
+/// `{to}` is the category's format, or `original` for an input already in it. sharp is not here: it runs in one long-lived node process ([`Sharp`]).
 pub fn rd_peers() -> Vec<Peer> {
     use Category::*;
     vec![
@@ -275,7 +279,94 @@ pub fn rd_peers() -> Vec<Peer> {
             needs_ppm: false,
             keeps_input_on: &[],
         },
+        // caesiumclt as its README shows it: `-q N -o FOLDER`, metadata not kept (no `-e`; the
+        // JPEG's ICC profile is kept, as caesiumclt does unless `--strip-icc`, which would drop
+        // it without converting the pixels). Lossy PNG is libimagequant at quality 0-N written
+        // by lodepng; JPEG is mozjpeg and WebP libwebp, both after caesiumclt's own conversion
+        // when the input is in another format. No AVIF.
+        Peer {
+            id: CAESIUMCLT,
+            category: RdPng,
+            program: "caesiumclt",
+            args: CAESIUMCLT_ARGS,
+            io: Io::Folder,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: CAESIUMCLT,
+            category: RdJpeg,
+            program: "caesiumclt",
+            args: CAESIUMCLT_ARGS,
+            io: Io::Folder,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: CAESIUMCLT,
+            category: RdWebP,
+            program: "caesiumclt",
+            args: CAESIUMCLT_ARGS,
+            io: Io::Folder,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        // rimage: one subcommand per codec, `-x` strips metadata, `-d FOLDER` the output. Lossy
+        // PNG is its `--quantization N` (libimagequant at quality 0-N, no dithering) then oxipng
+        // at its default effort, as the issue measured it.
+        Peer {
+            id: RIMAGE,
+            category: RdPng,
+            program: "rimage",
+            args: &["oxipng", "--quantization={q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
+            io: Io::Folder,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: RIMAGE,
+            category: RdJpeg,
+            program: "rimage",
+            args: &["mozjpeg", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
+            io: Io::Folder,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: RIMAGE,
+            category: RdWebP,
+            program: "rimage",
+            args: &["webp", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
+            io: Io::Folder,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
+        Peer {
+            id: RIMAGE,
+            category: RdAvif,
+            program: "rimage",
+            args: &["avif", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
+            io: Io::Folder,
+            needs_ppm: false,
+            keeps_input_on: &[],
+        },
     ]
+}
+
+/// caesiumclt's arguments in every format: `{to}` is the category's format, or `original` when
+/// the input already is in it (caesiumclt refuses to "convert" a file to its own format).
+const CAESIUMCLT_ARGS: &[&str] = &["-q", "{q}", "--format", "{to}", "-Q", "-o", "{out}", "{in}"];
+
+/// The method names of the crates.io peers of the rate–distortion categories.
+pub const CAESIUMCLT: &str = "caesiumclt";
+pub const RIMAGE: &str = "rimage";
+
+/// Whether an installed peer must first pass a trial encode (of a tiny PNG) to be run: rimage's
+/// codecs are cargo features, and a build without one still lists its subcommand (`rimage avif`
+/// without the `avif` feature, whose dav1d must be at least 1.3, fails every encode); the trial
+/// also checks that caesiumclt takes the arguments as written here.
+pub fn needs_trial(peer: &Peer) -> bool {
+    peer.io == Io::Folder
 }
 
 /// The setting a tool runs at when told nothing (its "default point" in the rate–distortion
@@ -291,6 +382,11 @@ pub fn default_quality(id: &str, category: Category) -> Option<u8> {
         ("pngquant", _) => Some(100),
         ("cjpeg" | "cwebp", _) => Some(75),
         ("avifenc", _) => Some(90),
+        // caesiumclt requires a quality; 80 is what it falls back to and its GUI's default.
+        (CAESIUMCLT, _) => Some(80),
+        // rimage's `--quantization` without a value, `mozjpeg`/`webp -q` and `avif -q` unset.
+        (RIMAGE, RdAvif) => Some(50),
+        (RIMAGE, _) => Some(75),
         _ => None,
     }
 }

@@ -19,7 +19,7 @@ pub struct BenchArgs {
     /// Peers to run, comma-separated ids (default: all); ours always runs.
     /// Ids: oxipng-o2, oxipng-o4, optipng-o2, go-png, pngquant-65-80-s4, pngquant-60-80, jpegtran, cjpeg-q80, cwebp-q80, avifenc,
     /// vipsthumbnail-1280, vipsthumbnail-cover-300, gifsicle-o3, ffmpeg-x264-crf23, ffmpeg-svtav1;
-    /// in the rd-* categories: sharp, pngquant, cjpeg, cwebp, avifenc
+    /// in the rd-* categories: sharp, pngquant, cjpeg, cwebp, avifenc, caesiumclt, rimage
     #[arg(long, value_delimiter = ',')]
     pub tools: Vec<String>,
     /// Categories to run, comma-separated (default: all but the video ones): lossless-png, lossy-png, jpeg-lossless,

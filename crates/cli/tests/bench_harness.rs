@@ -450,3 +450,142 @@ fn rd_sweep_gives_curves_and_bd_rates_against_sharp() {
     let md = std::fs::read_to_string(tmp.path().join("bench.md")).unwrap();
     assert!(md.contains("## Rate–distortion") && md.contains("ours-matched"), "{md}");
 }
+
+/// Writes an executable shell script.
+fn script(path: &Path, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The crates.io peers write into a folder under names of their own: stand-ins on the search
+/// path show the one file written is taken at every ladder step (caesiumclt: a copy, scored
+/// 100), and that a peer whose trial encode fails (a rimage built without a codec, or writing
+/// two files where one is expected) is skipped with why, all without the real tools.
+#[test]
+fn folder_peers_give_their_single_file_and_failed_trials_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("png_real");
+    std::fs::create_dir_all(root.join("photo")).unwrap();
+    let rgb: Vec<u8> = (0..40u32 * 40).flat_map(|i| [(i % 40 * 6) as u8, (i / 40 * 6) as u8, (i % 7 * 30) as u8]).collect();
+    write_png(&root.join("photo/gen.png"), 40, 40, png::ColorType::Rgb, &rgb);
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    // `-q Q --format TO -Q -o DIR IN`: a PNG to PNG must be asked as `--format original`.
+    script(
+        &bin.join("caesiumclt"),
+        r#"out=""; to=""; prev=""
+for a in "$@"; do case "$prev" in -o) out="$a" ;; --format) to="$a" ;; esac; prev="$a"; done
+[ "$to" = original ] || { echo "format $to" >&2; exit 3; }
+cp "$prev" "$out/$(basename "$prev")"
+"#,
+    );
+    // `rimage avif` fails (no such codec in this build); `rimage oxipng` writes two files.
+    script(
+        &bin.join("rimage"),
+        r#"[ "$1" = avif ] && { echo 'Encoder "avif" not found' >&2; exit 2; }
+out=""; prev=""
+for a in "$@"; do [ "$prev" = -d ] && out="$a"; prev="$a"; done
+cp "$prev" "$out/a.png"; cp "$prev" "$out/b.png"
+"#,
+    );
+    let json = tmp.path().join("bench.json");
+    let mut a = args(root, json.clone());
+    a.categories = vec!["rd-png".into(), "rd-avif".into()];
+    a.tools = vec!["caesiumclt".into(), "rimage".into()];
+    a.search_path = Some(OsString::from(&bin));
+    compressor_bench::run(a).unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let input_bytes = std::fs::metadata(tmp.path().join("png_real/photo/gen.png")).unwrap().len();
+
+    let caesium = records(&report, "rd-png", "caesiumclt");
+    assert_eq!(caesium.len(), 8, "one record per ladder step: {caesium:?}");
+    for r in &caesium {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["bytes"].as_u64(), Some(input_bytes), "{r}");
+        assert!(r["score"].as_f64().unwrap() > 99.0, "{r}");
+    }
+    let default = records(&report, "rd-png", "caesiumclt-default");
+    assert_eq!(default.len(), 1);
+    assert_eq!(default[0]["setting"], "quality 80");
+    let skipped = report["skipped"].as_array().unwrap();
+    let reason = |category: &str| -> String {
+        let s: Vec<&Value> = skipped.iter().filter(|s| s["id"] == "rimage" && s["category"] == category).collect();
+        assert_eq!(s.len(), 1, "{category}: {skipped:?}");
+        s[0]["reason"].as_str().unwrap().to_string()
+    };
+    let why = reason("rd-avif");
+    assert!(why.contains("failed") && why.contains("not found"), "{why}");
+    let why = reason("rd-png");
+    assert!(why.contains("2 files (a.png, b.png)"), "{why}");
+    assert!(records(&report, "rd-png", "rimage").is_empty() && records(&report, "rd-avif", "rimage").is_empty());
+    // caesiumclt writes no AVIF: it is no peer there, neither run nor skipped.
+    assert!(!skipped.iter().any(|s| s["id"] == "caesiumclt"), "{skipped:?}");
+    assert!(!records(&report, "rd-avif", "ours").is_empty());
+}
+
+/// caesiumclt and rimage as installed from crates.io (`scripts/install-bench-tools.sh
+/// --rust-peers`) on three corpus images: in every format each writes, every ladder step has a
+/// scored output and ours gets a BD-rate against it; when not installed, they are skipped.
+#[test]
+fn rd_sweep_runs_caesiumclt_and_rimage_when_installed() {
+    let Some(corpus) = compressor_test_support::corpus() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("png_real");
+    for file in ["photo/wuffs__bricks-color.png", "graphic/pillow__hopper.png", "icon_alpha/small-n-flat__96_user-male.png"] {
+        let to = root.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(corpus.join("png_real").join(file), &to).unwrap();
+    }
+    let json = tmp.path().join("bench.json");
+    let mut a = args(root, json.clone());
+    a.categories = ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"].map(String::from).to_vec();
+    a.tools = vec!["caesiumclt".into(), "rimage".into()];
+    compressor_bench::run(a).unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let skipped = report["skipped"].as_array().unwrap();
+    let go_png = Path::new("no go-png");
+    // rimage's AVIF is a cargo feature: a build without it still has the subcommand, but
+    // fails every encode, and is skipped there.
+    let rimage_avif = installed("rimage", go_png) && {
+        let out = tmp.path().join("avif-check");
+        std::fs::create_dir(&out).unwrap();
+        let input = corpus.join("png_real/icon_alpha/small-n-flat__96_user-male.png");
+        std::process::Command::new("rimage").args(["avif", "-d"]).arg(&out).arg(input).output().is_ok_and(|o| o.status.success())
+            && std::fs::read_dir(&out).unwrap().count() == 1
+    };
+    let pairs = [
+        ("caesiumclt", "rd-png", true),
+        ("caesiumclt", "rd-jpeg", true),
+        ("caesiumclt", "rd-webp", true),
+        ("rimage", "rd-png", true),
+        ("rimage", "rd-jpeg", true),
+        ("rimage", "rd-webp", true),
+        ("rimage", "rd-avif", rimage_avif),
+    ];
+    for (tool, category, supported) in pairs {
+        let is_skipped = skipped.iter().any(|s| s["id"] == tool && s["category"] == category);
+        if !installed(tool, go_png) || !supported {
+            assert!(is_skipped, "{tool} is missing or lacks {category} but is not skipped: {skipped:?}");
+            continue;
+        }
+        assert!(!is_skipped, "{tool} is installed but skipped in {category}: {skipped:?}");
+        // JPEG holds no transparency: the icon is left out of rd-jpeg.
+        let images = if category == "rd-jpeg" { 2 } else { 3 };
+        let points = records(&report, category, tool);
+        assert_eq!(points.len(), 8 * images, "{tool} {category}: {points:?}");
+        for p in &points {
+            assert_eq!(p["status"], "ok", "{tool} {category}: {p}");
+            let score = p["score"].as_f64().unwrap_or_else(|| panic!("{tool} {category}: no score: {p}"));
+            assert!(score > 0.0 && score <= 100.0, "{tool} {category}: {p}");
+        }
+        assert_eq!(records(&report, category, &format!("{tool}-default")).len(), images, "{tool} {category}");
+        let bd = report["rd"]["bd_rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["category"] == category && b["kind"] == "all" && b["peer"] == tool)
+            .unwrap_or_else(|| panic!("{category}: no BD-rate row for {tool}"));
+        assert!(bd["bd_rate"].as_f64().is_some(), "{tool} {category}: no BD-rate: {bd}");
+    }
+}

@@ -372,6 +372,7 @@ fn encode_at_size(image: &Image, format: Format, options: &Options) -> Result<Ca
     }
     if let Some(target) = options.target_quality {
         let Searched { data, quality, score, notes } = search_target_quality(image, format, target, options)?;
+        let data = codecs::finish_search(format, data, options)?;
         if let Some(max) = too_large(&data) {
             return Err(Error::CannotFit { max_bytes: max, smallest: data.len() as u64 });
         }

@@ -231,6 +231,30 @@ fn target_quality_reaches_the_score_with_fewer_bytes_than_a_fixed_setting() {
     assert!(searched_count >= 3, "only {searched_count} searches produced an output");
 }
 
+/// A PNG found by a target-quality search is written with the next effort's writer: the same
+/// pixels as a plain encode at the quality the search found, in fewer bytes.
+#[test]
+fn a_searched_png_is_written_smaller_than_a_plain_encode_at_its_quality() {
+    let Some(corpus) = corpus() else { return };
+    let mut smaller = 0;
+    for name in
+        ["photo/cid22_512/CID22-512_validation_1025469.png", "graphic/cid22_512/training_Boxplot.png", "screenshot/rich__logging.png"]
+    {
+        let input = read(&corpus.join("png_real").join(name));
+        let options = Options { metadata: compressor_engine::MetadataPolicy::Strip, ..to(Format::Png) };
+        let searched = compress(&input, &Options { target_quality: Some(80.0), ..options.clone() }).unwrap();
+        if !searched.changed {
+            continue;
+        }
+        let q = quality_of(&searched);
+        let plain = compress(&input, &Options { quality: Some(format!("0-{q}").parse().unwrap()), ..options.clone() }).unwrap();
+        assert_eq!(png_rgba16(&searched.data), png_rgba16(&plain.data), "{name}: the rewrite must keep every pixel");
+        assert!(searched.output_size <= plain.output_size, "{name}: searched {} > plain {}", searched.output_size, plain.output_size);
+        smaller += usize::from(searched.output_size < plain.output_size);
+    }
+    assert!(smaller >= 2, "only {smaller} of 3 searched PNGs were written smaller than the plain encode");
+}
+
 /// The search ends with an answer for every format and target, low, high or out of reach: the
 /// score it reports meets the target, or a note says the target was not reached.
 #[test]

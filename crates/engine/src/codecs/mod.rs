@@ -114,6 +114,14 @@ pub(crate) fn encode(image: &Image, format: Format, quality: u8, lossless: bool,
     }
 }
 
+/// The answer of a target-quality search, made final: what only the answer needs to pay for.
+pub(crate) fn finish_search(format: Format, data: Vec<u8>, options: &Options) -> Result<Vec<u8>, Error> {
+    match format {
+        Format::Png => png::rewrite_harder(data, options),
+        _ => Ok(data),
+    }
+}
+
 pub(crate) fn default_quality(format: Format, options: &Options) -> u8 {
     options.quality.map(|q| q.max).unwrap_or(match format {
         Format::Png => png::DEFAULT_QUALITY.max,

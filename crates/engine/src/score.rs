@@ -92,9 +92,10 @@ const PROXY_TILE: u32 = 64;
 
 fn score_rgba(a: &[u8], b: &[u8], width: u32, height: u32) -> Option<f64> {
     let has_alpha = |v: &[u8]| v.chunks_exact(4).any(|p| p[3] != u8::MAX);
-    let backgrounds: &[f32] = if has_alpha(a) || has_alpha(b) { &[0.0, 1.0] } else { &[0.0] };
+    let translucent = has_alpha(a) || has_alpha(b);
+    let backgrounds: &[f32] = if translucent { &[0.0, 1.0] } else { &[0.0] };
     backgrounds
         .iter()
-        .map(|&bg| tiled::ssimulacra2_rgba8(a, b, width as usize, height as usize, bg))
+        .map(|&bg| tiled::ssimulacra2_rgba8(a, b, width as usize, height as usize, bg, translucent))
         .try_fold(f64::INFINITY, |worst, s| s.map(|s| worst.min(s)))
 }

@@ -10,25 +10,21 @@
 //! and only its core is summed. The cores also make the next scale (tile edges are even, so its
 //! 2×2 blocks never straddle two tiles), which is then scored in tiles in turn.
 //!
-//!
 //! The arithmetic is the crate's, operation for operation (sRGB to linear, XYB with its cube root,
 //! the recursive blur with its coefficients, the maps), so each pixel's maps are bit for bit the
 //! crate's on the same window; only the order of the sums differs. What makes it cheaper: sRGB to
 //! linear is a table (its inputs are 8-bit, or 8-bit times an 8-bit alpha); the cube root is
 //! inlined so the conversion vectorises; the blur's horizontal pass runs 8 rows at once (on a
 //! transposed strip of them), so its recursion vectorises like the vertical one; the products
-//! blurred for σ are formed as they are read, and buffers are kept from tile to tile; and rows of
-//! tiles are scored in parallel when the rayon pool has more than one thread.
+//! blurred for σ are formed as they are read, and buffers are kept from tile to tile.
 
-use std::sync::{Mutex, PoisonError};
-
-use rayon::prelude::*;
 use ssimulacra2::{ColorPrimaries, LinearRgb, Rgb, TransferCharacteristic};
 
 /// Scales scored at most (1:1 to 1:32).
 const NUM_SCALES: usize = 6;
 
-/// The side of a tile's core, at most, at every scale.
+/// The side of a tile's core, at most, at every scale. (256 would hold a quarter of the buffers,
+/// but moved the score further from the whole image's: 0.0996 on `tests/score_tiles.rs`.)
 const TILE: usize = 512;
 
 /// Pixels of context around a tile's core. The crate's blur (Charalampidis's recursive Gaussian,
@@ -71,19 +67,6 @@ impl Rect {
 struct ScaleSums {
     ssim: [[f64; 2]; 3],
     edge: [[f64; 4]; 3],
-}
-
-impl ScaleSums {
-    fn add(&mut self, other: &ScaleSums) {
-        for c in 0..3 {
-            for (a, b) in self.ssim[c].iter_mut().zip(other.ssim[c]) {
-                *a += b;
-            }
-            for (a, b) in self.edge[c].iter_mut().zip(other.edge[c]) {
-                *a += b;
-            }
-        }
-    }
 }
 
 /// sRGB RGBA8 composited over a grey background, to linear RGB: the crate's conversion of each
@@ -139,8 +122,10 @@ pub(crate) fn ssimulacra2_rgba8(
     let (mut width, mut height) = (width, height);
     let mut smaller: (Vec<[f32; 3]>, Vec<[f32; 3]>);
     let mut averages = Vec::with_capacity(NUM_SCALES);
-    // Tile buffers, one set per thread at work, kept from tile to tile and scale to scale.
-    let workspaces = Mutex::new(Vec::new());
+    // Tile buffers, kept from tile to tile and scale to scale. Tiles are scored in sequence: in
+    // parallel (rows of tiles on the rayon pool) a second set of buffers raised the peak memory of
+    // a 12 MP score by 27 MB, for no less CPU.
+    let mut workspace = Workspace::default();
     for scale in 0..NUM_SCALES {
         // As the crate does (and libjxl): a scale is scored while the one before it is at least 8×8.
         let next = (width.div_ceil(2), height.div_ceil(2));
@@ -157,25 +142,13 @@ pub(crate) fn ssimulacra2_rgba8(
             (rest_ref, rest_dist) = (r, d);
             bands.push((y0, y1, band_ref, band_dist));
         }
-        let dims = (width, height);
-        let row_sums: Vec<Option<ScaleSums>> = bands
-            .into_par_iter()
-            .map(|(y0, y1, band_ref, band_dist)| {
-                let mut workspace = workspaces.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_else(Workspace::default);
-                let mut sums = ScaleSums::default();
-                let mut ok = true;
-                for (x0, x1) in tile_columns(width) {
-                    let core = Rect { x0, x1, y0, y1 };
-                    let next_bands = makes_next.then_some((&mut *band_ref, &mut *band_dist, next.0));
-                    ok &= workspace.add_tile(sources, dims, core, next_bands, &mut sums).is_some();
-                }
-                workspaces.lock().unwrap_or_else(PoisonError::into_inner).push(workspace);
-                ok.then_some(sums)
-            })
-            .collect();
         let mut sums = ScaleSums::default();
-        for row in row_sums {
-            sums.add(&row?);
+        for (y0, y1, band_ref, band_dist) in bands {
+            for (x0, x1) in tile_columns(width) {
+                let core = Rect { x0, x1, y0, y1 };
+                let next_bands = makes_next.then_some((&mut *band_ref, &mut *band_dist, next.0));
+                workspace.add_tile(sources, (width, height), core, next_bands, &mut sums)?;
+            }
         }
         averages.push(sums.averages(width * height));
         if !makes_next {

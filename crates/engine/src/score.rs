@@ -4,7 +4,7 @@
 //! The whole image is always scored. An estimate from four 384×384 tiles, used before, read on
 //! average 9 points too high on the corpus's 33 PNGs of 1 MP or more (26 at worst): the metric
 //! pools errors with a 4-norm, so the worst regions decide the score, and tiles miss them. The full
-//! score costs about 0.35 µs per pixel on two cores, more than compressing the image, so callers
+//! score costs about 0.1 µs of CPU per pixel, about as much as compressing the image, so callers
 //! ask for it ([`crate::Options::score`]) rather than get it by default. It is computed in tiles
 //! (`tiled`), so its memory is a few tiles and a quarter-size copy of both images.
 

@@ -241,7 +241,7 @@ pub const LADDER: [u8; 8] = [30, 50, 60, 70, 80, 85, 90, 95];
 /// `{to}` is the category's format, or `original` for an input already in it. sharp is not here: it runs in one long-lived node process ([`Sharp`]).
 pub fn rd_peers() -> Vec<Peer> {
     use Category::*;
-    vec![
+    let mut peers = vec![
         // pngquant never gives up (minimum 0), as our sweep runs with `quality=0-N`.
         Peer {
             id: "pngquant",
@@ -279,78 +279,26 @@ pub fn rd_peers() -> Vec<Peer> {
             needs_ppm: false,
             keeps_input_on: &[],
         },
-        // caesiumclt as its README shows it: `-q N -o FOLDER`, metadata not kept (no `-e`; the
-        // JPEG's ICC profile is kept, as caesiumclt does unless `--strip-icc`, which would drop
-        // it without converting the pixels). Lossy PNG is libimagequant at quality 0-N written
-        // by lodepng; JPEG is mozjpeg and WebP libwebp, both after caesiumclt's own conversion
-        // when the input is in another format. No AVIF.
-        Peer {
-            id: CAESIUMCLT,
-            category: RdPng,
-            program: "caesiumclt",
-            args: CAESIUMCLT_ARGS,
-            io: Io::Folder,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-        Peer {
-            id: CAESIUMCLT,
-            category: RdJpeg,
-            program: "caesiumclt",
-            args: CAESIUMCLT_ARGS,
-            io: Io::Folder,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-        Peer {
-            id: CAESIUMCLT,
-            category: RdWebP,
-            program: "caesiumclt",
-            args: CAESIUMCLT_ARGS,
-            io: Io::Folder,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-        // rimage: one subcommand per codec, `-x` strips metadata, `-d FOLDER` the output. Lossy
-        // PNG is its `--quantization N` (libimagequant at quality 0-N, no dithering) then oxipng
-        // at its default effort, as the issue measured it.
-        Peer {
-            id: RIMAGE,
-            category: RdPng,
-            program: "rimage",
-            args: &["oxipng", "--quantization={q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
-            io: Io::Folder,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-        Peer {
-            id: RIMAGE,
-            category: RdJpeg,
-            program: "rimage",
-            args: &["mozjpeg", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
-            io: Io::Folder,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-        Peer {
-            id: RIMAGE,
-            category: RdWebP,
-            program: "rimage",
-            args: &["webp", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
-            io: Io::Folder,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-        Peer {
-            id: RIMAGE,
-            category: RdAvif,
-            program: "rimage",
-            args: &["avif", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"],
-            io: Io::Folder,
-            needs_ppm: false,
-            keeps_input_on: &[],
-        },
-    ]
+    ];
+    let in_a_folder =
+        |id, category, program, args| Peer { id, category, program, args, io: Io::Folder, needs_ppm: false, keeps_input_on: &[] };
+    // caesiumclt as its README shows it: `-q N -o FOLDER`, metadata not kept (no `-e`; the
+    // JPEG's ICC profile is kept, as caesiumclt does unless `--strip-icc`, which would drop
+    // it without converting the pixels). Lossy PNG is libimagequant at quality 0-N written
+    // by lodepng; JPEG is mozjpeg and WebP libwebp, both after caesiumclt's own conversion
+    // when the input is in another format. No AVIF.
+    peers.extend([RdPng, RdJpeg, RdWebP].map(|category| in_a_folder(CAESIUMCLT, category, "caesiumclt", CAESIUMCLT_ARGS)));
+    // rimage: one subcommand per codec, `-x` strips metadata, `-d FOLDER` the output. Lossy
+    // PNG is its `--quantization N` (libimagequant at quality 0-N, no dithering) then oxipng
+    // at its default effort, as the issue measured it.
+    let rimage: [(Category, &'static [&'static str]); 4] = [
+        (RdPng, &["oxipng", "--quantization={q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"]),
+        (RdJpeg, &["mozjpeg", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"]),
+        (RdWebP, &["webp", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"]),
+        (RdAvif, &["avif", "-q", "{q}", "-x", "--quiet", "--no-progress", "-d", "{out}", "{in}"]),
+    ];
+    peers.extend(rimage.map(|(category, args)| in_a_folder(RIMAGE, category, "rimage", args)));
+    peers
 }
 
 /// caesiumclt's arguments in every format: `{to}` is the category's format, or `original` when

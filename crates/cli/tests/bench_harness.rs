@@ -378,6 +378,18 @@ fn video_categories_score_every_method_on_sampled_frames() {
     }
 }
 
+/// Three small corpus images for the rate–distortion sweeps (a photo, a graphic, an icon with
+/// alpha), copied under `dir/png_real/KIND/`, the folder returned.
+fn rd_sample(corpus: &Path, dir: &Path) -> PathBuf {
+    let root = dir.join("png_real");
+    for file in ["photo/wuffs__bricks-color.png", "graphic/pillow__hopper.png", "icon_alpha/small-n-flat__96_user-male.png"] {
+        let to = root.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(corpus.join("png_real").join(file), &to).unwrap();
+    }
+    root
+}
+
 /// The rate–distortion sweep on three small corpus images (a photo, a graphic, an icon with
 /// alpha), ours against sharp only: every format has curves for both, scores that rise with the
 /// quality, a BD-rate for sharp, the matched points, the goals and the plots.
@@ -385,12 +397,7 @@ fn video_categories_score_every_method_on_sampled_frames() {
 fn rd_sweep_gives_curves_and_bd_rates_against_sharp() {
     let Some(corpus) = compressor_test_support::corpus() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("png_real");
-    for file in ["photo/wuffs__bricks-color.png", "graphic/pillow__hopper.png", "icon_alpha/small-n-flat__96_user-male.png"] {
-        let to = root.join(file);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(corpus.join("png_real").join(file), &to).unwrap();
-    }
+    let root = rd_sample(&corpus, tmp.path());
     let json = tmp.path().join("bench.json");
     let mut a = args(root, json.clone());
     a.categories = ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"].map(String::from).to_vec();
@@ -531,12 +538,7 @@ cp "$prev" "$out/a.png"; cp "$prev" "$out/b.png"
 fn rd_sweep_runs_caesiumclt_and_rimage_when_installed() {
     let Some(corpus) = compressor_test_support::corpus() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("png_real");
-    for file in ["photo/wuffs__bricks-color.png", "graphic/pillow__hopper.png", "icon_alpha/small-n-flat__96_user-male.png"] {
-        let to = root.join(file);
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(corpus.join("png_real").join(file), &to).unwrap();
-    }
+    let root = rd_sample(&corpus, tmp.path());
     let json = tmp.path().join("bench.json");
     let mut a = args(root, json.clone());
     a.categories = ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"].map(String::from).to_vec();

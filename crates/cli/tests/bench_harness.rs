@@ -378,16 +378,20 @@ fn video_categories_score_every_method_on_sampled_frames() {
     }
 }
 
-/// Three small corpus images for the rate–distortion sweeps (a photo, a graphic, an icon with
-/// alpha), copied under `dir/png_real/KIND/`, the folder returned.
-fn rd_sample(corpus: &Path, dir: &Path) -> PathBuf {
+/// Settings for the four rate–distortion sweeps against `tools`, on three small corpus images
+/// (a photo, a graphic, an icon with alpha) copied under `dir/png_real/KIND/`; the report goes to
+/// `dir/bench.json`.
+fn rd_settings(corpus: &Path, dir: &Path, tools: &[&str]) -> Settings {
     let root = dir.join("png_real");
     for file in ["photo/wuffs__bricks-color.png", "graphic/pillow__hopper.png", "icon_alpha/small-n-flat__96_user-male.png"] {
         let to = root.join(file);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(corpus.join("png_real").join(file), &to).unwrap();
     }
-    root
+    let mut a = args(root, dir.join("bench.json"));
+    a.categories = ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"].map(String::from).to_vec();
+    a.tools = tools.iter().map(|t| t.to_string()).collect();
+    a
 }
 
 /// The rate–distortion sweep on three small corpus images (a photo, a graphic, an icon with
@@ -397,11 +401,8 @@ fn rd_sample(corpus: &Path, dir: &Path) -> PathBuf {
 fn rd_sweep_gives_curves_and_bd_rates_against_sharp() {
     let Some(corpus) = compressor_test_support::corpus() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let root = rd_sample(&corpus, tmp.path());
     let json = tmp.path().join("bench.json");
-    let mut a = args(root, json.clone());
-    a.categories = ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"].map(String::from).to_vec();
-    a.tools = vec!["sharp".into()];
+    let mut a = rd_settings(&corpus, tmp.path(), &["sharp"]);
     let sharp_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/sharp");
     a.sharp = Some(sharp_dir.join("encode.js"));
     a.markdown = Some(tmp.path().join("bench.md"));
@@ -538,12 +539,8 @@ cp "$prev" "$out/a.png"; cp "$prev" "$out/b.png"
 fn rd_sweep_runs_caesiumclt_and_rimage_when_installed() {
     let Some(corpus) = compressor_test_support::corpus() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let root = rd_sample(&corpus, tmp.path());
     let json = tmp.path().join("bench.json");
-    let mut a = args(root, json.clone());
-    a.categories = ["rd-png", "rd-jpeg", "rd-webp", "rd-avif"].map(String::from).to_vec();
-    a.tools = vec!["caesiumclt".into(), "rimage".into()];
-    compressor_bench::run(a).unwrap();
+    compressor_bench::run(rd_settings(&corpus, tmp.path(), &["caesiumclt", "rimage"])).unwrap();
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let skipped = report["skipped"].as_array().unwrap();
     let go_png = Path::new("no go-png");
